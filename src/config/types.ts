@@ -1,0 +1,148 @@
+/**
+ * tokenwarden configuration: the typed shape after validation, with defaults applied.
+ * The YAML file uses the same snake_case keys (see README "Configuration reference").
+ */
+
+export interface TlsConfig {
+  cert_file: string;
+  key_file: string;
+  /** CA bundle for verifying client certificates (mTLS). */
+  ca_file?: string;
+  require_client_cert: boolean;
+}
+
+export interface GrpcConfig {
+  /** `host:port` for TCP or `unix:/path/to.sock` for a Unix socket. */
+  address: string;
+  tls?: TlsConfig;
+  /** Largest ProcessingRequest accepted; must cover Envoy's buffer limit for BUFFERED bodies. */
+  max_receive_message_bytes: number;
+  /** On SIGTERM: how long in-flight streams may take before they are cancelled. */
+  shutdown_grace_ms: number;
+  /** Answer non-LLM requests' headers with a mode_override that skips bodies and the response. */
+  skip_non_llm: boolean;
+}
+
+export interface AdminConfig {
+  /** `host:port`, or empty to disable the admin HTTP server. */
+  address: string;
+}
+
+export interface MetadataConfig {
+  /** Dynamic-metadata namespace (must be in Envoy's receiving_namespaces). */
+  namespace: string;
+  /** Also emit Envoy AI Gateway keys under `io.envoy.ai_gateway`. */
+  ai_gateway_compat: boolean;
+  /** When set, a request header with the requested model is added (with clear_route_cache). */
+  model_header: string;
+}
+
+export type SelfHostedProvider = 'vllm' | 'ollama' | 'openai_compatible';
+
+export interface SelfHostedEndpoint {
+  /** Glob on `:authority` (host[:port]); `*` matches within a label sequence, case-insensitive. */
+  host: string;
+  provider: SelfHostedProvider;
+}
+
+export interface DiscoveryConfig {
+  self_hosted: SelfHostedEndpoint[];
+  /** Treat hosts containing `vllm` / `ollama` (or port 11434) as such (the fixtures' convention). */
+  host_name_conventions: boolean;
+}
+
+export type ConsumerResolver =
+  | { type: 'header'; header: string }
+  | { type: 'xfcc' }
+  | { type: 'attribute'; attribute: string }
+  | { type: 'api_key'; headers: string[] };
+
+export interface ConsumerConfig {
+  /** Tried in order; the first that yields an identity wins. */
+  resolvers: ConsumerResolver[];
+  /** HMAC-SHA256 key for API-key fingerprints (from `fingerprint_secret` or its env variable). */
+  fingerprint_secret: string;
+}
+
+/** USD per million tokens for one model; absent classes fall back to the catalog (or input/output). */
+export interface PriceOverride {
+  provider: string;
+  /** Glob on the model name (response model first, then requested model). */
+  model: string;
+  input_per_mtok?: number;
+  cached_input_per_mtok?: number;
+  cache_write_per_mtok?: number;
+  output_per_mtok?: number;
+  reasoning_per_mtok?: number;
+}
+
+export interface MeteringConfig {
+  /** Add stream_options.include_usage to OpenAI-shaped streaming requests (hidden from the client). */
+  inject_stream_usage: boolean;
+  /** Prompt bytes tokenised exactly; beyond this a documented cheap bound is used. */
+  max_exact_tokenize_bytes: number;
+  /** Streamed output text kept per exchange for estimation when a stream reports no usage. */
+  max_stream_text_bytes: number;
+  /** Output tokens assumed when a request does not set max_tokens (used for estimates). */
+  default_max_output_tokens: number;
+  price_overrides: PriceOverride[];
+}
+
+export interface LimitsConfig {
+  /** Request bodies larger than this are passed through unparsed (counted in metrics). */
+  max_request_body_bytes: number;
+  /** Non-streaming response bodies larger than this are not parsed (counted). */
+  max_response_body_bytes: number;
+}
+
+export interface LoggingConfig {
+  level: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export interface TokenwardenConfig {
+  grpc: GrpcConfig;
+  admin: AdminConfig;
+  metadata: MetadataConfig;
+  discovery: DiscoveryConfig;
+  consumer: ConsumerConfig;
+  metering: MeteringConfig;
+  limits: LimitsConfig;
+  logging: LoggingConfig;
+}
+
+export const DEV_FINGERPRINT_SECRET = 'tokenwarden-dev-insecure-secret';
+
+export function defaultConfig(): TokenwardenConfig {
+  return {
+    grpc: {
+      address: '127.0.0.1:50051',
+      max_receive_message_bytes: 64 * 1024 * 1024,
+      shutdown_grace_ms: 10_000,
+      skip_non_llm: true,
+    },
+    admin: { address: '127.0.0.1:9090' },
+    metadata: { namespace: 'tokenwarden', ai_gateway_compat: false, model_header: '' },
+    discovery: { self_hosted: [], host_name_conventions: true },
+    consumer: {
+      resolvers: [
+        { type: 'header', header: 'x-consumer-id' },
+        { type: 'xfcc' },
+        { type: 'api_key', headers: ['authorization', 'api-key', 'x-api-key', 'x-goog-api-key'] },
+        { type: 'attribute', attribute: 'source.address' },
+      ],
+      fingerprint_secret: DEV_FINGERPRINT_SECRET,
+    },
+    metering: {
+      inject_stream_usage: true,
+      max_exact_tokenize_bytes: 256 * 1024,
+      max_stream_text_bytes: 1024 * 1024,
+      default_max_output_tokens: 1024,
+      price_overrides: [],
+    },
+    limits: {
+      max_request_body_bytes: 64 * 1024 * 1024,
+      max_response_body_bytes: 16 * 1024 * 1024,
+    },
+    logging: { level: 'info' },
+  };
+}

@@ -1,0 +1,126 @@
+/** Domain vocabulary of recognised inference traffic (see the fixtures README for the meanings). */
+
+export type ProviderName =
+  | 'openai'
+  | 'azure_openai'
+  | 'anthropic'
+  | 'aws_bedrock'
+  | 'gcp_gemini'
+  | 'gcp_vertex'
+  | 'ollama'
+  | 'vllm'
+  | 'mistral'
+  | 'groq'
+  | 'cohere'
+  | 'openai_compatible'
+  | 'unknown';
+
+export type ApiKind =
+  | 'chat_completions'
+  | 'responses'
+  | 'embeddings'
+  | 'messages'
+  | 'converse'
+  | 'converse_stream'
+  | 'invoke'
+  | 'invoke_with_response_stream'
+  | 'generate_content'
+  | 'stream_generate_content'
+  | 'ollama_chat'
+  | 'cohere_chat';
+
+/** Bad-input codes carried by an exchange (first problem found, request before response). */
+export type ExchangeErrorCode = 'invalid_json' | 'invalid_utf8' | 'empty_body' | 'stream_truncated';
+
+/** Normalised token usage; null = not reported. See the fixtures README normalisation table. */
+export interface Usage {
+  input_tokens: number | null;
+  output_tokens: number | null;
+  total_tokens: number | null;
+  cached_input_tokens: number | null;
+  cache_write_tokens: number | null;
+  reasoning_tokens: number | null;
+}
+
+export const EMPTY_USAGE: Readonly<Usage> = Object.freeze({
+  input_tokens: null,
+  output_tokens: null,
+  total_tokens: null,
+  cached_input_tokens: null,
+  cache_write_tokens: null,
+  reasoning_tokens: null,
+});
+
+/** How a response body is framed on the wire (after content-encoding is removed). */
+export type Framing = 'json' | 'sse' | 'eventstream' | 'ndjson';
+
+/** One decoded unit of a streamed response body. */
+export type StreamEvent =
+  | { kind: 'sse'; event: string | undefined; data: string }
+  | { kind: 'frame'; headers: Record<string, string>; payload: Uint8Array }
+  | { kind: 'line'; text: string };
+
+/** What the request body says (all optional; null when absent or unparseable). */
+export interface RequestFacts {
+  /** The model named in the body (providers whose model is in the path ignore this). */
+  model: string | null;
+  /** `stream: true` in the body; undefined when the body does not say. */
+  stream: boolean | undefined;
+  /** max_tokens / max_completion_tokens / max_output_tokens / maxTokens ... when given. */
+  maxOutputTokens: number | null;
+  /**
+   * Text that the provider will tokenise as prompt (message contents, system, tools as JSON), for
+   * estimation. Images and binary data are not included; `extraTokens` carries a fixed allowance.
+   */
+  promptText: string[];
+  extraTokens: number;
+  /** OpenAI-shaped streams: the client itself asked for `stream_options.include_usage`. */
+  includeUsageRequested: boolean;
+}
+
+/** What a response yields once it is complete. */
+export interface ResponseFacts {
+  responseModel: string | null;
+  usage: Usage | null;
+  /** Generated text seen in the stream (bounded), used to estimate output when usage is missing. */
+  outputText: string;
+  outputTextTruncated: boolean;
+}
+
+/** Accumulates one response: either a whole JSON body or a sequence of stream events. */
+export interface ResponseAccumulator {
+  onJson(value: unknown): void;
+  onEvent(event: StreamEvent): void;
+  result(): ResponseFacts;
+}
+
+/** One processor per API endpoint (the Envoy AI Gateway habit): a shared interface. */
+export interface ApiHandler {
+  readonly api: ApiKind;
+  /** Framing of a 2xx response body given the exchange's stream flag and response content-type. */
+  framing(stream: boolean, contentType: string | undefined): Framing;
+  /** Facts from a parsed JSON request body. Must not throw on unexpected shapes. */
+  parseRequest(body: unknown): RequestFacts;
+  newResponse(): ResponseAccumulator;
+}
+
+/** Result of recognising a request from its headers alone. */
+export interface Route {
+  provider: ProviderName;
+  api: ApiKind;
+  handler: ApiHandler;
+  /** Model taken from the path (Azure deployment, Bedrock model id, Gemini/Vertex models/{m}). */
+  pathModel: string | null;
+  /** Stream decided by the path (converse-stream, streamGenerateContent...) or undefined. */
+  pathStream: boolean | undefined;
+  /** Ollama /api/chat streams unless the body says stream:false. */
+  streamDefault: boolean;
+}
+
+/** The request line and headers as recognition sees them. Header names are lower-case. */
+export interface RequestHead {
+  method: string;
+  authority: string;
+  path: string;
+  headers: ReadonlyMap<string, string>;
+}
