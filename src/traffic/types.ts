@@ -29,8 +29,17 @@ export type ApiKind =
   | 'ollama_chat'
   | 'cohere_chat';
 
-/** Bad-input codes carried by an exchange (first problem found, request before response). */
-export type ExchangeErrorCode = 'invalid_json' | 'invalid_utf8' | 'empty_body' | 'stream_truncated';
+/**
+ * Bad-input codes carried by an exchange (first problem found, request before response). The first
+ * four are the fixtures' codes; the others are tokenwarden's for what the fixtures do not cover.
+ */
+export type ExchangeErrorCode =
+  | 'invalid_json'
+  | 'invalid_utf8'
+  | 'empty_body'
+  | 'stream_truncated'
+  | 'corrupt_encoding'
+  | 'body_too_large';
 
 /** Normalised token usage; null = not reported. See the fixtures README normalisation table. */
 export interface Usage {
@@ -101,7 +110,8 @@ export interface ApiHandler {
   framing(stream: boolean, contentType: string | undefined): Framing;
   /** Facts from a parsed JSON request body. Must not throw on unexpected shapes. */
   parseRequest(body: unknown): RequestFacts;
-  newResponse(): ResponseAccumulator;
+  /** A fresh accumulator; generated text is kept up to `maxTextBytes` (default 1 MiB). */
+  newResponse(maxTextBytes?: number): ResponseAccumulator;
 }
 
 /** Result of recognising a request from its headers alone. */

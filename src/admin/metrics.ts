@@ -1,0 +1,110 @@
+/**
+ * Prometheus metrics. Token and request metrics follow the OpenTelemetry GenAI semantic conventions
+ * (gen_ai_client_token_usage with gen_ai_* labels); tokenwarden's own operational metrics are
+ * prefixed `tokenwarden_`. Consumer ids are never labels here (unbounded cardinality).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ExchangeRecord } from '../traffic/record.js';
+
+const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
+const PHASE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly tokenUsage = new Histogram({
+    name: 'gen_ai_client_token_usage',
+    help: 'Tokens per exchange by token type (OpenTelemetry GenAI gen_ai.client.token.usage).',
+    labelNames: ['gen_ai_token_type', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_operation_name', 'tokenwarden_usage_source'],
+    buckets: TOKEN_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly costUsd = new Counter({
+    name: 'tokenwarden_cost_usd_total',
+    help: 'Priced cost of exchanges in USD.',
+    labelNames: ['gen_ai_provider_name', 'gen_ai_request_model'],
+    registers: [this.registry],
+  });
+  readonly exchanges = new Counter({
+    name: 'tokenwarden_exchanges_total',
+    help: 'LLM exchanges by provider, model and outcome (ok, upstream_error, bad_input, aborted).',
+    labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_operation_name', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly exchangeErrors = new Counter({
+    name: 'tokenwarden_exchange_errors_total',
+    help: 'Exchanges with bad input by error code (invalid_json, invalid_utf8, empty_body, stream_truncated, ...).',
+    labelNames: ['error', 'gen_ai_provider_name'],
+    registers: [this.registry],
+  });
+  readonly unpriced = new Counter({
+    name: 'tokenwarden_unpriced_exchanges_total',
+    help: 'Exchanges with usage but no known price (cost left absent, never 0).',
+    labelNames: ['gen_ai_provider_name', 'gen_ai_request_model'],
+    registers: [this.registry],
+  });
+  readonly usageInjected = new Counter({
+    name: 'tokenwarden_stream_usage_injected_total',
+    help: 'Streaming requests that got stream_options.include_usage added by tokenwarden.',
+    registers: [this.registry],
+  });
+  readonly nonLlm = new Counter({
+    name: 'tokenwarden_non_llm_requests_total',
+    help: 'Requests that were not recognised as LLM traffic.',
+    registers: [this.registry],
+  });
+  readonly streamsActive = new Gauge({
+    name: 'tokenwarden_extproc_streams_active',
+    help: 'Open ext_proc streams.',
+    registers: [this.registry],
+  });
+  readonly streamsTotal = new Counter({
+    name: 'tokenwarden_extproc_streams_total',
+    help: 'ext_proc streams accepted.',
+    registers: [this.registry],
+  });
+  readonly phaseSeconds = new Histogram({
+    name: 'tokenwarden_extproc_phase_duration_seconds',
+    help: 'Time from receiving an ext_proc message to writing its answer, by message kind.',
+    labelNames: ['phase'],
+    buckets: PHASE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly protocolErrors = new Counter({
+    name: 'tokenwarden_extproc_protocol_errors_total',
+    help: 'Malformed or unexpected ext_proc messages.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly internalErrors = new Counter({
+    name: 'tokenwarden_internal_errors_total',
+    help: 'Unexpected exceptions while processing a message (the message was answered unchanged).',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tokenwarden_process_' });
+  }
+
+  recordExchange(r: ExchangeRecord): void {
+    const provider = r.provider;
+    const model = r.model ?? '';
+    const outcome =
+      r.completion === 'aborted' ? 'aborted' : r.status !== null && r.status >= 400 ? 'upstream_error' : r.error ? 'bad_input' : 'ok';
+    this.exchanges.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, gen_ai_operation_name: r.api, outcome });
+    if (r.error) this.exchangeErrors.inc({ error: r.error, gen_ai_provider_name: provider });
+    if (r.usageInjected) this.usageInjected.inc();
+    if (r.unpriced) this.unpriced.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model });
+    if (r.costMicroUsd !== null) this.costUsd.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model }, r.costMicroUsd / 1e6);
+    if (r.usageSource === 'none') return;
+    const labels = {
+      gen_ai_provider_name: provider,
+      gen_ai_request_model: model,
+      gen_ai_response_model: r.responseModel ?? '',
+      gen_ai_operation_name: r.api,
+      tokenwarden_usage_source: r.usageSource,
+    };
+    if (r.usage.input_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, r.usage.input_tokens);
+    if (r.usage.output_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, r.usage.output_tokens);
+  }
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env node
+/**
+ * The `tokenwarden` command. Exit codes: 0 success (including a clean shutdown), 1 startup or runtime
+ * failure, 2 usage or configuration error.
+ */
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ConfigError, formatIssue } from './config/errors.js';
+import { applyOverrides, FINGERPRINT_SECRET_ENV, loadConfigFile, parseConfig, type ConfigOverride } from './config/load.js';
+import { parseAddress } from './config/schema.js';
+import { DEV_FINGERPRINT_SECRET, type TokenwardenConfig } from './config/types.js';
+
+const USAGE = `Usage: tokenwarden <command> [options]
+
+Commands:
+  serve                    Run the ext_proc gRPC server and the admin HTTP server
+  validate-config FILE     Check a configuration file; prints OK or every error found
+
+Options for serve (flags override the configuration file):
+  --config FILE            YAML configuration file (default: built-in defaults)
+  --grpc-address ADDRESS   host:port, [ipv6]:port or unix:/path      (grpc.address)
+  --admin-address ADDRESS  host:port, or "" to disable the admin API  (admin.address)
+  --log-level LEVEL        debug, info, warn or error                 (logging.level)
+
+Other options:
+  -h, --help               Show this help
+  -V, --version            Print the version
+
+Environment:
+  ${FINGERPRINT_SECRET_ENV}   HMAC key for API-key fingerprints; overrides the file
+
+Exit codes: 0 success, 1 startup or runtime failure, 2 usage or configuration error.
+SIGTERM or SIGINT shut down gracefully (grpc.shutdown_grace_ms); a second signal exits at once.
+`;
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+class UsageError extends Error {}
+
+type Command =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'validate'; file: string }
+  | { kind: 'serve'; configFile: string | undefined; overrides: ConfigOverride[] };
+
+/** parseArgs reports bad flags as TypeErrors with ERR_PARSE_ARGS_* codes; make them usage errors. */
+function usageErrors<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (String((error as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message);
+    throw error;
+  }
+}
+
+const SERVE_FLAGS: ReadonlyArray<[flag: string, path: string]> = [
+  ['grpc-address', 'grpc.address'],
+  ['admin-address', 'admin.address'],
+  ['log-level', 'logging.level'],
+];
+
+function parseCommandLine(argv: readonly string[]): Command {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+      throw new UsageError('a command is required');
+    case '-h':
+    case '--help':
+    case 'help':
+      return { kind: 'help' };
+    case '-V':
+    case '--version':
+      return { kind: 'version' };
+    case 'validate-config': {
+      const { values, positionals } = usageErrors(() =>
+        parseArgs({ args: [...rest], options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true }),
+      );
+      if (values.help === true) return { kind: 'help' };
+      const [file, ...extra] = positionals;
+      if (file === undefined || file === '') throw new UsageError('validate-config needs a FILE');
+      if (extra.length > 0) throw new UsageError(`unexpected argument: ${extra[0] ?? ''}`);
+      return { kind: 'validate', file };
+    }
+    case 'serve': {
+      const { values } = usageErrors(() =>
+        parseArgs({
+          args: [...rest],
+          options: {
+            help: { type: 'boolean', short: 'h' },
+            config: { type: 'string' },
+            'grpc-address': { type: 'string' },
+            'admin-address': { type: 'string' },
+            'log-level': { type: 'string' },
+          },
+          allowPositionals: false,
+          strict: true,
+        }),
+      );
+      if (values.help === true) return { kind: 'help' };
+      if (values.config === '') throw new UsageError('--config needs a FILE');
+      const overrides: ConfigOverride[] = [];
+      for (const [flag, path] of SERVE_FLAGS) {
+        const value = values[flag as keyof typeof values];
+        if (typeof value === 'string') overrides.push({ path, value, origin: `--${flag}` });
+      }
+      return { kind: 'serve', configFile: values.config, overrides };
+    }
+    default:
+      throw new UsageError(command.startsWith('-') ? `unknown option: ${command}` : `unknown command: ${command}`);
+  }
+}
+
+function readVersion(): string {
+  // Same relative location from src/cli.ts and dist/cli.js.
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return String(manifest.version);
+}
+
+function printConfigError(error: ConfigError): void {
+  const lines = error.issues.map((issue) => `  ${formatIssue(issue)}\n`).join('');
+  process.stderr.write(`tokenwarden: invalid configuration:\n${lines}`);
+}
+
+function validate(file: string): number {
+  try {
+    loadConfigFile(file);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    printConfigError(error);
+    return EXIT_USAGE;
+  }
+  process.stdout.write('OK\n');
+  return EXIT_OK;
+}
+
+/** Which configured address a bind failure is about: the error's own fields, else the one its text names. */
+function failedAddress(error: unknown, config: TokenwardenConfig): string {
+  const { address, port } = error as { address?: unknown; port?: unknown };
+  if (typeof address === 'string' && typeof port === 'number') return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  const message = error instanceof Error ? error.message : String(error);
+  const configured = [config.grpc.address, config.admin.address].filter((candidate) => candidate !== '');
+  const named = configured.filter((candidate) => {
+    const parsed = parseAddress(candidate, true);
+    if (typeof parsed === 'string') return false;
+    return parsed.kind === 'unix' ? message.includes(parsed.path) : new RegExp(`:${parsed.port}(?!\\d)`).test(message);
+  });
+  return (named.length > 0 ? named : configured).join(' or ');
+}
+
+function describeStartupError(error: unknown, config: TokenwardenConfig): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(message)) {
+    return `tokenwarden: cannot listen on ${failedAddress(error, config)}: address already in use`;
+  }
+  return `tokenwarden: failed to start: ${message}`;
+}
+
+/** Resolves with the first SIGTERM/SIGINT; a second one exits immediately. */
+function firstSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        process.stderr.write(`tokenwarden: ${signal} received again; exiting without waiting\n`);
+        process.exit(128 + (constants.signals[signal] ?? 0));
+      }
+      received = true;
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+async function serve(configFile: string | undefined, overrides: readonly ConfigOverride[]): Promise<number> {
+  let config: TokenwardenConfig;
+  try {
+    const base = configFile === undefined ? parseConfig('', 'built-in defaults') : loadConfigFile(configFile);
+    config = applyOverrides(base, overrides);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    printConfigError(error);
+    return EXIT_USAGE;
+  }
+  if (config.consumer.fingerprint_secret === DEV_FINGERPRINT_SECRET) {
+    process.stderr.write(
+      `tokenwarden: warning: consumer.fingerprint_secret is the built-in development value; set ${FINGERPRINT_SECRET_ENV} ` +
+        'or consumer.fingerprint_secret_env so API-key fingerprints cannot be recomputed by others\n',
+    );
+  }
+
+  // Installed before start() so that a signal during startup still leads to a graceful shutdown.
+  const stopSignal = firstSignal();
+  let server;
+  let ready;
+  try {
+    // Loaded lazily: validate-config, --help and --version need none of the server's dependencies.
+    const { createServer } = await import('./server.js');
+    server = createServer(config);
+    ready = await server.start();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printConfigError(error);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`${describeStartupError(error, config)}\n`);
+    return EXIT_FAILURE;
+  }
+  process.stdout.write(`tokenwarden ready grpc=${ready.grpcAddress} admin=${ready.adminAddress ?? 'disabled'}\n`);
+
+  const signal = await stopSignal;
+  const grace = config.grpc.shutdown_grace_ms;
+  process.stderr.write(`tokenwarden: ${signal} received; shutting down (grace ${grace} ms)\n`);
+  try {
+    await server.shutdown(grace);
+  } catch (error) {
+    process.stderr.write(`tokenwarden: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommandLine(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`tokenwarden: ${error.message}\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return EXIT_OK;
+    case 'version':
+      process.stdout.write(`${readVersion()}\n`);
+      return EXIT_OK;
+    case 'validate':
+      return validate(command.file);
+    case 'serve':
+      return serve(command.configFile, command.overrides);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`tokenwarden: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(EXIT_FAILURE);
+  },
+);

@@ -1,0 +1,135 @@
+/** Small builders and readers for ext_proc messages (header maps, answers, Structs). */
+import type {
+  WireHeaderMap,
+  WireHeaderMutation,
+  WireProcessingMode,
+  WireProcessingResponse,
+  WireStruct,
+  WireStructValue,
+  RequestKind,
+} from './protocol.js';
+import { BodySendMode, HeaderSendMode } from './protocol.js';
+
+const MAX_HEADER_VALUE_BYTES = 16 * 1024;
+
+/**
+ * Header map as a lower-case name -> value Map. Envoy sends values in raw_value (bytes); older Envoys
+ * used `value`. The first occurrence of a repeated name wins (the ones we read are not repeated).
+ */
+export function headerMap(map: WireHeaderMap | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  const list = map?.headers;
+  if (!list) return out;
+  for (const h of list) {
+    const key = h.key?.toLowerCase();
+    if (!key || out.has(key)) continue;
+    const raw = h.raw_value;
+    let value: string;
+    if (raw && raw.length > 0) {
+      value = Buffer.from(raw.buffer, raw.byteOffset, Math.min(raw.length, MAX_HEADER_VALUE_BYTES)).toString('utf8');
+    } else {
+      value = (h.value ?? '').slice(0, MAX_HEADER_VALUE_BYTES);
+    }
+    out.set(key, value);
+  }
+  return out;
+}
+
+/** A header mutation that sets headers (values in raw_value, overwrite) and removes others. */
+export function headerMutation(set: Record<string, string>, remove: string[] = []): WireHeaderMutation {
+  return {
+    set_headers: Object.entries(set).map(([key, value]) => ({
+      header: { key, raw_value: Buffer.from(value, 'utf8') },
+      append: { value: false },
+    })),
+    remove_headers: remove,
+  };
+}
+
+/** The "no change" answer for a message kind. */
+export function emptyAnswer(kind: RequestKind): WireProcessingResponse {
+  switch (kind) {
+    case 'request_headers':
+      return { request_headers: {} };
+    case 'response_headers':
+      return { response_headers: {} };
+    case 'request_body':
+      return { request_body: {} };
+    case 'response_body':
+      return { response_body: {} };
+    case 'request_trailers':
+      return { request_trailers: {} };
+    case 'response_trailers':
+      return { response_trailers: {} };
+  }
+}
+
+/**
+ * mode_override for traffic that is not LLM traffic: keep the static header/trailer modes
+ * (DEFAULT), skip the response headers and both bodies. Envoy then needs no further message for the
+ * request (one round trip). `allowed_override_modes` in Envoy must list exactly this entry.
+ */
+export const SKIP_REST_OVERRIDE: Readonly<WireProcessingMode> = Object.freeze({
+  request_header_mode: HeaderSendMode.DEFAULT,
+  response_header_mode: HeaderSendMode.SKIP,
+  request_body_mode: BodySendMode.NONE,
+  response_body_mode: BodySendMode.NONE,
+  request_trailer_mode: HeaderSendMode.DEFAULT,
+  response_trailer_mode: HeaderSendMode.DEFAULT,
+});
+
+export type JsonScalar = string | number | boolean | null;
+export type MetadataValue = JsonScalar | MetadataValue[] | { [k: string]: MetadataValue };
+
+function toValue(v: MetadataValue): WireStructValue {
+  if (v === null) return { nullValue: 0 };
+  switch (typeof v) {
+    case 'string':
+      return { stringValue: v };
+    case 'number':
+      return { numberValue: v };
+    case 'boolean':
+      return { boolValue: v };
+    default:
+      if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
+      return { structValue: toStruct(v) };
+  }
+}
+
+/** JS object -> google.protobuf.Struct; undefined entries are omitted. */
+export function toStruct(obj: { [k: string]: MetadataValue | undefined }): WireStruct {
+  const fields: Record<string, WireStructValue> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v !== undefined) fields[k] = toValue(v);
+  }
+  return { fields };
+}
+
+/** google.protobuf.Struct -> plain JS object. */
+export function fromStruct(s: WireStruct | undefined): Record<string, MetadataValue> {
+  const out: Record<string, MetadataValue> = {};
+  if (!s?.fields) return out;
+  for (const [k, v] of Object.entries(s.fields)) out[k] = fromValue(v);
+  return out;
+}
+
+export function fromValue(v: WireStructValue): MetadataValue {
+  if (v.stringValue !== undefined) return v.stringValue;
+  if (v.numberValue !== undefined) return v.numberValue;
+  if (v.boolValue !== undefined) return v.boolValue;
+  if (v.structValue !== undefined) return fromStruct(v.structValue);
+  if (v.listValue !== undefined) return (v.listValue.values ?? []).map(fromValue);
+  return null;
+}
+
+/** Envoy attributes (`attributes["envoy.filters.http.ext_proc"]`) flattened to strings. */
+export function attributeMap(attrs: Record<string, WireStruct> | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  const s = attrs?.['envoy.filters.http.ext_proc'];
+  if (!s?.fields) return out;
+  for (const [k, v] of Object.entries(s.fields)) {
+    const val = fromValue(v);
+    if (val !== null && typeof val !== 'object') out.set(k, String(val));
+  }
+  return out;
+}

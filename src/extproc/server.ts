@@ -1,0 +1,117 @@
+/**
+ * The gRPC server: ExternalProcessor/Process plus grpc.health.v1.Health, on TCP (optionally TLS or
+ * mTLS) or a Unix socket, with message limits that fit Envoy's large BUFFERED bodies and a graceful
+ * shutdown that lets in-flight exchanges finish.
+ */
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import type { TlsConfig } from '../config/types.js';
+import { extProcServiceDefinition } from './protocol.js';
+import { ProcessStream, type ProcessCall, type StreamOptions } from './stream.js';
+
+export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
+
+export interface ExtProcServerOptions {
+  address: string;
+  tls?: TlsConfig | undefined;
+  maxReceiveMessageBytes: number;
+  stream: StreamOptions;
+}
+
+export class ExtProcServer {
+  private readonly server: grpc.Server;
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [EXT_PROC_SERVICE]: 'NOT_SERVING' });
+  private readonly streams = new Set<ProcessStream>();
+  private boundAddress: string | null = null;
+
+  constructor(private readonly opts: ExtProcServerOptions) {
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
+      // Answers can carry a rewritten request body as large as the request itself.
+      'grpc.max_send_message_length': opts.maxReceiveMessageBytes,
+      // Envoy keeps one long-lived HTTP/2 connection; keepalive pings detect dead peers.
+      'grpc.keepalive_time_ms': 60_000,
+      'grpc.keepalive_timeout_ms': 20_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    this.server.addService(extProcServiceDefinition, {
+      Process: (call: ProcessCall) => this.accept(call),
+    });
+    this.health.addToServer(this.server);
+  }
+
+  /** Number of ext_proc streams currently open (for metrics and leak checks). */
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  private accept(call: ProcessCall): void {
+    const observer = this.opts.stream.observer;
+    const stream: ProcessStream = new ProcessStream(call, {
+      ...this.opts.stream,
+      observer: {
+        ...observer,
+        streamClosed: () => {
+          this.streams.delete(stream);
+          observer.streamClosed();
+        },
+      },
+    });
+    this.streams.add(stream);
+  }
+
+  /** Binds and starts serving; resolves with the bound address (the real port when 0 was asked). */
+  async start(): Promise<string> {
+    const creds = this.credentials();
+    const target = this.opts.address;
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(target, creds, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    this.boundAddress = target.startsWith('unix:') ? target : replacePort(target, port);
+    this.health.setStatus('', 'SERVING');
+    this.health.setStatus(EXT_PROC_SERVICE, 'SERVING');
+    return this.boundAddress;
+  }
+
+  get address(): string | null {
+    return this.boundAddress;
+  }
+
+  private credentials(): grpc.ServerCredentials {
+    const tls = this.opts.tls;
+    if (!tls) return grpc.ServerCredentials.createInsecure();
+    const ca = tls.ca_file ? readFileSync(tls.ca_file) : null;
+    return grpc.ServerCredentials.createSsl(
+      ca,
+      [{ private_key: readFileSync(tls.key_file), cert_chain: readFileSync(tls.cert_file) }],
+      tls.require_client_cert,
+    );
+  }
+
+  /**
+   * Stops accepting new streams, lets open ones finish for up to `graceMs`, then ends the rest with
+   * status OK (Envoy continues those requests unprocessed) and closes the server.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(EXT_PROC_SERVICE, 'NOT_SERVING');
+    const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    const outcome = await Promise.race([drained.then(() => 'drained' as const), deadline]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      for (const s of this.streams) s.finishFromServer();
+      await Promise.race([drained, new Promise((r) => setTimeout(r, 500))]);
+      this.server.forceShutdown();
+    }
+  }
+}
+
+function replacePort(address: string, port: number): string {
+  const i = address.lastIndexOf(':');
+  return i < 0 ? `${address}:${port}` : `${address.slice(0, i)}:${port}`;
+}

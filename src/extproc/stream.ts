@@ -1,0 +1,268 @@
+/**
+ * One ext_proc gRPC stream = one HTTP exchange. Answers every message exactly once, in the order
+ * received (so FIFO per direction), with the oneof that matches; writes nothing in observability mode;
+ * treats Envoy's half-close + cancel as a normal end. Recognition and metering live in Exchange.
+ */
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { MetadataConfig } from '../config/types.js';
+import type { Exchange } from '../traffic/exchange.js';
+import type { ExchangeRecord } from '../traffic/record.js';
+import { BodySendMode } from './protocol.js';
+import type {
+  RequestKind,
+  WireCommonResponse,
+  WireHttpBody,
+  WireProcessingRequest,
+  WireProcessingResponse,
+} from './protocol.js';
+import { attributeMap, emptyAnswer, headerMap, headerMutation, SKIP_REST_OVERRIDE } from './messages.js';
+import { exchangeMetadata, requestMetadata } from './metadata.js';
+
+export type ProcessCall = ServerDuplexStream<WireProcessingRequest, WireProcessingResponse>;
+
+/** What a stream reports to the rest of the server (metrics, records). */
+export interface StreamObserver {
+  messageHandled(kind: RequestKind, seconds: number): void;
+  protocolError(reason: string): void;
+  nonLlmRequest(): void;
+  record(record: ExchangeRecord): void;
+  streamOpened(): void;
+  streamClosed(): void;
+  internalError(err: unknown): void;
+}
+
+export interface StreamOptions {
+  newExchange(observability: boolean): Exchange;
+  metadata: MetadataConfig;
+  skipNonLlm: boolean;
+  observer: StreamObserver;
+}
+
+export class ProcessStream {
+  private exchange: Exchange | null = null;
+  private observability = false;
+  private seenFirst = false;
+  private requestDuplex = false;
+  private responseDuplex = false;
+  private llm = false;
+  private recorded = false;
+  private closed = false;
+  private tail: Promise<void> | null = null;
+
+  constructor(
+    private readonly call: ProcessCall,
+    private readonly opts: StreamOptions,
+  ) {
+    opts.observer.streamOpened();
+    call.on('data', (msg: WireProcessingRequest) => this.enqueue(msg));
+    // Envoy half-closes and then cancels: both are a normal end of the exchange.
+    call.on('end', () => this.onClientEnd());
+    call.on('cancelled', () => this.close());
+    call.on('error', () => this.close());
+    call.on('close', () => this.close());
+  }
+
+  /** Ends the stream from the server side (graceful shutdown); Envoy continues unprocessed. */
+  finishFromServer(): void {
+    if (this.closed) return;
+    this.afterPending(() => {
+      if (!this.call.cancelled && !this.call.writableEnded) this.call.end();
+      this.close();
+    });
+  }
+
+  private enqueue(msg: WireProcessingRequest): void {
+    if (this.closed) return;
+    if (this.tail !== null) {
+      const next: Promise<void> = this.tail.then(() => this.dispatch(msg));
+      this.track(next);
+      return;
+    }
+    const r = this.dispatch(msg);
+    if (r) this.track(r);
+  }
+
+  private track(p: Promise<void>): void {
+    this.tail = p;
+    void p.then(() => {
+      if (this.tail === p) this.tail = null;
+    });
+  }
+
+  private afterPending(fn: () => void): void {
+    if (this.tail) void this.tail.then(fn);
+    else fn();
+  }
+
+  private dispatch(msg: WireProcessingRequest): void | Promise<void> {
+    const kind = msg.request;
+    const start = performance.now();
+    if (!kind) {
+      // Envoy never sends an empty message; finishing OK lets the request continue unprocessed.
+      this.opts.observer.protocolError('empty_message');
+      this.finishFromServer();
+      return;
+    }
+    if (!this.seenFirst) this.onFirst(msg);
+    let answer: WireProcessingResponse | Promise<WireProcessingResponse>;
+    try {
+      answer = this.handle(kind, msg);
+    } catch (err) {
+      this.opts.observer.internalError(err);
+      answer = this.fallbackAnswer(kind, msg);
+    }
+    if (answer instanceof Promise) {
+      return answer.then(
+        (a) => this.write(kind, a, start),
+        (err: unknown) => {
+          this.opts.observer.internalError(err);
+          this.write(kind, this.fallbackAnswer(kind, msg), start);
+        },
+      );
+    }
+    this.write(kind, answer, start);
+  }
+
+  private onFirst(msg: WireProcessingRequest): void {
+    this.seenFirst = true;
+    this.observability = msg.observability_mode === true;
+    const pc = msg.protocol_config;
+    this.requestDuplex = pc?.request_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
+    this.responseDuplex = pc?.response_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
+    this.exchange = this.opts.newExchange(this.observability);
+  }
+
+  private write(kind: RequestKind, answer: WireProcessingResponse, start: number): void {
+    this.opts.observer.messageHandled(kind, (performance.now() - start) / 1000);
+    if (this.observability || this.closed || this.call.cancelled || this.call.writableEnded) return;
+    this.call.write(answer);
+  }
+
+  /** An answer that never blocks traffic: unchanged, or the chunk echoed in FULL_DUPLEX mode. */
+  private fallbackAnswer(kind: RequestKind, msg: WireProcessingRequest): WireProcessingResponse {
+    if (kind === 'request_body' && this.requestDuplex) return echo('request_body', msg.request_body);
+    if (kind === 'response_body' && this.responseDuplex) return echo('response_body', msg.response_body);
+    return emptyAnswer(kind);
+  }
+
+  private handle(kind: RequestKind, msg: WireProcessingRequest): WireProcessingResponse | Promise<WireProcessingResponse> {
+    const ex = this.exchange!;
+    switch (kind) {
+      case 'request_headers': {
+        const h = msg.request_headers!;
+        const eos = h.end_of_stream === true;
+        this.llm = ex.onRequestHeaders(headerMap(h.headers), eos, attributeMap(msg.attributes));
+        if (!this.llm) {
+          this.opts.observer.nonLlmRequest();
+          return this.opts.skipNonLlm ? { request_headers: {}, mode_override: SKIP_REST_OVERRIDE } : { request_headers: {} };
+        }
+        if (!eos) return { request_headers: {} };
+        return { request_headers: {}, dynamic_metadata: requestMetadata(ex, this.opts.metadata) };
+      }
+      case 'request_body':
+        return this.onRequestBody(ex, msg.request_body ?? {});
+      case 'request_trailers':
+        if (this.llm) {
+          ex.onRequestTrailers();
+          return { request_trailers: {}, dynamic_metadata: requestMetadata(ex, this.opts.metadata) };
+        }
+        return { request_trailers: {} };
+      case 'response_headers': {
+        if (!this.llm) return { response_headers: {} };
+        const h = msg.response_headers!;
+        ex.onResponseHeaders(headerMap(h.headers), h.end_of_stream === true);
+        if (h.end_of_stream === true) return this.final({ response_headers: {} });
+        return { response_headers: {} };
+      }
+      case 'response_body':
+        return this.onResponseBody(ex, msg.response_body ?? {});
+      case 'response_trailers':
+        if (!this.llm) return { response_trailers: {} };
+        return this.final({ response_trailers: {} });
+    }
+  }
+
+  private onRequestBody(ex: Exchange, body: WireHttpBody): WireProcessingResponse {
+    if (this.requestDuplex) {
+      if (this.llm) ex.onRequestBody(body.body ?? EMPTY, body.end_of_stream === true);
+      return echo('request_body', body);
+    }
+    if (!this.llm) return { request_body: {} };
+    const eos = body.end_of_stream === true;
+    const rewrite = ex.onRequestBody(body.body ?? EMPTY, eos);
+    const set: Record<string, string> = {};
+    const common: WireCommonResponse = {};
+    if (rewrite) {
+      common.body_mutation = { body: rewrite.body };
+      Object.assign(set, rewrite.setHeaders);
+      if (rewrite.contentLength !== null) set['content-length'] = String(rewrite.contentLength);
+    }
+    const modelHeader = this.opts.metadata.model_header;
+    if (modelHeader && eos && ex.model) {
+      set[modelHeader] = ex.model;
+      common.clear_route_cache = true;
+    }
+    if (Object.keys(set).length > 0) common.header_mutation = headerMutation(set);
+    const answer: WireProcessingResponse = { request_body: Object.keys(common).length > 0 ? { response: common } : {} };
+    if (eos) answer.dynamic_metadata = requestMetadata(ex, this.opts.metadata);
+    return answer;
+  }
+
+  private onResponseBody(ex: Exchange, body: WireHttpBody): WireProcessingResponse | Promise<WireProcessingResponse> {
+    const chunk = body.body ?? EMPTY;
+    const eos = body.end_of_stream === true;
+    if (!this.llm) return this.responseDuplex ? echo('response_body', body) : { response_body: {} };
+    const replacement = ex.onResponseBody(chunk, eos);
+    let answer: WireProcessingResponse;
+    if (this.responseDuplex) {
+      answer = { response_body: { response: { body_mutation: { streamed_response: { body: replacement ?? chunk, end_of_stream: eos } } } } };
+    } else if (replacement) {
+      answer = { response_body: { response: { body_mutation: { body: replacement } } } };
+    } else {
+      answer = { response_body: {} };
+    }
+    return eos ? this.final(answer) : answer;
+  }
+
+  /** The last answer of the exchange carries the full dynamic metadata. */
+  private final(answer: WireProcessingResponse): Promise<WireProcessingResponse> {
+    return this.complete().then((record) => {
+      if (record) answer.dynamic_metadata = exchangeMetadata(record, this.opts.metadata);
+      return answer;
+    });
+  }
+
+  private complete(): Promise<ExchangeRecord | null> {
+    const ex = this.exchange;
+    if (!ex || !this.llm) return Promise.resolve(null);
+    return ex.finish().then((record) => {
+      if (!this.recorded) {
+        this.recorded = true;
+        this.opts.observer.record(record);
+      }
+      return record;
+    });
+  }
+
+  private onClientEnd(): void {
+    this.afterPending(() => {
+      if (!this.call.cancelled && !this.call.writableEnded) this.call.end();
+      this.close();
+    });
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // Record what was seen even when Envoy ended the stream early (cancel, reset, shutdown).
+    void this.complete().catch((err: unknown) => this.opts.observer.internalError(err));
+    this.opts.observer.streamClosed();
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function echo(kind: 'request_body' | 'response_body', body: WireHttpBody | undefined): WireProcessingResponse {
+  const streamed = { body: body?.body ?? EMPTY, end_of_stream: body?.end_of_stream === true };
+  return { [kind]: { response: { body_mutation: { streamed_response: streamed } } } };
+}

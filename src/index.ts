@@ -1,0 +1,20 @@
+/**
+ * tokenwarden as a library: embed the ext_proc server in a Node program.
+ *
+ * ```ts
+ * import { createServer, defaultConfig } from 'tokenwarden';
+ * const server = createServer(defaultConfig(), { onExchange: (r) => console.log(r.model, r.usage) });
+ * await server.start();
+ * ```
+ */
+export { createServer } from './server.js';
+export type { ServerHooks, TokenwardenServer, StartedAddresses } from './server.js';
+export { defaultConfig } from './config/types.js';
+export type * from './config/types.js';
+export { loadConfigFile, parseConfig, applyOverrides } from './config/load.js';
+export { ConfigError } from './config/errors.js';
+export type { ConfigIssue } from './config/errors.js';
+export type { ExchangeRecord, ConsumerIdentity, UsageSource, ExchangeCompletion } from './traffic/record.js';
+export type { Usage, ProviderName, ApiKind, ExchangeErrorCode } from './traffic/types.js';
+export type { PriceRates } from './metering/prices.js';
+export type { Logger } from './log.js';

@@ -1,0 +1,210 @@
+/**
+ * Pricing an exchange: config overrides, then an optional custom lookup, then the bundled catalog.
+ * Unknown prices give null (unpriced), never a silent 0.
+ */
+
+import type { ModelPrice } from '@pydantic/genai-prices';
+import { LRUCache } from 'lru-cache';
+import type { PriceOverride } from '../config/types.js';
+import type { Usage } from '../traffic/types.js';
+import { catalogPrice, findCatalogModel, type CatalogModel, type CatalogTokens } from './catalog.js';
+import { Glob } from './glob.js';
+import { usdToMicro } from './money.js';
+
+export { formatUsd } from './money.js';
+
+/** USD per million tokens. Absent classes fall back to the catalog's rate, else input (cache) or output (reasoning). */
+export interface PriceRates {
+  input: number;
+  cached_input?: number;
+  cache_write?: number;
+  output: number;
+  reasoning?: number;
+}
+
+export interface Cost {
+  /** Integer micro-dollars, rounded once per exchange (half up). */
+  microUsd: number;
+  source: 'override' | 'lookup' | 'catalog';
+}
+
+export interface PriceBookOptions {
+  /** Custom prices, tried after config overrides and before the catalog; called per exchange. */
+  lookup?: (provider: string, model: string) => PriceRates | null;
+  /** Distinct (provider, model) resolutions kept. */
+  cacheSize?: number;
+}
+
+/** Rates given by an override or a lookup; every class optional (merged over the catalog). */
+type PartialRates = Partial<PriceRates>;
+
+interface CompiledOverride {
+  provider: Glob;
+  model: Glob;
+  rates: PartialRates;
+}
+
+interface Resolution {
+  override: PartialRates | null;
+  catalog: CatalogModel | null;
+}
+
+interface TokenClasses extends CatalogTokens {
+  reasoning: number;
+}
+
+const DEFAULT_CACHE_SIZE = 4096;
+
+function rate(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+function overrideRates(o: PriceOverride): PartialRates {
+  return {
+    input: rate(o.input_per_mtok),
+    cached_input: rate(o.cached_input_per_mtok),
+    cache_write: rate(o.cache_write_per_mtok),
+    output: rate(o.output_per_mtok),
+    reasoning: rate(o.reasoning_per_mtok),
+  };
+}
+
+function lookupRates(r: PriceRates | null | undefined): PartialRates | null {
+  if (r === null || typeof r !== 'object') return null;
+  const rates: PartialRates = {
+    input: rate(r.input),
+    cached_input: rate(r.cached_input),
+    cache_write: rate(r.cache_write),
+    output: rate(r.output),
+    reasoning: rate(r.reasoning),
+  };
+  return rates.input === undefined && rates.output === undefined ? null : rates;
+}
+
+function count(value: number | null | undefined): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+/**
+ * Token classes to price, or null when neither input nor output is known. input_tokens includes
+ * cache reads and writes, and output_tokens includes reasoning; inconsistent reports are clamped
+ * (input is at least reads + writes, reasoning at most output).
+ */
+function tokenClasses(usage: Usage): TokenClasses | null {
+  if (usage === null || typeof usage !== 'object') return null;
+  if (usage.input_tokens == null && usage.output_tokens == null) return null;
+  const cacheRead = count(usage.cached_input_tokens);
+  const cacheWrite = count(usage.cache_write_tokens);
+  const output = count(usage.output_tokens);
+  return {
+    input: Math.max(count(usage.input_tokens), cacheRead + cacheWrite),
+    cacheRead,
+    cacheWrite,
+    output,
+    reasoning: Math.min(count(usage.reasoning_tokens), output),
+  };
+}
+
+/** The catalog price set with the given classes replaced (catalog key names). */
+function mergeRates(base: ModelPrice, rates: PartialRates): ModelPrice {
+  const merged: ModelPrice = { ...base };
+  if (rates.input !== undefined) merged['input_mtok'] = rates.input;
+  if (rates.cached_input !== undefined) merged['cache_read_mtok'] = rates.cached_input;
+  if (rates.cache_write !== undefined) merged['cache_write_mtok'] = rates.cache_write;
+  if (rates.output !== undefined) merged['output_mtok'] = rates.output;
+  return merged;
+}
+
+/** Every class with tokens has a rate (cache reads and writes fall back to the input rate). */
+function covers(prices: ModelPrice, tokens: CatalogTokens): boolean {
+  if (tokens.input > 0 && prices['input_mtok'] === undefined) return false;
+  if (tokens.output > 0 && prices['output_mtok'] === undefined) return false;
+  return true;
+}
+
+export class PriceBook {
+  private readonly overrides: CompiledOverride[];
+  private readonly lookup: PriceBookOptions['lookup'];
+  private readonly cache: LRUCache<string, Resolution>;
+
+  constructor(overrides: readonly PriceOverride[], options: PriceBookOptions = {}) {
+    this.overrides = (Array.isArray(overrides) ? overrides : [])
+      .filter((o) => typeof o?.provider === 'string' && typeof o.model === 'string')
+      .map((o) => ({ provider: new Glob(o.provider), model: new Glob(o.model), rates: overrideRates(o) }));
+    this.lookup = options.lookup;
+    this.cache = new LRUCache({ max: Math.max(1, options.cacheSize ?? DEFAULT_CACHE_SIZE) });
+  }
+
+  /**
+   * Cost of one exchange. `models` are tried in order (response model first, then the requested
+   * one) against overrides, then the lookup, then the catalog. Null = unpriced: no price known, a
+   * class with tokens has no rate, or the usage has neither input nor output. Never throws.
+   */
+  cost(provider: string, models: readonly (string | null)[], usage: Usage, at?: Date): Cost | null {
+    try {
+      const tokens = tokenClasses(usage);
+      if (tokens === null) return null;
+      const when = at instanceof Date && !Number.isNaN(at.getTime()) ? at : new Date();
+      const names = [...new Set(models.filter((m): m is string => typeof m === 'string' && m.trim() !== ''))];
+      const resolved = names.map((m) => this.resolve(provider, m));
+      const catalog = resolved.find((r) => r.catalog !== null)?.catalog ?? null;
+
+      const override = resolved.find((r) => r.override !== null)?.override;
+      if (override) return this.priceWithRates(override, catalog, tokens, when, 'override');
+
+      for (const name of names) {
+        const rates = this.callLookup(provider, name);
+        if (rates !== null) return this.priceWithRates(rates, catalog, tokens, when, 'lookup');
+      }
+
+      if (catalog === null) return null;
+      const price = catalogPrice(catalog.prices, tokens, when);
+      if (price === null || !covers(price.applied, tokens)) return null;
+      return { microUsd: usdToMicro(price.usd), source: 'catalog' };
+    } catch {
+      return null;
+    }
+  }
+
+  private resolve(provider: string, model: string): Resolution {
+    const key = `${provider}\u0000${model}`;
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached;
+    const match = this.overrides.find((o) => o.provider.matches(provider) && o.model.matches(model));
+    const resolution: Resolution = {
+      override: match?.rates ?? null,
+      catalog: findCatalogModel(provider, model),
+    };
+    this.cache.set(key, resolution);
+    return resolution;
+  }
+
+  private callLookup(provider: string, model: string): PartialRates | null {
+    if (this.lookup === undefined) return null;
+    try {
+      return lookupRates(this.lookup(provider, model));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Rates merged over the catalog's (when the model is in it), priced by the catalog's arithmetic. */
+  private priceWithRates(
+    rates: PartialRates,
+    catalog: CatalogModel | null,
+    tokens: TokenClasses,
+    at: Date,
+    source: Cost['source'],
+  ): Cost | null {
+    const base = catalog === null ? null : catalogPrice(catalog.prices, tokens, at);
+    const prices = mergeRates(base?.applied ?? {}, rates);
+    const reasoningApart = rates.reasoning !== undefined && tokens.reasoning > 0;
+    const priced: CatalogTokens = reasoningApart ? { ...tokens, output: tokens.output - tokens.reasoning } : tokens;
+    if (!covers(prices, priced)) return null;
+    const price = catalogPrice(prices, priced, at);
+    if (price === null) return null;
+    const reasoningUsd = reasoningApart ? (tokens.reasoning * (rates.reasoning ?? 0)) / 1e6 : 0;
+    return { microUsd: usdToMicro(price.usd + reasoningUsd), source };
+  }
+
+}

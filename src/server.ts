@@ -1,0 +1,131 @@
+/**
+ * Composition: builds the ext_proc gRPC server, the metering pipeline and the admin server from a
+ * validated configuration, plus the embedding hooks. This is what `tokenwarden serve` runs.
+ */
+import type { TokenwardenConfig } from './config/types.js';
+import { ExtProcServer } from './extproc/server.js';
+import type { StreamObserver } from './extproc/stream.js';
+import { Exchange, type ExchangeDeps } from './traffic/exchange.js';
+import type { ConsumerIdentity, ExchangeRecord } from './traffic/record.js';
+import { createRecognizer } from './traffic/recognize.js';
+import { createConsumerResolver } from './traffic/consumer.js';
+import { TokenCounter } from './metering/tokens.js';
+import { PriceBook, type PriceRates } from './metering/prices.js';
+import { Metrics } from './admin/metrics.js';
+import { AdminServer } from './admin/http.js';
+import { createLogger, errorFields, type Logger } from './log.js';
+
+export interface ServerHooks {
+  /**
+   * Custom consumer identity, tried before the configured resolvers. Return null/undefined to fall
+   * back to them. Receives lower-case request headers and Envoy attributes (e.g. source.address).
+   */
+  resolveConsumer?(headers: ReadonlyMap<string, string>, attributes: ReadonlyMap<string, string>): ConsumerIdentity | null | undefined;
+  /** Custom price (USD per million tokens), tried after config overrides and before the catalog. */
+  priceLookup?(provider: string, model: string): PriceRates | null;
+  /** Called once per LLM exchange when it completes (or ends early). Must not throw or block. */
+  onExchange?(record: ExchangeRecord): void;
+  /** Replace the logger (default: JSON lines on stderr at the configured level). */
+  logger?: Logger;
+}
+
+export interface StartedAddresses {
+  grpcAddress: string;
+  adminAddress: string | null;
+}
+
+export interface TokenwardenServer {
+  start(): Promise<StartedAddresses>;
+  /** Graceful: stop accepting, let in-flight exchanges finish for up to graceMs, then close. */
+  shutdown(graceMs?: number): Promise<void>;
+  readonly metrics: Metrics;
+  /** Open ext_proc streams (0 when idle: no per-stream state is kept after a stream ends). */
+  readonly activeStreams: number;
+}
+
+export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
+  const log = hooks.logger ?? createLogger(config.logging.level);
+  const metrics = new Metrics();
+  const tokens = new TokenCounter({ maxExactBytes: config.metering.max_exact_tokenize_bytes });
+  const prices = new PriceBook(config.metering.price_overrides, hooks.priceLookup ? { lookup: hooks.priceLookup } : {});
+  const configured = createConsumerResolver(config.consumer);
+  const custom = hooks.resolveConsumer;
+  const deps: ExchangeDeps = {
+    recognize: createRecognizer(config.discovery),
+    resolveConsumer: custom ? (h, a) => custom(h, a) ?? configured(h, a) : configured,
+    tokens,
+    prices,
+    metering: config.metering,
+    limits: config.limits,
+  };
+
+  const observer: StreamObserver = {
+    messageHandled: (kind, seconds) => metrics.phaseSeconds.observe({ phase: kind }, seconds),
+    protocolError: (reason) => metrics.protocolErrors.inc({ reason }),
+    nonLlmRequest: () => metrics.nonLlm.inc(),
+    record: (record) => {
+      metrics.recordExchange(record);
+      if (!hooks.onExchange) return;
+      try {
+        hooks.onExchange(record);
+      } catch (err) {
+        log.error('onExchange hook threw', errorFields(err));
+      }
+    },
+    streamOpened: () => {
+      metrics.streamsActive.inc();
+      metrics.streamsTotal.inc();
+    },
+    streamClosed: () => metrics.streamsActive.dec(),
+    internalError: (err) => {
+      metrics.internalErrors.inc();
+      log.error('error while processing an ext_proc message; answered unchanged', errorFields(err));
+    },
+  };
+
+  const grpcServer = new ExtProcServer({
+    address: config.grpc.address,
+    tls: config.grpc.tls,
+    maxReceiveMessageBytes: config.grpc.max_receive_message_bytes,
+    stream: {
+      newExchange: (observability) => new Exchange(deps, { observability }),
+      metadata: config.metadata,
+      skipNonLlm: config.grpc.skip_non_llm,
+      observer,
+    },
+  });
+
+  let serving = false;
+  const admin = config.admin.address
+    ? new AdminServer({ address: config.admin.address, metrics, ready: () => serving })
+    : null;
+
+  return {
+    metrics,
+    get activeStreams() {
+      return grpcServer.activeStreams;
+    },
+    async start() {
+      const grpcAddress = await grpcServer.start();
+      let adminAddress: string | null = null;
+      try {
+        adminAddress = admin ? await admin.start() : null;
+      } catch (err) {
+        await grpcServer.shutdown(0);
+        throw err;
+      }
+      serving = true;
+      // Load the tokenizer in the background so the first estimate does not pay for it.
+      tokens.warmUp();
+      log.info('tokenwarden started', { grpc: grpcAddress, admin: adminAddress });
+      return { grpcAddress, adminAddress };
+    },
+    async shutdown(graceMs = config.grpc.shutdown_grace_ms) {
+      serving = false;
+      await grpcServer.shutdown(graceMs);
+      await admin?.close();
+      await tokens.close();
+      log.info('tokenwarden stopped');
+    },
+  };
+}

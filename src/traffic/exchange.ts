@@ -1,0 +1,500 @@
+/**
+ * One HTTP exchange as tokenwarden follows it: recognition at the request headers, request facts
+ * from the (buffered) request body, incremental decoding of the response body, and the final
+ * ExchangeRecord with usage, estimates and cost. No gRPC here: the ext_proc stream feeds it.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { MeteringConfig, LimitsConfig } from '../config/types.js';
+import type { ConsumerIdentity, ExchangeRecord, UsageSource } from './record.js';
+import type {
+  ExchangeErrorCode,
+  Framing,
+  RequestFacts,
+  RequestHead,
+  ResponseAccumulator,
+  Route,
+  Usage,
+} from './types.js';
+import { EMPTY_USAGE } from './types.js';
+import { SseDecoder, type SseEvent } from './decode/sse.js';
+import { EventStreamDecoder } from './decode/eventstream.js';
+import { NdjsonDecoder } from './decode/ndjson.js';
+import { createContentDecoder, type ContentDecoder } from './decode/content-encoding.js';
+import { scanTopLevel, type ScannedValue } from './decode/json-scan.js';
+import { SseEventFilter } from './decode/sse-filter.js';
+
+export interface TokenEstimate {
+  tokens: number;
+  method: 'exact' | 'bound';
+}
+
+/** Counts tokens of text (tiktoken in a worker, or a cheap bound). */
+export interface TokenEstimator {
+  count(texts: string[], provider: string, model: string | null): Promise<TokenEstimate>;
+}
+
+/** Prices usage; null means unpriced (unknown price), never a silent 0. */
+export interface CostCalculator {
+  cost(provider: string, models: (string | null)[], usage: Usage): { microUsd: number } | null;
+}
+
+export interface ExchangeDeps {
+  recognize(head: RequestHead): Route | null;
+  resolveConsumer(headers: ReadonlyMap<string, string>, attributes: ReadonlyMap<string, string>): ConsumerIdentity | null;
+  tokens: TokenEstimator;
+  prices: CostCalculator;
+  metering: MeteringConfig;
+  limits: LimitsConfig;
+  now?: () => number;
+}
+
+/** Providers whose chat-completions streams accept `stream_options.include_usage`. */
+const INCLUDE_USAGE_PROVIDERS = new Set(['openai', 'azure_openai', 'vllm', 'openai_compatible', 'groq']);
+
+/** Request bodies up to this size are fully parsed; larger ones are scanned for top-level keys only. */
+export const FULL_PARSE_LIMIT = 8 * 1024 * 1024;
+/** Non-streaming response bodies up to this size are parsed whole; larger ones are scanned. */
+const RESPONSE_FULL_PARSE_LIMIT = 256 * 1024;
+/** Top-level response keys that any handler reads from a non-streaming body. */
+const RESPONSE_KEYS = [
+  'model',
+  'usage',
+  'modelVersion',
+  'usageMetadata',
+  'prompt_eval_count',
+  'eval_count',
+  'done',
+  'object',
+  'type',
+  'amazon-bedrock-invocationMetrics',
+  'prompt_token_count',
+  'generation_token_count',
+  'inputTextTokenCount',
+  'results',
+];
+const REQUEST_SCAN_KEYS = ['model', 'stream', 'max_tokens', 'max_completion_tokens', 'max_output_tokens', 'stream_options'];
+
+/** What the ext_proc layer should do with the request body. */
+export interface RequestBodyRewrite {
+  body: Buffer;
+  /** Set content-length to this value (only when the request carried one). */
+  contentLength: number | null;
+  /** Extra request headers to set (e.g. accept-encoding: identity so the usage chunk can be hidden). */
+  setHeaders: Record<string, string>;
+}
+
+export class Exchange {
+  readonly startedAt: number;
+  readonly observability: boolean;
+  route: Route | null = null;
+  consumer: ConsumerIdentity | null = null;
+  requestId: string | null = null;
+  model: string | null = null;
+  stream = false;
+  status: number | null = null;
+  error: ExchangeErrorCode | null = null;
+  usageInjected = false;
+
+  private hadContentLength = false;
+  private facts: RequestFacts | null = null;
+  private reqChunks: Uint8Array[] = [];
+  private reqBytes = 0;
+  private reqOverflow = false;
+  private reqMessages = 0;
+  private requestDone = false;
+
+  private acc: ResponseAccumulator | null = null;
+  private framing: Framing | null = null;
+  private respParse = false;
+  private respChunks: Uint8Array[] = [];
+  private respBytes = 0;
+  private respOverflow = false;
+  private sse: SseDecoder | null = null;
+  private frames: EventStreamDecoder | null = null;
+  private ndjson: NdjsonDecoder | null = null;
+  private content: ContentDecoder | null = null;
+  private filter: SseEventFilter | null = null;
+  private responseEnded = false;
+  private finished: Promise<ExchangeRecord> | null = null;
+
+  constructor(private readonly deps: ExchangeDeps, opts: { observability: boolean }) {
+    this.observability = opts.observability;
+    this.startedAt = (deps.now ?? Date.now)();
+  }
+
+  get isLlm(): boolean {
+    return this.route !== null;
+  }
+
+  private fail(code: ExchangeErrorCode): void {
+    if (this.error === null) this.error = code;
+  }
+
+  /** Recognises the request; returns false for traffic that is not LLM traffic. */
+  onRequestHeaders(headers: ReadonlyMap<string, string>, endOfStream: boolean, attributes: ReadonlyMap<string, string>): boolean {
+    const head: RequestHead = {
+      method: headers.get(':method') ?? '',
+      authority: headers.get(':authority') ?? headers.get('host') ?? '',
+      path: headers.get(':path') ?? '',
+      headers,
+    };
+    this.route = this.deps.recognize(head);
+    if (!this.route) return false;
+    this.requestId = headers.get('x-request-id') ?? null;
+    this.consumer = this.deps.resolveConsumer(headers, attributes);
+    this.model = this.route.pathModel;
+    this.stream = this.route.pathStream ?? this.route.streamDefault;
+    this.hadContentLength = headers.has('content-length');
+    if (endOfStream) {
+      this.requestDone = true;
+      if (head.method === 'POST') this.fail('empty_body');
+    }
+    return true;
+  }
+
+  /**
+   * Feeds a request body chunk. At the end of the body, parses it and returns a rewrite when
+   * include_usage must be injected (only possible when the whole body is in hand).
+   */
+  onRequestBody(chunk: Uint8Array, endOfStream: boolean): RequestBodyRewrite | null {
+    if (!this.route || this.requestDone) return null;
+    this.reqMessages++;
+    if (!this.reqOverflow) {
+      this.reqBytes += chunk.length;
+      if (this.reqBytes > this.deps.limits.max_request_body_bytes) {
+        this.reqOverflow = true;
+        this.reqChunks = [];
+        this.fail('body_too_large');
+      } else if (chunk.length > 0) {
+        this.reqChunks.push(chunk);
+      }
+    }
+    if (!endOfStream) return null;
+    this.requestDone = true;
+    if (this.reqOverflow) return null;
+    const body = concat(this.reqChunks, this.reqBytes);
+    this.reqChunks = [];
+    // Only a body that arrived in this one message can be rewritten (earlier chunks already went on).
+    return this.parseRequestBody(body, this.reqMessages === 1);
+  }
+
+  /** Trailers end the request body without an end_of_stream chunk. */
+  onRequestTrailers(): void {
+    if (this.route && !this.requestDone) this.onRequestBody(new Uint8Array(0), true);
+  }
+
+  private parseRequestBody(body: Buffer, canRewrite: boolean): RequestBodyRewrite | null {
+    const route = this.route!;
+    if (body.length === 0) {
+      this.fail('empty_body');
+      return null;
+    }
+    if (!isUtf8(body)) this.fail('invalid_utf8');
+    let parsed: unknown;
+    if (body.length <= FULL_PARSE_LIMIT) {
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        this.fail('invalid_json');
+        return null;
+      }
+    } else {
+      const scan = scanTopLevel(body, REQUEST_SCAN_KEYS);
+      if (!scan.ok) {
+        this.fail('invalid_json');
+        return null;
+      }
+      parsed = scannedObject(body, scan.values);
+    }
+    const facts = route.handler.parseRequest(parsed);
+    this.facts = facts;
+    if (route.pathModel === null) this.model = facts.model;
+    if (route.pathStream === undefined && facts.stream !== undefined) this.stream = facts.stream;
+    return canRewrite ? this.maybeInjectUsage(body, parsed) : null;
+  }
+
+  private maybeInjectUsage(body: Buffer, parsed: unknown): RequestBodyRewrite | null {
+    const route = this.route!;
+    if (
+      !this.deps.metering.inject_stream_usage ||
+      !this.stream ||
+      route.api !== 'chat_completions' ||
+      !INCLUDE_USAGE_PROVIDERS.has(route.provider) ||
+      this.facts?.includeUsageRequested ||
+      parsed === null ||
+      typeof parsed !== 'object' ||
+      Array.isArray(parsed) ||
+      body.length > FULL_PARSE_LIMIT
+    ) {
+      return null;
+    }
+    const obj = parsed as Record<string, unknown>;
+    let out: Buffer;
+    if (!('stream_options' in obj)) {
+      // Splice the key in after the opening brace: no re-serialisation of the (possibly large) body.
+      const open = body.indexOf(0x7b);
+      const rest = body.subarray(open + 1);
+      const empty = Object.keys(obj).length === 0;
+      out = Buffer.concat([
+        body.subarray(0, open + 1),
+        Buffer.from(empty ? '"stream_options":{"include_usage":true}' : '"stream_options":{"include_usage":true},'),
+        rest,
+      ]);
+    } else {
+      const so = obj.stream_options;
+      if (so !== null && typeof so !== 'object') return null;
+      out = Buffer.from(JSON.stringify({ ...obj, stream_options: { ...(so ?? {}), include_usage: true } }), 'utf8');
+    }
+    this.usageInjected = true;
+    return {
+      body: out,
+      contentLength: this.hadContentLength ? out.length : null,
+      setHeaders: { 'accept-encoding': 'identity' },
+    };
+  }
+
+  onResponseHeaders(headers: ReadonlyMap<string, string>, endOfStream: boolean): void {
+    const status = Number.parseInt(headers.get(':status') ?? '', 10);
+    this.status = Number.isFinite(status) ? status : null;
+    if (!this.route) return;
+    if (!this.requestDone) {
+      // The request body was not (fully) shown to us (body mode NONE, or trailers skipped).
+      this.requestDone = true;
+      this.reqChunks = [];
+    }
+    if (this.status === null || this.status < 200 || this.status > 299) {
+      if (endOfStream) this.responseEnded = true;
+      return;
+    }
+    this.respParse = true;
+    const contentType = headers.get('content-type');
+    this.framing = this.route.handler.framing(this.stream, contentType);
+    this.acc = this.route.handler.newResponse(this.deps.metering.max_stream_text_bytes);
+    const encoding = headers.get('content-encoding');
+    const decoded = (bytes: Uint8Array): void => this.feedDecoded(bytes);
+    this.content = createContentDecoder(encoding, decoded, { maxOutputBytes: this.deps.limits.max_response_body_bytes * 4 });
+    switch (this.framing) {
+      case 'sse':
+        this.sse = new SseDecoder();
+        if (this.usageInjected && this.content === null) this.filter = new SseEventFilter(isInjectedUsageEvent);
+        break;
+      case 'eventstream':
+        this.frames = new EventStreamDecoder();
+        break;
+      case 'ndjson':
+        this.ndjson = new NdjsonDecoder();
+        break;
+      case 'json':
+        break;
+    }
+    if (endOfStream) {
+      this.responseEnded = true;
+      this.fail('empty_body');
+      this.respParse = false;
+    }
+  }
+
+  /**
+   * Feeds a response body chunk. Returns the bytes to forward instead of the chunk when the
+   * injected usage event has to be hidden from the client, else null (forward unchanged).
+   */
+  onResponseBody(chunk: Uint8Array, endOfStream: boolean): Uint8Array | null {
+    if (this.responseEnded) return null;
+    if (endOfStream) this.responseEnded = true;
+    if (!this.respParse) return null;
+    if (this.content) this.content.push(chunk);
+    else this.feedDecoded(chunk);
+    if (!this.filter) return null;
+    const out = this.filter.push(chunk);
+    if (!endOfStream) return out;
+    const tail = this.filter.end();
+    return tail.length === 0 ? out : Buffer.concat([out, tail]);
+  }
+
+  private feedDecoded(bytes: Uint8Array): void {
+    const acc = this.acc!;
+    switch (this.framing) {
+      case 'sse':
+        this.sse!.push(bytes, (ev: SseEvent) => acc.onEvent({ kind: 'sse', event: ev.event, data: ev.data }));
+        return;
+      case 'eventstream':
+        this.frames!.push(bytes, (f) => acc.onEvent({ kind: 'frame', headers: f.headers, payload: f.payload }));
+        return;
+      case 'ndjson':
+        this.ndjson!.push(bytes, (text) => acc.onEvent({ kind: 'line', text }));
+        return;
+      default:
+        if (this.respOverflow) return;
+        this.respBytes += bytes.length;
+        if (this.respBytes > this.deps.limits.max_response_body_bytes) {
+          this.respOverflow = true;
+          this.respChunks = [];
+          this.fail('body_too_large');
+          return;
+        }
+        if (bytes.length > 0) this.respChunks.push(bytes);
+    }
+  }
+
+  get responseComplete(): boolean {
+    return this.responseEnded;
+  }
+
+  /** Completes the exchange once (idempotent): decodes what is left and prices the usage. */
+  finish(): Promise<ExchangeRecord> {
+    this.finished ??= this.finalize();
+    return this.finished;
+  }
+
+  private async finalize(): Promise<ExchangeRecord> {
+    const route = this.route!;
+    const complete = this.responseEnded;
+    if (this.content) {
+      const { error } = await this.content.end();
+      if (error) this.fail(error === 'too_large' ? 'body_too_large' : 'corrupt_encoding');
+    }
+    if (this.respParse && this.acc) this.endFraming(this.acc, complete);
+    const facts = this.acc?.result() ?? null;
+    const ok2xx = this.status !== null && this.status >= 200 && this.status <= 299;
+    const reported = ok2xx && facts?.usage ? facts.usage : null;
+    let usage: Usage = { ...EMPTY_USAGE };
+    let usageSource: UsageSource = 'none';
+    if (reported && (reported.input_tokens !== null || reported.output_tokens !== null)) {
+      usage = reported;
+      usageSource = 'reported';
+    } else if (ok2xx && complete && facts) {
+      usage = await this.estimate(facts.outputText);
+      usageSource = 'estimated';
+    }
+    const responseModel = ok2xx ? (facts?.responseModel ?? null) : null;
+    const cost = usageSource === 'none' ? null : this.deps.prices.cost(route.provider, [responseModel, this.model], usage);
+    return {
+      requestId: this.requestId,
+      startedAt: this.startedAt,
+      endedAt: (this.deps.now ?? Date.now)(),
+      mode: this.observability ? 'observability' : 'inline',
+      provider: route.provider,
+      api: route.api,
+      model: this.model,
+      responseModel,
+      stream: this.stream,
+      consumer: this.consumer,
+      status: this.status,
+      reportedUsage: reported,
+      usage,
+      usageSource,
+      costMicroUsd: cost?.microUsd ?? null,
+      unpriced: usageSource !== 'none' && cost === null,
+      error: this.error,
+      completion: complete ? 'complete' : 'aborted',
+      usageInjected: this.usageInjected,
+    };
+  }
+
+  private endFraming(acc: ResponseAccumulator, complete: boolean): void {
+    switch (this.framing) {
+      case 'sse': {
+        const { truncated } = this.sse!.end((ev) => acc.onEvent({ kind: 'sse', event: ev.event, data: ev.data }));
+        if (this.sse!.invalidUtf8) this.fail('invalid_utf8');
+        if (truncated && complete) this.fail('stream_truncated');
+        return;
+      }
+      case 'eventstream': {
+        const { truncated } = this.frames!.end();
+        if (truncated && complete) this.fail('stream_truncated');
+        return;
+      }
+      case 'ndjson': {
+        const { truncated } = this.ndjson!.end((text) => acc.onEvent({ kind: 'line', text }));
+        if (this.ndjson!.invalidUtf8) this.fail('invalid_utf8');
+        if (truncated && complete) this.fail('stream_truncated');
+        return;
+      }
+      default: {
+        if (!complete || this.respOverflow) return;
+        const body = concat(this.respChunks, this.respBytes);
+        this.respChunks = [];
+        if (body.length === 0) {
+          this.fail('empty_body');
+          return;
+        }
+        if (!isUtf8(body)) this.fail('invalid_utf8');
+        if (body.length <= RESPONSE_FULL_PARSE_LIMIT) {
+          try {
+            acc.onJson(JSON.parse(body.toString('utf8')));
+          } catch {
+            this.fail('invalid_json');
+          }
+          return;
+        }
+        // Large bodies (embeddings, long completions): parse only the keys that carry usage/model.
+        const scan = scanTopLevel(body, RESPONSE_KEYS);
+        if (!scan.ok) {
+          this.fail('invalid_json');
+          return;
+        }
+        // A top-level array (Gemini streamGenerateContent without alt=sse) has no keys to pick.
+        acc.onJson(scan.isObject ? scannedObject(body, scan.values) : JSON.parse(body.toString('utf8')));
+      }
+    }
+  }
+
+  private async estimate(outputText: string): Promise<Usage> {
+    const route = this.route!;
+    const facts = this.facts;
+    const [input, output] = await Promise.all([
+      facts ? this.deps.tokens.count(facts.promptText, route.provider, this.model) : Promise.resolve(null),
+      this.deps.tokens.count(outputText.length > 0 ? [outputText] : [], route.provider, this.model),
+    ]);
+    const inputTokens = input === null ? null : input.tokens + (facts?.extraTokens ?? 0);
+    const outputTokens = output.tokens;
+    return {
+      input_tokens: inputTokens,
+      output_tokens: outputTokens,
+      total_tokens: inputTokens === null ? null : inputTokens + outputTokens,
+      cached_input_tokens: null,
+      cache_write_tokens: null,
+      reasoning_tokens: null,
+    };
+  }
+}
+
+/**
+ * The usage-only chunk that include_usage adds to an OpenAI-shaped stream: `choices: []` and a
+ * non-null `usage`. Only ever applied to streams where tokenwarden injected include_usage.
+ */
+function isInjectedUsageEvent(ev: SseEvent): boolean {
+  const d = ev.data;
+  if (d.length === 0 || d[0] !== '{' || !d.includes('"usage"')) return false;
+  try {
+    const obj = JSON.parse(d) as { choices?: unknown; usage?: unknown };
+    return Array.isArray(obj.choices) && obj.choices.length === 0 && obj.usage !== null && typeof obj.usage === 'object';
+  } catch {
+    return false;
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Buffer {
+  if (chunks.length === 1) {
+    const c = chunks[0]!;
+    return Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** Rebuilds an object from scanned top-level values, parsing only the nested slices asked for. */
+function scannedObject(body: Buffer, values: Map<string, ScannedValue>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of values) {
+    if (v !== null && typeof v === 'object') {
+      try {
+        out[k] = JSON.parse(body.subarray(v.start, v.end).toString('utf8'));
+      } catch {
+        // A slice of a document that scanned as valid JSON parses; this only guards odd inputs.
+      }
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
