@@ -63,7 +63,7 @@ const broken: Record<string, Expected[]> = {
     { path: 'grpc.address', message: /the port is missing/, line: 2 },
     { path: 'grpc.max_receive_message_bytes', message: /got -5 bytes/, line: 3 },
     { path: 'admin.address', message: /got "0"/, line: 5 },
-    { path: 'metering.default_max_output_tokens', message: /expected a whole number, got 1.5/, line: 7 },
+    { path: 'metering.max_stream_text_bytes', message: /1\.5/, line: 7 },
     { path: 'metering.inject_stream_usage', message: /expected true or false, got "sometimes"/, line: 8 },
     { path: 'logging.level', message: /did you mean "info"/, line: 10 },
   ],
@@ -235,7 +235,6 @@ describe('valid configuration files', () => {
         inject_stream_usage: false,
         max_exact_tokenize_bytes: 1_000_000,
         max_stream_text_bytes: 2 * 1024 * 1024,
-        default_max_output_tokens: 4096,
         price_overrides: [
           { provider: 'openai', model: 'gpt-4o*', input_per_mtok: 2.5, cached_input_per_mtok: 1.25, output_per_mtok: 10 },
           { provider: 'vllm', model: 'llama-3*', input_per_mtok: 0, output_per_mtok: 0 },

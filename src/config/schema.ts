@@ -123,18 +123,6 @@ function inRange(value: number, min: number, max: number, unit: string, path: Pa
   return false;
 }
 
-export function int(min: number, max: number): Schema<number> {
-  return {
-    parse(value, path, issues) {
-      if (typeof value !== 'number' || !Number.isInteger(value)) {
-        issues.push(expected(path, 'a whole number', value));
-        return undefined;
-      }
-      return inRange(value, min, max, '', path, issues) ? value : undefined;
-    },
-  };
-}
-
 export function nonNegativeNumber(): Schema<number> {
   return {
     parse(value, path, issues) {
@@ -607,7 +595,6 @@ export const configSchema = obj({
     inject_stream_usage: bool(),
     max_exact_tokenize_bytes: size(),
     max_stream_text_bytes: size(),
-    default_max_output_tokens: int(1, 10_000_000),
     price_overrides: list(priceOverrideSchema, { maxItems: 10_000 }),
   }),
   limits: section({ max_request_body_bytes: size(), max_response_body_bytes: size() }),

@@ -83,8 +83,6 @@ export interface MeteringConfig {
   max_exact_tokenize_bytes: number;
   /** Streamed output text kept per exchange for estimation when a stream reports no usage. */
   max_stream_text_bytes: number;
-  /** Output tokens assumed when a request does not set max_tokens (used for estimates). */
-  default_max_output_tokens: number;
   price_overrides: PriceOverride[];
 }
 
@@ -136,7 +134,6 @@ export function defaultConfig(): TokenwardenConfig {
       inject_stream_usage: true,
       max_exact_tokenize_bytes: 256 * 1024,
       max_stream_text_bytes: 1024 * 1024,
-      default_max_output_tokens: 1024,
       price_overrides: [],
     },
     limits: {

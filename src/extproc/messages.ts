@@ -113,13 +113,29 @@ export function fromStruct(s: WireStruct | undefined): Record<string, MetadataVa
   return out;
 }
 
+/** Decoded messages carry proto3 defaults on their prototype, so the oneof name decides. */
 export function fromValue(v: WireStructValue): MetadataValue {
-  if (v.stringValue !== undefined) return v.stringValue;
-  if (v.numberValue !== undefined) return v.numberValue;
-  if (v.boolValue !== undefined) return v.boolValue;
-  if (v.structValue !== undefined) return fromStruct(v.structValue);
-  if (v.listValue !== undefined) return (v.listValue.values ?? []).map(fromValue);
-  return null;
+  const kind = v.kind ?? ownKind(v);
+  switch (kind) {
+    case 'stringValue':
+      return v.stringValue ?? '';
+    case 'numberValue':
+      return v.numberValue ?? 0;
+    case 'boolValue':
+      return v.boolValue ?? false;
+    case 'structValue':
+      return fromStruct(v.structValue);
+    case 'listValue':
+      return (v.listValue?.values ?? []).map(fromValue);
+    default:
+      return null;
+  }
+}
+
+const VALUE_KINDS = ['stringValue', 'numberValue', 'boolValue', 'structValue', 'listValue', 'nullValue'] as const;
+
+function ownKind(v: WireStructValue): WireStructValue['kind'] {
+  return VALUE_KINDS.find((k) => Object.prototype.hasOwnProperty.call(v, k));
 }
 
 /** Envoy attributes (`attributes["envoy.filters.http.ext_proc"]`) flattened to strings. */
