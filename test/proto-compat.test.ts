@@ -208,9 +208,13 @@ const RESPONSES: Record<string, Record<string, unknown>> = {
 };
 
 describe('round trip between the official and our definitions', () => {
+  const both = (name: string): [protobuf.Type, protobuf.Type] => [
+    official.lookupType(`envoy.service.ext_proc.v3.${name}`),
+    ours.lookupType(`envoy.service.ext_proc.v3.${name}`),
+  ];
   const pairs = (): [protobuf.Type, protobuf.Type, Record<string, Record<string, unknown>>][] => [
-    [official.lookupType('envoy.service.ext_proc.v3.ProcessingRequest'), ours.lookupType('envoy.service.ext_proc.v3.ProcessingRequest'), REQUESTS],
-    [official.lookupType('envoy.service.ext_proc.v3.ProcessingResponse'), ours.lookupType('envoy.service.ext_proc.v3.ProcessingResponse'), RESPONSES],
+    [...both('ProcessingRequest'), REQUESTS],
+    [...both('ProcessingResponse'), RESPONSES],
   ];
 
   it('decodes official bytes with our types to the same values, and our bytes with the official types', () => {

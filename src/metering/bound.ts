@@ -1,13 +1,15 @@
 /**
  * The cheap token bound: ceil(UTF-8 bytes / 2) per text.
  *
- * Chosen from measurements (tiktoken o200k_base and cl100k_base, 2-3 KB samples): natural text is
- * 2.2-5.3 bytes per token (English 3.8, code 4.7, JSON 2.2-2.5, CJK 2.4-3.5, Cyrillic 4-5), so
- * bytes/2 stays at or above the real count for prose, code, JSON, numbers and CJK in every sample
- * (typically 1.1-2.2x over; budgets prefer over- to under-estimation). Two bytes per token also means
- * one token per Cyrillic letter, 1.5 per CJK character and 2 per emoji, so no separate code-point
- * count is needed for non-ASCII text. It under-counts only high-entropy strings (base64, hex, UUIDs,
- * random punctuation: 1.3-1.8 bytes per token), which prompt extraction leaves out (images).
+ * Chosen from measurements of tiktoken o200k_base and cl100k_base on 2-3 KB samples (fixture
+ * prompts, English Markdown, UI text in 14 languages, code, JSON, numbers): natural text is
+ * 2.2-5.3 bytes per token (English 3.8, code 4.7, JSON 2.2-2.5, CJK 2.6-3.5, Cyrillic 4.2-5.3), so
+ * bytes/2 was at or above the real o200k count in every such sample (1.08x at worst, typically
+ * 1.1-2.2x; cl100k traditional Chinese dipped to 0.98x). Budgets prefer over- to under-estimation.
+ * Two bytes per token already means one token per Cyrillic letter and 1.5 per CJK character, so
+ * non-ASCII text needs no separate code-point count. It under-counts emoji-dense text (0.7-0.9x)
+ * and high-entropy strings (base64, hex, UUIDs, random punctuation: 0.66-0.88x); prompt extraction
+ * leaves images out.
  */
 export const BOUND_BYTES_PER_TOKEN = 2;
 

@@ -46,12 +46,6 @@ export interface CatalogTokens {
   output: number;
 }
 
-export interface CatalogPrice {
-  usd: number;
-  /** The price set that applied (date/time conditions resolved), for merging overrides over it. */
-  applied: ModelPrice;
-}
-
 /** A resolved catalog model: priced later without repeating the (costly) model lookup. */
 export interface CatalogModel {
   /** Catalog model id, e.g. `gpt-4o`. */
@@ -73,27 +67,37 @@ export function findCatalogModel(provider: string, model: string): CatalogModel 
   }
 }
 
-/**
- * USD for `tokens` at `prices` (a catalog price set, possibly conditional or tiered) at time `at`,
- * computed by the catalog. Null if the catalog rejects the data.
- */
-export function catalogPrice(prices: ModelInfo['prices'], tokens: CatalogTokens, at: Date): CatalogPrice | null {
+function calcWith(prices: ModelInfo['prices'], usage: Record<string, number>, at: Date) {
   const provider: Provider = {
     id: 'tokenwarden',
     name: 'tokenwarden',
     api_pattern: '',
     models: [{ id: PRICE_MODEL, match: { equals: PRICE_MODEL }, prices }],
   };
+  try {
+    return calcPrice(usage, PRICE_MODEL, { provider, timestamp: at });
+  } catch {
+    return null;
+  }
+}
+
+/** The price set in force at `at` (date and time-of-day conditions resolved by the catalog). */
+export function appliedPrices(prices: ModelInfo['prices'], at: Date): ModelPrice | null {
+  if (!Array.isArray(prices)) return prices;
+  return calcWith(prices, {}, at)?.model_price ?? null;
+}
+
+/**
+ * USD for `tokens` at `prices` computed by the catalog itself (tiers by prompt size, per-request
+ * fees). Null if the catalog rejects the data. Costs 10-30 µs: used only where flat arithmetic
+ * (rates.ts) does not apply.
+ */
+export function catalogUsd(prices: ModelPrice, tokens: CatalogTokens, at: Date): number | null {
   const usage = {
     input_tokens: tokens.input,
     cache_read_tokens: tokens.cacheRead,
     cache_write_tokens: tokens.cacheWrite,
     output_tokens: tokens.output,
   };
-  try {
-    const result = calcPrice(usage, PRICE_MODEL, { provider, timestamp: at });
-    return result ? { usd: result.total_price, applied: result.model_price } : null;
-  } catch {
-    return null;
-  }
+  return calcWith(prices, usage, at)?.total_price ?? null;
 }

@@ -7,9 +7,10 @@ import type { ModelPrice } from '@pydantic/genai-prices';
 import { LRUCache } from 'lru-cache';
 import type { PriceOverride } from '../config/types.js';
 import type { Usage } from '../traffic/types.js';
-import { catalogPrice, findCatalogModel, type CatalogModel, type CatalogTokens } from './catalog.js';
+import { appliedPrices, catalogUsd, findCatalogModel, type CatalogModel } from './catalog.js';
 import { Glob } from './glob.js';
 import { usdToMicro } from './money.js';
+import { microCost, PRICE_KEYS, ratesFor, type TokenClasses } from './rates.js';
 
 export { formatUsd } from './money.js';
 
@@ -47,10 +48,6 @@ interface CompiledOverride {
 interface Resolution {
   override: PartialRates | null;
   catalog: CatalogModel | null;
-}
-
-interface TokenClasses extends CatalogTokens {
-  reasoning: number;
 }
 
 const DEFAULT_CACHE_SIZE = 4096;
@@ -105,21 +102,30 @@ function tokenClasses(usage: Usage): TokenClasses | null {
   };
 }
 
-/** The catalog price set with the given classes replaced (catalog key names). */
+/** The catalog price set with the given classes replaced. */
 function mergeRates(base: ModelPrice, rates: PartialRates): ModelPrice {
   const merged: ModelPrice = { ...base };
-  if (rates.input !== undefined) merged['input_mtok'] = rates.input;
-  if (rates.cached_input !== undefined) merged['cache_read_mtok'] = rates.cached_input;
-  if (rates.cache_write !== undefined) merged['cache_write_mtok'] = rates.cache_write;
-  if (rates.output !== undefined) merged['output_mtok'] = rates.output;
+  if (rates.input !== undefined) merged[PRICE_KEYS.input] = rates.input;
+  if (rates.cached_input !== undefined) merged[PRICE_KEYS.cacheRead] = rates.cached_input;
+  if (rates.cache_write !== undefined) merged[PRICE_KEYS.cacheWrite] = rates.cache_write;
+  if (rates.output !== undefined) merged[PRICE_KEYS.output] = rates.output;
   return merged;
 }
 
-/** Every class with tokens has a rate (cache reads and writes fall back to the input rate). */
-function covers(prices: ModelPrice, tokens: CatalogTokens): boolean {
-  if (tokens.input > 0 && prices['input_mtok'] === undefined) return false;
-  if (tokens.output > 0 && prices['output_mtok'] === undefined) return false;
-  return true;
+/**
+ * Micro-dollars for `tokens` at `prices`, or null when a class with tokens has no rate (cache
+ * reads and writes fall back to input, reasoning to output). Exact integer arithmetic, except for
+ * price sets only the catalog's calculation understands (per-request fees).
+ */
+function priceAt(prices: ModelPrice, tokens: TokenClasses, at: Date, reasoningRate?: number): number | null {
+  const apart = reasoningRate === undefined ? 0 : tokens.reasoning;
+  if (tokens.input > 0 && prices[PRICE_KEYS.input] === undefined) return null;
+  if (tokens.output - apart > 0 && prices[PRICE_KEYS.output] === undefined) return null;
+  const rates = ratesFor(prices, tokens.input);
+  if (rates !== null) return microCost(rates, tokens, reasoningRate);
+  const usd = catalogUsd(prices, { ...tokens, output: tokens.output - apart }, at);
+  if (usd === null) return null;
+  return usdToMicro(usd + (apart * (reasoningRate ?? 0)) / 1e6);
 }
 
 export class PriceBook {
@@ -136,9 +142,10 @@ export class PriceBook {
   }
 
   /**
-   * Cost of one exchange. `models` are tried in order (response model first, then the requested
-   * one) against overrides, then the lookup, then the catalog. Null = unpriced: no price known, a
-   * class with tokens has no rate, or the usage has neither input nor output. Never throws.
+   * Cost of one exchange at time `at` (default now). `models` are tried in order (response model
+   * first, then the requested one) against overrides, then the lookup, then the catalog. Null =
+   * unpriced: no price known, a class with tokens has no rate, or the usage has neither input nor
+   * output. Never throws.
    */
   cost(provider: string, models: readonly (string | null)[], usage: Usage, at?: Date): Cost | null {
     try {
@@ -150,17 +157,15 @@ export class PriceBook {
       const catalog = resolved.find((r) => r.catalog !== null)?.catalog ?? null;
 
       const override = resolved.find((r) => r.override !== null)?.override;
-      if (override) return this.priceWithRates(override, catalog, tokens, when, 'override');
-
+      if (override) return this.withRates(override, catalog, tokens, when, 'override');
       for (const name of names) {
         const rates = this.callLookup(provider, name);
-        if (rates !== null) return this.priceWithRates(rates, catalog, tokens, when, 'lookup');
+        if (rates !== null) return this.withRates(rates, catalog, tokens, when, 'lookup');
       }
-
       if (catalog === null) return null;
-      const price = catalogPrice(catalog.prices, tokens, when);
-      if (price === null || !covers(price.applied, tokens)) return null;
-      return { microUsd: usdToMicro(price.usd), source: 'catalog' };
+      const prices = appliedPrices(catalog.prices, when);
+      const microUsd = prices === null ? null : priceAt(prices, tokens, when);
+      return microUsd === null ? null : { microUsd, source: 'catalog' };
     } catch {
       return null;
     }
@@ -188,23 +193,17 @@ export class PriceBook {
     }
   }
 
-  /** Rates merged over the catalog's (when the model is in it), priced by the catalog's arithmetic. */
-  private priceWithRates(
+  /** Rates merged over the catalog's (when the model is in it). */
+  private withRates(
     rates: PartialRates,
     catalog: CatalogModel | null,
     tokens: TokenClasses,
     at: Date,
     source: Cost['source'],
   ): Cost | null {
-    const base = catalog === null ? null : catalogPrice(catalog.prices, tokens, at);
-    const prices = mergeRates(base?.applied ?? {}, rates);
-    const reasoningApart = rates.reasoning !== undefined && tokens.reasoning > 0;
-    const priced: CatalogTokens = reasoningApart ? { ...tokens, output: tokens.output - tokens.reasoning } : tokens;
-    if (!covers(prices, priced)) return null;
-    const price = catalogPrice(prices, priced, at);
-    if (price === null) return null;
-    const reasoningUsd = reasoningApart ? (tokens.reasoning * (rates.reasoning ?? 0)) / 1e6 : 0;
-    return { microUsd: usdToMicro(price.usd + reasoningUsd), source };
+    const base = catalog === null ? {} : appliedPrices(catalog.prices, at);
+    if (base === null) return null;
+    const microUsd = priceAt(mergeRates(base, rates), tokens, at, rates.reasoning);
+    return microUsd === null ? null : { microUsd, source };
   }
-
 }

@@ -33,16 +33,33 @@ const ALL_ENCODINGS: readonly Encoding[] = ['o200k_base', 'cl100k_base'];
 /** After the worker dies, calls use the bound for this long before a new worker is tried. */
 const RESTART_COOLDOWN_MS = 10_000;
 
+/** The parent's Node flags minus `--input-type`, which a worker started from a file rejects. */
+function inheritedExecArgv(): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const arg = process.execArgv[i] ?? '';
+    if (arg === '--input-type') i++;
+    else if (!arg.startsWith('--input-type=')) args.push(arg);
+  }
+  return args;
+}
+
 /**
  * The compiled worker sits next to this module. From TypeScript sources (tests, tsx) the worker
  * registers tsx's require hooks itself: Node 20 does not apply `--import` loaders to workers.
  */
 function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./token-worker.js', import.meta.url));
+  if (!import.meta.url.endsWith('.ts')) {
+    return new Worker(new URL('./token-worker.js', import.meta.url), { execArgv: inheritedExecArgv() });
+  }
   const require = createRequire(import.meta.url);
   const entry = fileURLToPath(new URL('./token-worker.ts', import.meta.url));
   const boot = `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register(); require(${JSON.stringify(entry)});`;
   return new Worker(boot, { eval: true, execArgv: [] }); // execArgv: [] keeps `eval` code CommonJS
+}
+
+function option(value: number | undefined, fallback: number): number {
+  return value !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
 }
 
 function cleanTexts(texts: readonly unknown[]): string[] {
@@ -66,9 +83,9 @@ export class TokenCounter {
   private noRestartBefore = 0;
 
   constructor(options: TokenCounterOptions = {}) {
-    this.maxExactBytes = options.maxExactBytes ?? DEFAULTS.maxExactBytes;
-    this.deadlineMs = options.deadlineMs ?? DEFAULTS.deadlineMs;
-    this.maxPending = options.maxPending ?? DEFAULTS.maxPending;
+    this.maxExactBytes = option(options.maxExactBytes, DEFAULTS.maxExactBytes);
+    this.deadlineMs = option(options.deadlineMs, DEFAULTS.deadlineMs);
+    this.maxPending = option(options.maxPending, DEFAULTS.maxPending);
   }
 
   /** Whether the worker thread exists (it starts on the first exact count or `warmUp`). */

@@ -73,7 +73,7 @@ export interface ApplyOptions {
 }
 
 export interface ApplyResult {
-  /** Envoy's fixed error text when the mutation fails the request */
+  /** error text when the mutation fails the request (§4.2 strings; rule failures are ours) */
   error?: string;
   /** entries counted in `rejected_header_mutations` */
   rejected: number;

@@ -77,7 +77,9 @@ function checkConnectionManager(hcm: JsonObject, path: string, report: Report): 
     if (type === ROUTER && routerAt < 0) routerAt = i;
     if (type !== EXT_PROC || typeof name !== 'string') return;
     extProcNames.add(name);
-    if (routerAt >= 0) report(childPath(childPath(path, 'http_filters'), i), `ext_proc filter "${name}" comes after the router and never runs`);
+    if (routerAt >= 0) {
+      report(childPath(childPath(path, 'http_filters'), i), `ext_proc filter "${name}" comes after the router and never runs`);
+    }
   });
 
   visitObjects(hcm['route_config'], childPath(path, 'route_config'), (obj, objPath) => {
@@ -88,7 +90,8 @@ function checkConnectionManager(hcm: JsonObject, path: string, report: Report): 
       const type = perRouteType(value);
       if (type === PER_ROUTE && !extProcNames.has(key)) {
         const known = [...extProcNames].map((n) => `"${n}"`).join(', ') || 'none';
-        report(childPath(mapPath, key), `key "${key}" does not name an ext_proc filter of this connection manager (ext_proc filters: ${known})`);
+        const why = `key "${key}" does not name an ext_proc filter of this connection manager (ext_proc filters: ${known})`;
+        report(childPath(mapPath, key), why);
       } else if (extProcNames.has(key) && type !== PER_ROUTE) {
         report(childPath(mapPath, key), `ext_proc filter "${key}" takes ${PER_ROUTE}, not ${type ?? 'an untyped value'}`);
       }

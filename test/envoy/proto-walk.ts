@@ -136,20 +136,32 @@ class Walker {
     });
   }
 
+  /** Alias expansions left: bounds recursive aliases and alias bombs. */
+  private aliasBudget = 10_000;
+
   private resolve(node: unknown): unknown {
-    return isAlias(node) ? node.resolve(this.doc) : node;
+    if (!isAlias(node)) return node;
+    if (--this.aliasBudget < 0) {
+      if (this.aliasBudget === -1) this.issue('', this.lineOf(node), 'too many alias expansions (recursive alias?)');
+      return null;
+    }
+    return node.resolve(this.doc);
   }
 
-  /** Accepts a newer element on `line` if it carries a marker at least `since` (when known). */
+  /**
+   * Accepts a newer element on `line` if it carries a marker at least `since` (when known). A marker
+   * admits one element: the outermost on its line (keys are walked before their values), so an
+   * unknown key or value inside a marked field's flow mapping is still reported.
+   */
   private admitNewer(path: string, line: number | undefined, what: string, since: number | undefined): boolean {
     const marker = this.markerOn(line);
-    if (marker === undefined) return false;
+    if (marker === undefined || line === undefined || this.newerLines.has(line)) return false;
     if (marker <= SNAPSHOT_MINOR) {
       this.issue(path, line, `${what} is not in the Envoy 1.${SNAPSHOT_MINOR} snapshot, but the marker says 1.${marker}`);
     } else if (since !== undefined && marker < since) {
       this.issue(path, line, `${what} first appeared in Envoy 1.${since}, but the marker says 1.${marker}`);
     }
-    if (line !== undefined) this.newerLines.add(line);
+    this.newerLines.add(line);
     return true;
   }
 
@@ -157,7 +169,7 @@ class Walker {
     const node = this.resolve(raw);
     const name = bareName(type);
     if (name === 'google.protobuf.Any') return this.any(node, path);
-    if (name in WRAPPERS || name.startsWith('google.protobuf.')) return this.wellKnown(node, name, path, NO_RULES);
+    if (name.startsWith('google.protobuf.')) return this.wellKnown(node, name, path, NO_RULES);
     if (isNull(node)) return;
     if (!isMap(node)) return this.issue(path, this.lineOf(node), `expected a mapping (${name})`);
 
@@ -194,7 +206,13 @@ class Walker {
     }
     // Required checks assume the snapshot's view of the message; a newer field may satisfy them.
     if (!sawNewer) this.requiredChecks(type, set, path, this.lineOf(node));
-    this.oneofChecks(type, set, path, this.lineOf(node), sawNewer);
+    for (const oneof of type.oneofsArray) {
+      const present = oneof.fieldsArray.filter((f) => set.has(f));
+      if (present.length > 1) {
+        const names = present.map((f) => `"${f.name}"`).join(', ');
+        this.issue(path, this.lineOf(node), `only one of ${names} may be set (oneof ${oneof.name})`);
+      }
+    }
   }
 
   private requiredChecks(type: protobuf.Type, set: Map<protobuf.Field, string>, path: string, line: number | undefined): void {
@@ -202,22 +220,9 @@ class Walker {
       if (f.partOf || set.has(f)) continue;
       if (pgv.isRequired(pgv.fieldRules(f.options))) this.issue(path, line, `required field "${f.name}" is missing`);
     }
-  }
-
-  private oneofChecks(
-    type: protobuf.Type,
-    set: Map<protobuf.Field, string>,
-    path: string,
-    line: number | undefined,
-    sawNewer: boolean,
-  ): void {
     for (const oneof of type.oneofsArray) {
-      const present = oneof.fieldsArray.filter((f) => set.has(f));
-      if (present.length > 1) {
-        this.issue(path, line, `only one of ${present.map((f) => `"${f.name}"`).join(', ')} may be set (oneof ${oneof.name})`);
-      } else if (present.length === 0 && !sawNewer && oneof.options?.['(validate.required)'] === true) {
-        this.issue(path, line, `one of ${oneof.fieldsArray.map((f) => `"${f.name}"`).join(', ')} is required`);
-      }
+      if (oneof.options?.['(validate.required)'] !== true || oneof.fieldsArray.some((f) => set.has(f))) continue;
+      this.issue(path, line, `one of ${oneof.fieldsArray.map((f) => `"${f.name}"`).join(', ')} is required`);
     }
   }
 
@@ -245,9 +250,8 @@ class Walker {
   private field(value: unknown, field: protobuf.Field, path: string): void {
     const rules = pgv.fieldRules(field.options);
     const target = field.resolvedType ?? field.type;
-    if (field.map) {
-      const keyType = (field as protobuf.MapField).keyType;
-      return this.mapField(value, keyType, { target, rules: pgv.subRules(rules, 'map.values.') }, rules, path);
+    if (field instanceof protobuf.MapField) {
+      return this.mapField(value, field.keyType, { target, rules: pgv.subRules(rules, 'map.values.') }, rules, path);
     }
     if (field.repeated) return this.list(value, { target, rules: pgv.subRules(rules, 'repeated.items.') }, rules, path);
     this.value(value, { target, rules }, path);
@@ -290,7 +294,10 @@ class Walker {
     const node = this.resolve(raw);
     if (spec.target instanceof protobuf.Type) {
       const name = bareName(spec.target);
-      if (name in WRAPPERS || name === 'google.protobuf.Duration') return this.wellKnown(node, name, path, spec.rules);
+      // Wrappers and Duration carry PGV rules for their single value.
+      if (name.startsWith('google.protobuf.') && name !== 'google.protobuf.Any') {
+        return this.wellKnown(node, name, path, spec.rules);
+      }
       return this.message(node, spec.target, path);
     }
     if (spec.target instanceof protobuf.Enum) return this.enumValue(node, spec.target, path);
@@ -308,8 +315,9 @@ class Walker {
     } else if (typeof v === 'string') {
       // Envoy parses enum names case-insensitively (lower-case names are upper-cased).
       if (en.values[v] !== undefined || en.values[v.toUpperCase()] !== undefined) return;
+      // Unlike fields, an enum value is admitted only if newer-api.ts knows it: typos stay errors.
       const newer = NEWER_ENUM_VALUES.get(`${name}.${v.toUpperCase()}`);
-      if (this.admitNewer(path, line, `value "${v}" of ${name}`, newer?.since)) return;
+      if (newer && this.admitNewer(path, line, `value "${v}" of ${name}`, newer.since)) return;
       const hint = newer ? ` (added in Envoy 1.${newer.since}: mark the line "# [Envoy >= 1.${newer.since}]")` : '';
       return this.issue(path, line, `"${v}" is not a value of ${name} (${Object.keys(en.values).join(', ')})${hint}`);
     }
@@ -411,7 +419,8 @@ class Walker {
       const valuePair = node.items.find((p) => isScalar(p.key) && p.key.value === 'value');
       for (const p of node.items) {
         const k = isScalar(p.key) ? p.key.value : undefined;
-        if (k !== '@type' && k !== 'value') this.issue(childPath(path, String(k)), this.lineOf(p.key), `unknown field "${String(k)}" in ${name}`);
+        if (k === '@type' || k === 'value') continue;
+        this.issue(childPath(path, String(k)), this.lineOf(p.key), `unknown field "${String(k)}" in ${name}`);
       }
       return this.message(valuePair?.value ?? null, type, childPath(path, 'value'));
     }

@@ -23,15 +23,17 @@ export function validateEnvoyYaml(source: string): ConfigIssue[] {
   if (doc.errors.length > 0) {
     return doc.errors.map((e) => ({ path: '', line: lineCounter.linePos(e.pos[0]).line, message: e.message }));
   }
-  const walked = walkDocument(officialApiRoot(), doc, lineCounter, source, BOOTSTRAP);
-  let plain: Json;
+  const root = officialApiRoot();
+  let issues: ConfigIssue[];
   try {
-    plain = doc.toJS({ maxAliasCount: 1000 }) as Json;
+    const walked = walkDocument(root, doc, lineCounter, source, BOOTSTRAP);
+    const plain = doc.toJS({ maxAliasCount: 1000 }) as Json;
+    issues = [...walked.issues, ...extProcIssues(plain, walked.lines), ...clusterIssues(plain, walked.lines)];
   } catch (err) {
-    return [...walked.issues, { path: '', message: `cannot convert the document: ${(err as Error).message}` }];
+    // Pathological documents (nesting deep enough to exhaust the stack, alias bombs).
+    return [{ path: '', message: `cannot validate the document: ${(err as Error).message}` }];
   }
-  const issues = [...walked.issues, ...extProcIssues(plain, walked.lines), ...clusterIssues(plain, walked.lines)];
-  return issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  return issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || a.path.localeCompare(b.path));
 }
 
 /** One line per issue: `line 12: path: message`. */

@@ -23,7 +23,7 @@ function fieldType(f: protobuf.Field): string {
 }
 
 function shape(f: protobuf.Field): string {
-  if (f.map) return `map<${(f as protobuf.MapField).keyType}, ${fieldType(f)}>`;
+  if (f instanceof protobuf.MapField) return `map<${f.keyType}, ${fieldType(f)}>`;
   return `${f.repeated ? 'repeated ' : ''}${fieldType(f)}`;
 }
 
@@ -96,8 +96,10 @@ export function compareWithOfficial(
         for (const m of el.methodsArray) {
           const offM = off.methods[m.name];
           if (!current(`${name}.${m.name}`, offM !== undefined) || !offM) continue;
-          const sig = (x: protobuf.Method): string =>
-            `${x.requestStream ? 'stream ' : ''}${bare(x.resolvedRequestType ?? x)} -> ${x.responseStream ? 'stream ' : ''}${bare(x.resolvedResponseType ?? x)}`;
+          const sig = (x: protobuf.Method): string => {
+            const req = `${x.requestStream ? 'stream ' : ''}${bare(x.resolvedRequestType ?? x)}`;
+            return `${req} -> ${x.responseStream ? 'stream ' : ''}${bare(x.resolvedResponseType ?? x)}`;
+          };
           if (sig(m) !== sig(offM)) problems.push(`${name}.${m.name}: ${sig(m)}, official ${sig(offM)}`);
         }
       }

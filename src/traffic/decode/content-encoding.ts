@@ -8,7 +8,10 @@ import type { Transform } from 'node:stream';
 export type ContentDecodeError = 'unsupported_encoding' | 'corrupt_encoding' | 'too_large';
 
 export interface ContentDecoder {
-  /** Feeds compressed bytes; never throws. Ignored after end() or an error. */
+  /**
+   * Feeds compressed bytes; never throws. Ignored after end() or an error. The chunk is read
+   * asynchronously: do not modify it afterwards.
+   */
   push(chunk: Uint8Array): void;
   /** Resolves after all output was delivered to onData. */
   end(): Promise<{ error: ContentDecodeError | null }>;
@@ -82,7 +85,7 @@ class StreamContentDecoder implements ContentDecoder {
       if (!this.stream.destroyed) this.stream.write(chunk);
       return;
     }
-    this.head.push(chunk);
+    this.head.push(new Uint8Array(chunk));
     this.headLen += chunk.length;
     if (this.headLen >= this.headBytes) this.start();
   }

@@ -118,9 +118,12 @@ export class EventStreamDecoder {
     }
   }
 
-  /** truncated: the stream ended inside a frame. A corrupt stream is reported by `corrupt`. */
+  /**
+   * truncated: the stream did not end on a decoded frame boundary: it ended inside a frame, or
+   * decoding stopped at a corrupt prelude (what followed was lost).
+   */
   end(): { truncated: boolean } {
-    return { truncated: !this.isCorrupt && (this.buf.length > 0 || this.skipping > 0) };
+    return { truncated: this.isCorrupt || this.buf.length > 0 || this.skipping > 0 };
   }
 
   private readPrelude(): void {

@@ -248,7 +248,7 @@ class Scanner {
       while (STRING_STOP[b[p] as number] === 0) p++;
       const c = b[p];
       if (c === QUOTE) break;
-      if (c !== BACKSLASH) { p++; continue; }
+      if (c !== BACKSLASH) throw INVALID;
       if (decode && p > runStart) parts.push(decodeRun(b, runStart, p));
       const e = b[p + 1];
       if (e === 0x75) {

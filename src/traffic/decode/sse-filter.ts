@@ -14,6 +14,7 @@ type Disposition = 'forward' | 'hold' | 'drop';
 export class SseEventFilter {
   private readonly splitter: SseLineSplitter;
   private readonly assembler: SseEventAssembler;
+  private readonly maxHeldBytes: number;
   /** Bytes of the event in progress (from its first field line on). */
   private held: Uint8Array[] = [];
   private heldLen = 0;
@@ -36,11 +37,11 @@ export class SseEventFilter {
   /** drop: events for which it returns true are removed from the stream. */
   constructor(
     private readonly drop: (ev: SseEvent) => boolean,
-    private readonly opts: { maxHeldBytes?: number } = {},
+    opts: { maxHeldBytes?: number } = {},
   ) {
-    const max = opts.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES;
-    this.splitter = new SseLineSplitter(max + LINE_SLACK);
-    this.assembler = new SseEventAssembler(max);
+    this.maxHeldBytes = opts.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES;
+    this.splitter = new SseLineSplitter(this.maxHeldBytes + LINE_SLACK);
+    this.assembler = new SseEventAssembler(this.maxHeldBytes);
   }
 
   /** Events removed so far. */
@@ -73,7 +74,7 @@ export class SseEventFilter {
     const out = this.out;
     this.chunk = EMPTY;
     this.out = [];
-    if (this.heldBytes > (this.opts.maxHeldBytes ?? DEFAULT_MAX_HELD_BYTES)) {
+    if (this.heldBytes > this.maxHeldBytes) {
       out.push(...this.held, ...this.pending);
       this.clearHeld();
       this.pending = [];
