@@ -48,8 +48,11 @@ export interface ExchangeDeps {
   now?: () => number;
 }
 
-/** Providers whose chat-completions streams accept `stream_options.include_usage`. */
-const INCLUDE_USAGE_PROVIDERS = new Set(['openai', 'azure_openai', 'vllm', 'openai_compatible', 'groq']);
+/**
+ * Providers whose chat-completions streams report usage only with `stream_options.include_usage`.
+ * (Mistral and Groq report it anyway: the finish chunk, `x_groq.usage`.)
+ */
+const INCLUDE_USAGE_PROVIDERS = new Set(['openai', 'azure_openai', 'vllm', 'openai_compatible']);
 
 /** Request bodies up to this size are fully parsed; larger ones are scanned for top-level keys only. */
 export const FULL_PARSE_LIMIT = 8 * 1024 * 1024;
@@ -216,6 +219,8 @@ export class Exchange {
   private maybeInjectUsage(body: Buffer, parsed: unknown): RequestBodyRewrite | null {
     const route = this.route!;
     if (
+      // In observability mode Envoy ignores answers: nothing can be rewritten.
+      this.observability ||
       !this.deps.metering.inject_stream_usage ||
       !this.stream ||
       route.api !== 'chat_completions' ||

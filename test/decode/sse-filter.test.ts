@@ -76,6 +76,22 @@ describe('SseEventFilter', () => {
     expect(forwarded).toBe(6 + 160 * piece.length);
   });
 
+  it('a long event fed one byte at a time: held bytes stay bounded, then it passes through intact', () => {
+    const max = 256 * 1024;
+    const filter = new SseEventFilter(dropMarked, { maxHeldBytes: max });
+    const body = utf8(`data: DROP ${'y'.repeat(300_000)}\n\ndata: DROP\n\n`);
+    const out: Uint8Array[] = [];
+    let maxHeld = 0;
+    for (const c of oneByteChunks(body)) {
+      out.push(filter.push(c));
+      maxHeld = Math.max(maxHeld, filter.heldBytes);
+    }
+    out.push(filter.end());
+    expect(maxHeld).toBeLessThanOrEqual(max);
+    expect(filter.gaveUp).toBe(true);
+    expect(Buffer.from(concat(out)).equals(body)).toBe(true);
+  });
+
   it('property: output = input minus the dropped events, byte for byte, for any chunking', () => {
     fc.assert(
       fc.property(sseStream, chunking, (s, split) => {

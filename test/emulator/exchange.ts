@@ -353,6 +353,7 @@ export class Exchange implements FilterHost {
       this.stateChanged();
       queueMicrotask(() => {
         if (this.finished) return;
+        this.touch();
         this.filter.onHeaders('response', r.headers, r.body.length === 0);
         if (r.body.length > 0 && !this.finished) this.filter.onData('response', r.body, true);
       });

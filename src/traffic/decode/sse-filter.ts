@@ -2,6 +2,7 @@
  * Removes selected events from an SSE byte stream without re-serialising it: kept events,
  * comments and blank lines are forwarded byte for byte, and only the event in progress is held.
  */
+import { CappedBuffer } from './capped-buffer.js';
 import { SseEventAssembler, SseLineSplitter, type LineSink, type SseEvent } from './sse-core.js';
 
 export const DEFAULT_MAX_HELD_BYTES = 1024 * 1024;
@@ -15,23 +16,22 @@ export class SseEventFilter {
   private readonly splitter: SseLineSplitter;
   private readonly assembler: SseEventAssembler;
   private readonly maxHeldBytes: number;
-  /** Bytes of the event in progress (from its first field line on). */
-  private held: Uint8Array[] = [];
-  private heldLen = 0;
-  /** Bytes of the line in progress, not yet attributed. */
-  private pending: Uint8Array[] = [];
-  private pendingLen = 0;
+  /**
+   * Bytes not yet forwarded: the event in progress (from its first field line on), then the
+   * unfinished line. Not capped itself: push() gives up once it outgrows maxHeldBytes.
+   */
+  private readonly held = new CappedBuffer(Number.MAX_SAFE_INTEGER);
   private last: Disposition = 'forward';
   private passThrough = false;
   private dropped = 0;
-  // Per-push state used by the sink.
+  // Per-push state used by the sink: the chunk, how far it is attributed, and the output so far.
   private chunk: Uint8Array = EMPTY;
   private pos = 0;
   private out: Uint8Array[] = [];
 
   private readonly sink: LineSink = {
     line: (line, overflowed, end) => this.onLine(line, overflowed, end),
-    skip: (end) => this.route(this.take(end), this.last),
+    skip: (end) => this.settle(this.last, end),
   };
 
   /** drop: events for which it returns true are removed from the stream. */
@@ -55,7 +55,7 @@ export class SseEventFilter {
   }
 
   get heldBytes(): number {
-    return this.heldLen + this.pendingLen;
+    return this.held.length;
   }
 
   /** Returns the bytes to forward for this chunk (possibly empty). */
@@ -63,95 +63,72 @@ export class SseEventFilter {
     if (this.passThrough) return chunk;
     this.chunk = chunk;
     this.pos = 0;
-    this.out = [];
     this.splitter.push(chunk, this.sink);
-    if (this.pos < chunk.length) {
-      // Copied: the caller may reuse its chunk after push() returns.
-      const rest = copyOf(chunk.subarray(this.pos));
-      this.pending.push(rest);
-      this.pendingLen += rest.length;
-    }
-    const out = this.out;
-    this.chunk = EMPTY;
-    this.out = [];
-    if (this.heldBytes > this.maxHeldBytes) {
-      out.push(...this.held, ...this.pending);
-      this.clearHeld();
-      this.pending = [];
-      this.pendingLen = 0;
+    // Copied: the caller may reuse its chunk after push() returns.
+    this.held.append(chunk, this.pos, chunk.length);
+    if (this.held.length > this.maxHeldBytes) {
+      this.flushHeld();
       this.passThrough = true;
     }
-    return concat(out);
+    const out = concat(this.out);
+    this.chunk = EMPTY;
+    this.out = [];
+    return out;
   }
 
   /** Flushes whatever is held, unfiltered. */
   end(): Uint8Array {
-    const out = concat([...this.held, ...this.pending]);
-    this.clearHeld();
-    this.pending = [];
-    this.pendingLen = 0;
+    this.flushHeld();
+    const out = concat(this.out);
+    this.out = [];
     return out;
   }
 
-  /** The pending bytes plus this chunk's bytes up to `end`. */
-  private take(end: number): Uint8Array[] {
-    const parts = this.pending;
-    if (end > this.pos) parts.push(this.chunk.subarray(this.pos, end));
-    this.pos = end;
-    this.pending = [];
-    this.pendingLen = 0;
-    return parts;
-  }
-
-  private route(parts: Uint8Array[], to: Disposition): void {
-    if (to === 'forward') this.out.push(...parts);
-    else if (to === 'hold') {
-      // Held across pushes: copied, as the caller may reuse its chunk.
-      for (const p of parts) {
-        this.held.push(copyOf(p));
-        this.heldLen += p.length;
-      }
-    }
-  }
-
   private onLine(line: Uint8Array, overflowed: boolean, end: number): void {
-    const parts = this.take(end);
     const wasInEvent = this.assembler.inEvent;
     const ev = this.assembler.line(line, overflowed);
-    if (ev === undefined) {
-      this.last = this.assembler.inEvent ? 'hold' : 'forward';
-      this.route(parts, this.last);
-      return;
-    }
-    if (!wasInEvent) {
-      this.last = 'forward';
-      this.route(parts, 'forward');
-      return;
-    }
-    if (ev !== null && this.drop(ev)) {
+    let to: Disposition;
+    if (ev === undefined) to = this.assembler.inEvent ? 'hold' : 'forward';
+    else if (!wasInEvent) to = 'forward';
+    else if (ev !== null && this.drop(ev)) {
       this.dropped++;
-      this.last = 'drop';
-    } else {
-      this.out.push(...this.held, ...parts);
-      this.last = 'forward';
+      to = 'drop';
+    } else to = 'forward';
+    this.last = to;
+    this.settle(to, end);
+  }
+
+  /** Sends the held bytes plus the chunk's bytes up to `end` where they belong. */
+  private settle(to: Disposition, end: number): void {
+    const start = this.pos;
+    this.pos = end;
+    if (to === 'hold') {
+      this.held.append(this.chunk, start, end);
+      return;
     }
-    this.clearHeld();
+    if (to === 'forward') {
+      this.flushHeld();
+      this.forward(this.chunk.subarray(start, end));
+    } else this.held.clear();
   }
 
-  private clearHeld(): void {
-    this.held = [];
-    this.heldLen = 0;
+  private flushHeld(): void {
+    if (this.held.length === 0) return;
+    this.out.push(this.held.view().slice());
+    this.held.clear();
+  }
+
+  /** Adds a view of the chunk to the output, merging it with an adjacent previous view. */
+  private forward(part: Uint8Array): void {
+    if (part.length === 0) return;
+    const prev = this.out[this.out.length - 1];
+    if (prev && prev.buffer === part.buffer && prev.byteOffset + prev.length === part.byteOffset) {
+      this.out[this.out.length - 1] = new Uint8Array(part.buffer, prev.byteOffset, prev.length + part.length);
+    } else this.out.push(part);
   }
 }
 
-/** A copy (Buffer#slice would return a view). */
-function copyOf(bytes: Uint8Array): Uint8Array {
-  const c = new Uint8Array(bytes.length);
-  c.set(bytes);
-  return c;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
+function concat(parts: readonly Uint8Array[]): Uint8Array {
   if (parts.length === 0) return EMPTY;
   if (parts.length === 1) return parts[0] as Uint8Array;
   let n = 0;
