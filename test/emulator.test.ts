@@ -38,6 +38,7 @@ async function run(
   try {
     const r = await envoy.exchange(input);
     expect(r.errors).toEqual([]);
+    expect(server.errors).toEqual([]);
     return { r, s: server.streams[before] };
   } finally {
     await envoy.close();
@@ -367,6 +368,66 @@ describe('header mutations', () => {
     expect(two.r.downstream.status).toBe(201);
     expect(two.r.downstream.headers?.getAll(':status')).toEqual(['201']);
     expect(two.r.downstream.headers?.getAll('x-multi')).toEqual(['a', 'b']);
+  });
+
+  it('#19/#23 rejected mutations: ignored by default, status_on_error with disallow_is_error', async () => {
+    const script = answerAll((m) =>
+      m.request_headers
+        ? answerFor(m, { header_mutation: setHeaders([['Host', 'evil'], [':system-header', 'x']], false, ['x-envoy-special-thing']) })
+        : undefined,
+    );
+    const headers: Pairs = [...GET, ['x-envoy-special-thing', 'keep']];
+    const ignored = await run(script, {}, { request: { headers } });
+    expect(ignored.r.downstream.status).toBe(200);
+    expect(ignored.r.upstream.headers?.get(':authority')).toBe('host');
+    expect(ignored.r.upstream.headers?.get('x-envoy-special-thing')).toBe('keep');
+    expect(ignored.r.upstream.headers?.get(':system-header')).toBe('x');
+    expect(ignored.r.counters.rejected_header_mutations).toBe(2);
+
+    const failing = await run(
+      script,
+      { status_on_error: 422, mutation_rules: { disallow_system: true, disallow_is_error: true } },
+      { request: { headers } },
+    );
+    expect(failing.r.downstream.status).toBe(422);
+    expect(failing.r.upstream.contacted).toBe(false);
+  });
+
+  it('#21 more set_headers than max_headers_count fails the request, never open', async () => {
+    const many = Array.from({ length: 60 }, (_, i): [string, string] => [`x-h-${i}`, 'v']);
+    const { r } = await run(
+      answerAll((m) => (m.request_headers ? answerFor(m, { header_mutation: setHeaders(many) }) : undefined)),
+      { max_headers_count: 50, failure_mode_allow: true },
+      { request: { headers: GET } },
+    );
+    expect(r.downstream.status).toBe(500);
+    expect(r.downstream.localReply?.details).toBe('header_mutation_operation_count_exceeds_limit');
+  });
+
+  it('forward_rules limit the headers sent; mutations are not filtered', async () => {
+    const { r, s } = await run(
+      answerAll((m) => (m.request_headers ? answerFor(m, { header_mutation: setHeaders([['x-secret-2', 'set']]) }) : undefined)),
+      { forward_rules: { allowed_headers: [':path', /x-.*/], disallowed_headers: ['x-secret'] } },
+      { request: { headers: [...GET, ['x-visible', '1'], ['x-secret', 's'], ['other', 'o']] } },
+    );
+    expect(wireHeaders(s!.received[0]).map((h) => h.key)).toEqual([':path', 'x-visible']);
+    expect(r.upstream.headers?.get('x-secret')).toBe('s');
+    expect(r.upstream.headers?.get('x-secret-2')).toBe('set');
+  });
+
+  it('clear_route_cache needs a header mutation and is refused by route_cache_action RETAIN', async () => {
+    const withoutMutation = answerAll((m) => (m.request_headers ? answerFor(m, { clear_route_cache: true }) : undefined));
+    const withMutation = answerAll((m) =>
+      m.request_headers ? answerFor(m, { clear_route_cache: true, header_mutation: setHeaders([[':path', '/other']]) }) : undefined,
+    );
+    const ignored = await run(withoutMutation, {}, { request: { headers: GET } });
+    expect(ignored.r.counters.clear_route_cache_ignored).toBe(1);
+    expect(ignored.r.routeCacheClears).toBe(0);
+    const cleared = await run(withMutation, {}, { request: { headers: GET } });
+    expect(cleared.r.routeCacheClears).toBe(1);
+    const retained = await run(withMutation, { route_cache_action: 'RETAIN' }, { request: { headers: GET } });
+    expect(retained.r.routeCacheClears).toBe(0);
+    expect(retained.r.counters.clear_route_cache_disabled).toBe(1);
   });
 
   it('applies a HeaderMutation like Envoy MutationUtilsTest.TestApplyMutations (10 rejections)', () => {

@@ -5,43 +5,13 @@
  * the record, and the dynamic metadata Envoy receives.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EnvoyEmulator, type EmulatorConfig, type ExchangeResult } from './emulator/envoy.js';
+import { EnvoyEmulator, type ExchangeResult } from './emulator/envoy.js';
+import { OBSERVABILITY, SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures, type Fixture } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { expectMetadataMatchesRecord, expectRecordMatchesFixture } from './support/expect.js';
 
 const fixtures = loadFixtures();
-
-/** The processing mode of envoy-configs/sidecar.yaml, strict about errors (no fail-open). */
-export const SIDECAR: EmulatorConfig = {
-  processing_mode: {
-    request_header_mode: 'SEND',
-    request_body_mode: 'BUFFERED',
-    response_header_mode: 'SEND',
-    response_body_mode: 'STREAMED',
-  },
-  allow_mode_override: true,
-  allowed_override_modes: [{ response_header_mode: 'SKIP', request_body_mode: 'NONE', response_body_mode: 'NONE' }],
-  failure_mode_allow: false,
-  request_attributes: ['source.address'],
-  metadata_options: { receiving_namespaces: { untyped: ['tokenwarden', 'io.envoy.ai_gateway'] } },
-  buffer_limit: 64 * 1024 * 1024,
-  message_timeout_ms: 2000,
-};
-
-export const OBSERVABILITY: EmulatorConfig = {
-  processing_mode: {
-    request_header_mode: 'SEND',
-    request_body_mode: 'STREAMED',
-    response_header_mode: 'SEND',
-    response_body_mode: 'STREAMED',
-  },
-  observability_mode: true,
-  failure_mode_allow: true,
-  deferred_close_timeout_ms: 50,
-  request_attributes: ['source.address'],
-  metadata_options: { receiving_namespaces: { untyped: ['tokenwarden'] } },
-};
 
 function replay(envoy: EnvoyEmulator, fx: Fixture): Promise<ExchangeResult> {
   return envoy.exchange({

@@ -154,6 +154,8 @@ export class ProcessStream {
         this.llm = ex.onRequestHeaders(headerMap(h.headers), eos, attributeMap(msg.attributes));
         if (!this.llm) {
           this.opts.observer.nonLlmRequest();
+          // Mirrored non-LLM traffic: finishing the RPC stops Envoy from sending the rest.
+          if (this.observability) this.finishFromServer();
           return this.opts.skipNonLlm ? { request_headers: {}, mode_override: SKIP_REST_OVERRIDE } : { request_headers: {} };
         }
         if (!eos) return { request_headers: {} };
@@ -228,6 +230,9 @@ export class ProcessStream {
   private final(answer: WireProcessingResponse): Promise<WireProcessingResponse> {
     return this.complete().then((record) => {
       if (record) answer.dynamic_metadata = exchangeMetadata(record, this.opts.metadata);
+      // Mirrored traffic: nothing more is needed, so release Envoy's side stream now instead of
+      // holding it for its deferred_close_timeout.
+      if (this.observability) this.finishFromServer();
       return answer;
     });
   }

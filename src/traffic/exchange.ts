@@ -261,12 +261,8 @@ export class Exchange {
   onResponseHeaders(headers: ReadonlyMap<string, string>, endOfStream: boolean): void {
     const status = Number.parseInt(headers.get(':status') ?? '', 10);
     this.status = Number.isFinite(status) ? status : null;
+    // The request body may still be arriving (an upstream can answer early): it is parsed at its end.
     if (!this.route) return;
-    if (!this.requestDone) {
-      // The request body was not (fully) shown to us (body mode NONE, or trailers skipped).
-      this.requestDone = true;
-      this.reqChunks = [];
-    }
     if (this.status === null || this.status < 200 || this.status > 299) {
       if (endOfStream) this.responseEnded = true;
       return;

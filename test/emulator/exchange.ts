@@ -137,6 +137,8 @@ export class Exchange implements FilterHost {
   private readonly done = new Promise<void>((r) => (this.finish = r));
   private waiters: Array<{ check: () => boolean; resolve: () => void }> = [];
   private idleTimer: NodeJS.Timeout | undefined;
+  /** the client speaks gRPC: Envoy renders its own local replies as gRPC errors */
+  private readonly grpcRequest: boolean;
 
   constructor(
     private readonly cfg: ResolvedConfig,
@@ -145,6 +147,7 @@ export class Exchange implements FilterHost {
     private readonly initialMetadata?: Record<string, string>,
   ) {
     this.dynamicMetadata = structuredClone(input.dynamic_metadata ?? {});
+    this.grpcRequest = HeaderList.request(input.request.headers).get('content-type')?.startsWith('application/grpc') ?? false;
     this.filter = new ExtProcFilter(cfg, this, {
       attributes: input.attributes ?? {},
       dynamicMetadata: this.dynamicMetadata,
@@ -154,7 +157,7 @@ export class Exchange implements FilterHost {
 
   async run(): Promise<ExchangeResult> {
     this.touch();
-    void this.deliver('request', this.input.request);
+    this.deliver('request', this.input.request).catch((e: unknown) => this.abort(e));
     await this.done;
     clearTimeout(this.idleTimer);
     this.filter.onDestroy();
@@ -274,6 +277,13 @@ export class Exchange implements FilterHost {
     await this.deliver('response', res);
   }
 
+  /** An exception inside the emulator: record it and end the exchange as a reset. */
+  private abort(e: unknown): void {
+    this.errors.push(`emulator failure: ${e instanceof Error ? e.stack : String(e)}`);
+    this.down.reset = true;
+    this.end();
+  }
+
   // ---------------------------------------------------------------- FilterHost
 
   openStream(handler: SideStreamHandler): SideStream {
@@ -281,6 +291,7 @@ export class Exchange implements FilterHost {
   }
 
   emitHeaders(d: Direction, h: HeaderList, eos: boolean): void {
+    this.touch();
     const side = this.sink(d);
     if (!side) return;
     if (side.headers) this.errors.push(`${d} headers emitted twice`);
@@ -290,6 +301,7 @@ export class Exchange implements FilterHost {
   }
 
   emitData(d: Direction, data: Buffer, eos: boolean): void {
+    this.touch();
     const side = this.sink(d);
     if (!side) return;
     if (!side.headers) this.errors.push(`${d} data emitted before headers`);
@@ -299,6 +311,7 @@ export class Exchange implements FilterHost {
   }
 
   emitTrailers(d: Direction, t: HeaderList): void {
+    this.touch();
     const side = this.sink(d);
     if (!side) return;
     if (!side.headers) this.errors.push(`${d} trailers emitted before headers`);
@@ -309,7 +322,6 @@ export class Exchange implements FilterHost {
 
   /** Where what passes the filter goes, or undefined once that side was cut off. */
   private sink(d: Direction): Side | undefined {
-    this.touch();
     if (d === 'request') return this.requestStopped ? undefined : this.up;
     return this.finished ? undefined : this.down;
   }
@@ -317,7 +329,7 @@ export class Exchange implements FilterHost {
   private completed(d: Direction): void {
     if (d === 'request') {
       this.up.complete = true;
-      setImmediate(() => void this.respond());
+      setImmediate(() => this.respond().catch((e: unknown) => this.abort(e)));
     } else {
       this.down.complete = true;
       this.end();
@@ -334,9 +346,7 @@ export class Exchange implements FilterHost {
   }
 
   private envoyLocalReply(status: number, details: string, body = ''): void {
-    const contentType = HeaderList.request(this.input.request.headers).get('content-type') ?? '';
-    const grpcRequest = contentType.startsWith('application/grpc');
-    this.deliverLocalReply(buildLocalReply({ status, details, body: Buffer.from(body), grpcRequest }), 'envoy');
+    this.deliverLocalReply(buildLocalReply({ status, details, body: Buffer.from(body), grpcRequest: this.grpcRequest }), 'envoy');
   }
 
   /** Envoy's filter manager sendLocalReply (spec §3.2). */

@@ -96,10 +96,6 @@ export class HeaderList {
     return this.list.map(([k, v]) => [k, v]);
   }
 
-  keys(): string[] {
-    return this.list.map(([k]) => k);
-  }
-
   /** Entries as UTF-8 text, convenient for assertions. */
   toArray(): Array<[string, string]> {
     return this.list.map(([k, v]) => [k, v.toString('utf8')]);

@@ -24,7 +24,7 @@ export interface LocalReplyInput {
 }
 
 /** Envoy's Grpc::Utility::httpToGrpcStatus. */
-export function httpToGrpcStatus(http: number): number {
+function httpToGrpcStatus(http: number): number {
   switch (http) {
     case 400:
       return 13;

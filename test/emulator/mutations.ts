@@ -17,8 +17,8 @@ export interface MutationRules {
   disallow_is_error?: boolean;
 }
 
-export type CheckOp = 'SET' | 'APPEND' | 'REMOVE';
-export type CheckResult = 'OK' | 'IGNORE' | 'FAIL';
+type CheckOp = 'SET' | 'APPEND' | 'REMOVE';
+type CheckResult = 'OK' | 'IGNORE' | 'FAIL';
 
 const ROUTING = new Set(['host', ':authority', ':method', ':scheme']);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -27,12 +27,12 @@ const AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:%[\]@]+$/;
 const fullMatch = (pattern: string, name: string): boolean => new RegExp(`^(?:${pattern})$`).test(name);
 
 /** nghttp2-style name check; a leading ':' marks a pseudo-header. */
-export function headerNameIsValid(name: string): boolean {
+function headerNameIsValid(name: string): boolean {
   return TOKEN.test(name.startsWith(':') ? name.slice(1) : name);
 }
 
 /** nghttp2_check_header_value: no NUL, CR or LF. */
-export function headerValueIsValid(value: Uint8Array): boolean {
+function headerValueIsValid(value: Uint8Array): boolean {
   return !value.some((b) => b === 0 || b === 0x0a || b === 0x0d);
 }
 
@@ -45,7 +45,7 @@ function valueAllowed(name: string, value: Buffer): boolean {
 }
 
 /** HeaderMutationRules decision (spec §4.3), in Envoy's order. `name` must be lower-case. */
-export function checkMutation(rules: MutationRules, op: CheckOp, name: string, value?: Buffer): CheckResult {
+function checkMutation(rules: MutationRules, op: CheckOp, name: string, value?: Buffer): CheckResult {
   const deny: CheckResult = rules.disallow_is_error ? 'FAIL' : 'IGNORE';
   const allowed = ((): boolean => {
     if (op === 'REMOVE' && (name.startsWith(':') || name === 'host')) return false;

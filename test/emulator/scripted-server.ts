@@ -50,15 +50,6 @@ export class ScriptedStream {
     call.on('error', () => undefined);
   }
 
-  /** Envoy sent END_STREAM. */
-  get halfClosedByClient(): boolean {
-    return this.events.some((e) => e.type === 'end');
-  }
-
-  get cancelledByClient(): boolean {
-    return this.events.some((e) => e.type === 'cancelled');
-  }
-
   private take(m: WireProcessingRequest | null): void {
     const w = this.waiter;
     this.waiter = undefined;

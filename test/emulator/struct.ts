@@ -31,7 +31,7 @@ function valueKind(v: WireStructValue): WireStructValue['kind'] {
   return undefined;
 }
 
-export function fromValue(v: WireStructValue | null | undefined): unknown {
+function fromValue(v: WireStructValue | null | undefined): unknown {
   if (!v) return null;
   switch (valueKind(v)) {
     case 'numberValue':
