@@ -850,6 +850,17 @@ describe('immediate responses', () => {
     expect(r.downstream.localReply?.delivery).toBe('direct');
   });
 
+  it('immediate response after the response headers went downstream resets the stream', async () => {
+    const { r } = await run(
+      answerAll((m) => (m.response_body ? { immediate_response: { status: { code: 403 } } } : undefined)),
+      { processing_mode: { response_body_mode: 'STREAMED' } },
+      { request: { headers: GET }, upstream: { headers: [[':status', '200']], body_chunks: [{ data: 'chunk', wait: 'idle' }] } },
+    );
+    expect(r.downstream).toMatchObject({ status: 200, reset: true, complete: false });
+    expect(r.downstream.localReply).toMatchObject({ status: 403, delivery: 'reset' });
+    expect(r.downstream.body.length).toBe(0);
+  });
+
   it('#44 immediate status below 200 becomes 200', async () => {
     const { r } = await run(
       async (s) => {

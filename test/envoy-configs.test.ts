@@ -148,6 +148,7 @@ function emittedMetadataKeys(): string[] {
       reasoning_tokens: 1,
     },
     usageSource: 'reported',
+    promptEstimate: { tokens: 1, method: 'exact' },
     costMicroUsd: 10,
     unpriced: false,
     error: 'invalid_json',

@@ -23,6 +23,36 @@ function replay(envoy: EnvoyEmulator, fx: Fixture): Promise<ExchangeResult> {
 
 const isLlm = (fx: Fixture): boolean => fx.expected.provider !== 'unknown';
 
+const CREDENTIAL_HEADERS = ['authorization', 'api-key', 'x-api-key', 'x-goog-api-key'];
+const TEXT_KEYS = new Set(['content', 'text', 'input', 'prompt', 'system', 'thinking']);
+
+/** Long strings under text-bearing keys of a JSON body (prompts and completions). */
+function texts(value: unknown, key = '', out: string[] = []): string[] {
+  if (typeof value === 'string') {
+    if (TEXT_KEYS.has(key) && value.length >= 16) out.push(value.slice(0, 40));
+  } else if (Array.isArray(value)) {
+    for (const v of value) texts(v, key, out);
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) texts(v, k, out);
+  }
+  return out;
+}
+
+/** Every credential and a sample of prompt/completion text from the fixtures. */
+const secrets = fixtures.flatMap((fx) => {
+  const creds = fx.request.headers
+    .filter(([k]) => CREDENTIAL_HEADERS.includes(k))
+    .map(([, v]) => v.replace(/^Bearer\s+/i, ''))
+    .filter((v) => v.length >= 8);
+  let body: unknown = null;
+  try {
+    body = JSON.parse(Buffer.concat(fx.request.body_chunks).toString('utf8'));
+  } catch {
+    // Bad-input fixtures have no JSON body to sample.
+  }
+  return [...creds, ...texts(body)];
+});
+
 describe.each([
   ['sidecar', SIDECAR],
   ['observability', OBSERVABILITY],
@@ -90,4 +120,10 @@ describe.each([
       }
     });
   }
+
+  it('kept no API key and no prompt or completion text in records or logs', () => {
+    const stored = JSON.stringify(srv.records) + srv.logs.join('\n');
+    expect(srv.records.length).toBe(fixtures.filter(isLlm).length);
+    for (const secret of secrets) expect(stored).not.toContain(secret);
+  });
 });

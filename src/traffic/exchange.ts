@@ -30,7 +30,8 @@ export interface TokenEstimate {
 
 /** Counts tokens of text (tiktoken in a worker, or a cheap bound). */
 export interface TokenEstimator {
-  count(texts: string[], provider: string, model: string | null): Promise<TokenEstimate>;
+  /** Never rejects; adds `extraTokens` (fixed allowances such as images) to the count. */
+  count(texts: string[], provider: string, model: string | null, extraTokens?: number): Promise<TokenEstimate>;
 }
 
 /** Prices usage; null means unpriced (unknown price), never a silent 0. */
@@ -100,6 +101,8 @@ export class Exchange {
 
   private hadContentLength = false;
   private facts: RequestFacts | null = null;
+  /** Started as soon as the request body is parsed, in the tokenizer worker (never on this loop). */
+  private promptEstimate: Promise<TokenEstimate> | null = null;
   private reqChunks: Uint8Array[] = [];
   private reqBytes = 0;
   private reqOverflow = false;
@@ -213,6 +216,7 @@ export class Exchange {
     this.facts = facts;
     if (route.pathModel === null) this.model = facts.model;
     if (route.pathStream === undefined && facts.stream !== undefined) this.stream = facts.stream;
+    this.promptEstimate = this.deps.tokens.count(facts.promptText, route.provider, this.model, facts.extraTokens);
     return canRewrite ? this.maybeInjectUsage(body, parsed) : null;
   }
 
@@ -358,13 +362,14 @@ export class Exchange {
     const facts = this.acc?.result() ?? null;
     const ok2xx = this.status !== null && this.status >= 200 && this.status <= 299;
     const reported = ok2xx && facts?.usage ? facts.usage : null;
+    const prompt = this.promptEstimate ? await this.promptEstimate : null;
     let usage: Usage = { ...EMPTY_USAGE };
     let usageSource: UsageSource = 'none';
     if (reported && (reported.input_tokens !== null || reported.output_tokens !== null)) {
       usage = reported;
       usageSource = 'reported';
     } else if (ok2xx && complete && facts) {
-      usage = await this.estimate(facts.outputText);
+      usage = await this.estimate(prompt, facts.outputText);
       usageSource = 'estimated';
     }
     const responseModel = ok2xx ? (facts?.responseModel ?? null) : null;
@@ -384,6 +389,7 @@ export class Exchange {
       reportedUsage: reported,
       usage,
       usageSource,
+      promptEstimate: prompt,
       costMicroUsd: cost?.microUsd ?? null,
       unpriced: usageSource !== 'none' && cost === null,
       error: this.error,
@@ -440,14 +446,9 @@ export class Exchange {
     }
   }
 
-  private async estimate(outputText: string): Promise<Usage> {
-    const route = this.route!;
-    const facts = this.facts;
-    const [input, output] = await Promise.all([
-      facts ? this.deps.tokens.count(facts.promptText, route.provider, this.model) : Promise.resolve(null),
-      this.deps.tokens.count(outputText.length > 0 ? [outputText] : [], route.provider, this.model),
-    ]);
-    const inputTokens = input === null ? null : input.tokens + (facts?.extraTokens ?? 0);
+  private async estimate(prompt: TokenEstimate | null, outputText: string): Promise<Usage> {
+    const output = await this.deps.tokens.count(outputText.length > 0 ? [outputText] : [], this.route!.provider, this.model);
+    const inputTokens = prompt === null ? null : prompt.tokens;
     const outputTokens = output.tokens;
     return {
       input_tokens: inputTokens,

@@ -32,6 +32,11 @@ export interface ExchangeRecord {
   /** What tokenwarden counts for the exchange: reported, else estimated, else all null. */
   usage: Usage;
   usageSource: UsageSource;
+  /**
+   * Prompt tokens estimated before the call (tiktoken for OpenAI families, else a cheap bound),
+   * null when the request body was not readable.
+   */
+  promptEstimate: { tokens: number; method: 'exact' | 'bound' } | null;
   /** Integer micro-dollars; null when unpriced (unknown price) or nothing to price. */
   costMicroUsd: number | null;
   unpriced: boolean;
