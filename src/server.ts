@@ -6,7 +6,7 @@ import type { TokenwardenConfig } from './config/types.js';
 import { ExtProcServer } from './extproc/server.js';
 import type { StreamObserver } from './extproc/stream.js';
 import { Exchange, type ExchangeDeps } from './traffic/exchange.js';
-import type { ConsumerIdentity, ExchangeRecord } from './traffic/record.js';
+import type { ConsumerIdentity, ExchangeRecord } from './domain.js';
 import { createRecognizer } from './traffic/recognize.js';
 import { createConsumerResolver } from './traffic/consumer.js';
 import { TokenCounter } from './metering/tokens.js';

@@ -13,7 +13,7 @@ import { defaultConfig } from '../src/config/types.js';
 import { fromStruct, SKIP_REST_OVERRIDE } from '../src/extproc/messages.js';
 import { AI_GATEWAY_NAMESPACE, exchangeMetadata } from '../src/extproc/metadata.js';
 import { BodySendMode, HeaderSendMode, type WireProcessingMode } from '../src/extproc/protocol.js';
-import type { ExchangeRecord } from '../src/traffic/record.js';
+import type { ExchangeRecord } from '../src/domain.js';
 import { anyType, get, isObject, visitObjects, type Json, type JsonObject } from './envoy/tree.js';
 import { formatIssues, validateEnvoyYaml } from './envoy/validate.js';
 

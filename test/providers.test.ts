@@ -7,14 +7,8 @@ import { NdjsonDecoder } from '../src/traffic/decode/ndjson.js';
 import { SseDecoder } from '../src/traffic/decode/sse.js';
 import { HANDLERS, MEDIA_PART_TOKENS } from '../src/traffic/providers/index.js';
 import { recognize } from '../src/traffic/recognize.js';
-import {
-  EMPTY_USAGE,
-  type ApiHandler,
-  type RequestFacts,
-  type ResponseFacts,
-  type Route,
-  type StreamEvent,
-} from '../src/traffic/types.js';
+import { EMPTY_USAGE } from '../src/domain.js';
+import { type ApiHandler, type RequestFacts, type ResponseFacts, type Route, type StreamEvent } from '../src/traffic/types.js';
 import { headerValue, loadFixtures, type Fixture } from './support/fixtures.js';
 
 const DISCOVERY = defaultConfig().discovery;

@@ -4,7 +4,7 @@
  * prefixed `tokenwarden_`. Consumer ids are never labels here (unbounded cardinality).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ExchangeRecord } from '../traffic/record.js';
+import type { ExchangeRecord } from '../domain.js';
 
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 const PHASE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];

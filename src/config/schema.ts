@@ -6,7 +6,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { PathSegment } from './errors.js';
-import type { ProviderName } from '../traffic/types.js';
+import type { ProviderName } from '../domain.js';
 
 export interface Issue {
   path: PathSegment[];

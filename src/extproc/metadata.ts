@@ -4,7 +4,7 @@
  */
 import type { MetadataConfig } from '../config/types.js';
 import type { Exchange } from '../traffic/exchange.js';
-import type { ExchangeRecord } from '../traffic/record.js';
+import type { ExchangeRecord } from '../domain.js';
 import type { WireStruct } from './protocol.js';
 import { toStruct, type MetadataValue } from './messages.js';
 

@@ -6,7 +6,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { MetadataConfig } from '../config/types.js';
 import type { Exchange } from '../traffic/exchange.js';
-import type { ExchangeRecord } from '../traffic/record.js';
+import type { ExchangeRecord } from '../domain.js';
 import { BodySendMode } from './protocol.js';
 import type {
   RequestKind,

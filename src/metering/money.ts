@@ -10,12 +10,3 @@ export function usdToMicro(usd: number): number {
   const micro = Number((usd * 1e6).toPrecision(15));
   return micro >= 0 ? Math.floor(micro + 0.5) : -Math.floor(-micro + 0.5);
 }
-
-/** Micro-dollars as a USD decimal string with 6 decimals, e.g. 1234567 -> "1.234567". */
-export function formatUsd(microUsd: number): string {
-  if (!Number.isFinite(microUsd)) return '0.000000';
-  const micro = Math.round(microUsd);
-  const sign = micro < 0 ? '-' : '';
-  const digits = Math.abs(micro).toString().padStart(7, '0');
-  return `${sign}${digits.slice(0, -6)}.${digits.slice(-6)}`;
-}

@@ -6,13 +6,12 @@
 import type { ModelPrice } from '@pydantic/genai-prices';
 import { LRUCache } from 'lru-cache';
 import type { PriceOverride } from '../config/types.js';
-import type { Usage } from '../traffic/types.js';
+import type { Usage } from '../domain.js';
 import { appliedPrices, catalogUsd, findCatalogModel, type CatalogModel } from './catalog.js';
-import { Glob } from './glob.js';
+import { compileGlob, type Glob } from '../config/glob.js';
 import { usdToMicro } from './money.js';
 import { microCost, PRICE_KEYS, ratesFor, type TokenClasses } from './rates.js';
 
-export { formatUsd } from './money.js';
 
 /** USD per million tokens. Absent classes fall back to the catalog's rate, else input (cache) or output (reasoning). */
 export interface PriceRates {
@@ -136,7 +135,7 @@ export class PriceBook {
   constructor(overrides: readonly PriceOverride[], options: PriceBookOptions = {}) {
     this.overrides = (Array.isArray(overrides) ? overrides : [])
       .filter((o) => typeof o?.provider === 'string' && typeof o.model === 'string')
-      .map((o) => ({ provider: new Glob(o.provider), model: new Glob(o.model), rates: overrideRates(o) }));
+      .map((o) => ({ provider: compileGlob(o.provider), model: compileGlob(o.model), rates: overrideRates(o) }));
     this.lookup = options.lookup;
     this.cache = new LRUCache({ max: Math.max(1, options.cacheSize ?? DEFAULT_CACHE_SIZE) });
   }

@@ -5,17 +5,10 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { MeteringConfig, LimitsConfig } from '../config/types.js';
-import type { ConsumerIdentity, ExchangeRecord, UsageSource } from './record.js';
-import type {
-  ExchangeErrorCode,
-  Framing,
-  RequestFacts,
-  RequestHead,
-  ResponseAccumulator,
-  Route,
-  Usage,
-} from './types.js';
-import { EMPTY_USAGE } from './types.js';
+import type { ConsumerIdentity, ExchangeRecord, UsageSource } from '../domain.js';
+import type { ExchangeErrorCode, Usage } from '../domain.js';
+import type { Framing, RequestFacts, RequestHead, ResponseAccumulator, Route } from './types.js';
+import { EMPTY_USAGE } from '../domain.js';
 import { SseDecoder, type SseEvent } from './decode/sse.js';
 import { EventStreamDecoder } from './decode/eventstream.js';
 import { NdjsonDecoder } from './decode/ndjson.js';
@@ -401,7 +394,7 @@ export class Exchange {
   private endFraming(acc: ResponseAccumulator, complete: boolean): void {
     switch (this.framing) {
       case 'sse': {
-        const { truncated } = this.sse!.end((ev) => acc.onEvent({ kind: 'sse', event: ev.event, data: ev.data }));
+        const { truncated } = this.sse!.end();
         if (this.sse!.invalidUtf8) this.fail('invalid_utf8');
         if (truncated && complete) this.fail('stream_truncated');
         return;
@@ -412,7 +405,7 @@ export class Exchange {
         return;
       }
       case 'ndjson': {
-        const { truncated } = this.ndjson!.end((text) => acc.onEvent({ kind: 'line', text }));
+        const { truncated } = this.ndjson!.end();
         if (this.ndjson!.invalidUtf8) this.fail('invalid_utf8');
         if (truncated && complete) this.fail('stream_truncated');
         return;

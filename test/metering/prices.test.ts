@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import { calcPrice } from '@pydantic/genai-prices';
 import { describe, expect, it } from 'vitest';
-import { PriceBook, formatUsd, type PriceRates } from '../../src/metering/prices.js';
+import { PriceBook, type PriceRates } from '../../src/metering/prices.js';
 import { usdToMicro } from '../../src/metering/money.js';
 import type { PriceOverride } from '../../src/config/types.js';
-import type { Usage } from '../../src/traffic/types.js';
+import type { Usage } from '../../src/domain.js';
 
 const AT = new Date('2026-01-15T12:00:00Z');
 const FIXTURES = new URL('../../../shared/fixtures/providers/', import.meta.url);
@@ -187,11 +187,4 @@ describe('money', () => {
     expect(cheap.cost('vllm', ['cheap'], u, AT)?.microUsd).toBe(1);
   });
 
-  it('formats micro-dollars as a 6-decimal USD string', () => {
-    expect(formatUsd(0)).toBe('0.000000');
-    expect(formatUsd(5)).toBe('0.000005');
-    expect(formatUsd(1_234_567)).toBe('1.234567');
-    expect(formatUsd(42_000_000)).toBe('42.000000');
-    expect(formatUsd(-1500)).toBe('-0.001500');
-  });
 });

@@ -1,7 +1,7 @@
 /** Assertions shared by the fixture replays (pure pipeline and through gRPC). */
 import { expect } from 'vitest';
-import type { ExchangeRecord } from '../../src/traffic/record.js';
-import { EMPTY_USAGE } from '../../src/traffic/types.js';
+import type { ExchangeRecord } from '../../src/domain.js';
+import { EMPTY_USAGE } from '../../src/domain.js';
 import type { Fixture } from './fixtures.js';
 
 const USAGE_KEYS = ['input_tokens', 'output_tokens', 'total_tokens', 'cached_input_tokens', 'cache_write_tokens', 'reasoning_tokens'] as const;

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Usage } from '../../src/traffic/types.js';
+import type { Usage } from '../../src/domain.js';
 
 export const FIXTURE_DIR = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/fixtures/providers');
 

@@ -1,7 +1,7 @@
 /** Starts a real tokenwarden server on a free loopback port for tests, collecting its records. */
 import { createServer, type ServerHooks, type TokenwardenServer } from '../../src/server.js';
 import { defaultConfig, type TokenwardenConfig } from '../../src/config/types.js';
-import type { ExchangeRecord } from '../../src/traffic/record.js';
+import type { ExchangeRecord } from '../../src/domain.js';
 import { createLogger } from '../../src/log.js';
 
 export interface TestServer {

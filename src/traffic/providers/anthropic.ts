@@ -2,7 +2,8 @@
  * Anthropic Messages (/v1/messages). The same request body and response events travel inside
  * Bedrock InvokeModel, so the parsing here is shared with bedrock-invoke.ts.
  */
-import type { ApiHandler, RequestFacts, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';

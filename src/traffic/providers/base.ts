@@ -1,5 +1,6 @@
 /** The accumulator skeleton every handler shares: model, bounded text, guarded entry points. */
-import type { RequestFacts, ResponseAccumulator, ResponseFacts, StreamEvent, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { RequestFacts, ResponseAccumulator, ResponseFacts, StreamEvent } from '../types.js';
 import { DEFAULT_MAX_TEXT_BYTES, eventJson, OutputText, PromptCollector, requestFacts, responseFacts } from './common.js';
 import { nonEmpty } from './json.js';
 

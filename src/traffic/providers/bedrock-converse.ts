@@ -1,5 +1,6 @@
 /** AWS Bedrock Converse (JSON) and ConverseStream (event-stream frames); the model is in the path. */
-import type { ApiHandler, RequestFacts, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';

@@ -2,7 +2,8 @@
  * AWS Bedrock InvokeModel and InvokeModelWithResponseStream. Bodies are the model family's own
  * format; Anthropic's is read fully, other families through Bedrock's invocation metrics.
  */
-import type { ApiHandler, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler } from '../types.js';
 import { parseAnthropicRequest, AnthropicReader } from './anthropic.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage } from './common.js';

@@ -1,5 +1,6 @@
 /** Building blocks shared by the per-API handlers: framing, stream-event JSON, bounded text, facts. */
-import type { Framing, RequestFacts, ResponseFacts, StreamEvent, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { Framing, RequestFacts, ResponseFacts, StreamEvent } from '../types.js';
 import { parseJson } from './json.js';
 
 /** Output text kept per response for estimation when usage is missing (the config default). */

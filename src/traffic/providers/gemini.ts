@@ -2,7 +2,8 @@
  * Google Gemini API and Vertex AI generateContent / streamGenerateContent. The model is in the
  * path. Streams are SSE with `?alt=sse`, otherwise one JSON array of chunks.
  */
-import type { ApiHandler, RequestFacts, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';

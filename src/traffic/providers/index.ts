@@ -1,5 +1,6 @@
 /** One handler per API kind. */
-import type { ApiHandler, ApiKind } from '../types.js';
+import type { ApiKind } from '../../domain.js';
+import type { ApiHandler } from '../types.js';
 import { messagesHandler } from './anthropic.js';
 import { converseHandler, converseStreamHandler } from './bedrock-converse.js';
 import { invokeHandler, invokeStreamHandler } from './bedrock-invoke.js';

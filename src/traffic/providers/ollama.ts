@@ -1,5 +1,6 @@
 /** Ollama's native chat API (/api/chat): one JSON object, or NDJSON lines ending with `done:true`. */
-import type { ApiHandler, RequestFacts, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent, readToolCalls } from './content.js';

@@ -2,7 +2,8 @@
  * OpenAI Chat Completions and every server that speaks it: Azure OpenAI, vLLM, Mistral, Groq,
  * Together and other compatible gateways, Ollama's /v1 endpoint, Cohere's compatibility API.
  */
-import type { ApiHandler, RequestFacts, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent, readToolCalls } from './content.js';

@@ -1,5 +1,6 @@
 /** OpenAI-shaped embeddings (/v1/embeddings, Azure deployments, compatible servers). */
-import type { ApiHandler, RequestFacts, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { asObject, count } from './json.js';

@@ -1,5 +1,6 @@
 /** OpenAI Responses API (/v1/responses), plain JSON or named SSE events. */
-import type { ApiHandler, RequestFacts, Usage } from '../types.js';
+import type { Usage } from '../../domain.js';
+import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';

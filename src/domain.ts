@@ -1,6 +1,68 @@
-/** The outcome of one observed exchange: what every consumer of tokenwarden's data sees. */
-import type { ApiKind, ExchangeErrorCode, ProviderName, Usage } from './types.js';
+/**
+ * The domain vocabulary every layer shares (types only, no imports): providers, APIs, usage and the
+ * record of one exchange. See the fixtures README for the meanings of the usage fields.
+ */
+export type ProviderName =
+  | 'openai'
+  | 'azure_openai'
+  | 'anthropic'
+  | 'aws_bedrock'
+  | 'gcp_gemini'
+  | 'gcp_vertex'
+  | 'ollama'
+  | 'vllm'
+  | 'mistral'
+  | 'groq'
+  | 'cohere'
+  | 'openai_compatible'
+  | 'unknown';
 
+export type ApiKind =
+  | 'chat_completions'
+  | 'responses'
+  | 'embeddings'
+  | 'messages'
+  | 'converse'
+  | 'converse_stream'
+  | 'invoke'
+  | 'invoke_with_response_stream'
+  | 'generate_content'
+  | 'stream_generate_content'
+  | 'ollama_chat'
+  | 'cohere_chat';
+
+/**
+ * Bad-input codes carried by an exchange (first problem found, request before response). The first
+ * four are the fixtures' codes; the others are tokenwarden's for what the fixtures do not cover.
+ */
+export type ExchangeErrorCode =
+  | 'invalid_json'
+  | 'invalid_utf8'
+  | 'empty_body'
+  | 'stream_truncated'
+  | 'corrupt_encoding'
+  | 'body_too_large';
+
+/** Normalised token usage; null = not reported. See the fixtures README normalisation table. */
+export interface Usage {
+  input_tokens: number | null;
+  output_tokens: number | null;
+  total_tokens: number | null;
+  cached_input_tokens: number | null;
+  cache_write_tokens: number | null;
+  reasoning_tokens: number | null;
+}
+
+export const EMPTY_USAGE: Readonly<Usage> = Object.freeze({
+  input_tokens: null,
+  output_tokens: null,
+  total_tokens: null,
+  cached_input_tokens: null,
+  cache_write_tokens: null,
+  reasoning_tokens: null,
+});
+
+/** The outcome of one observed exchange: what every consumer of tokenwarden's data sees. */
 export type ConsumerResolverKind = 'header' | 'xfcc' | 'attribute' | 'api_key';
 
 export interface ConsumerIdentity {
