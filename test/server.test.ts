@@ -126,6 +126,65 @@ describe('processing modes', () => {
   });
 });
 
+describe('other Envoy configurations', () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer();
+  });
+  afterAll(() => srv.stop());
+
+  it('BUFFERED_PARTIAL bodies that fit the buffer are metered like BUFFERED', async () => {
+    const envoy = new EnvoyEmulator(srv.address, {
+      processing_mode: { request_header_mode: 'SEND', request_body_mode: 'BUFFERED_PARTIAL', response_header_mode: 'SEND', response_body_mode: 'BUFFERED_PARTIAL' },
+      metadata_options: { receiving_namespaces: { untyped: ['tokenwarden'] } },
+    });
+    const n = srv.records.length;
+    const r = await envoy.exchange({
+      request: { headers: basic.request.headers, body_chunks: basic.request.body_chunks },
+      upstream: { headers: basic.response.headers, body_chunks: basic.response.body_chunks },
+    });
+    await envoy.close();
+    expect(r.counters.spurious_msgs_received).toBe(0);
+    expect(r.downstream.body.equals(Buffer.concat(basic.response.body_chunks))).toBe(true);
+    const [rec] = (await srv.waitForRecords(n + 1)).slice(n);
+    expect(rec!.usage).toEqual(basic.expected.usage);
+    expect((r.dynamicMetadata.tokenwarden as Record<string, unknown>).total_tokens).toBe(basic.expected.usage.total_tokens);
+  });
+
+  it('with request headers skipped, traffic still flows unchanged (nothing to recognise it by)', async () => {
+    const envoy = new EnvoyEmulator(srv.address, {
+      processing_mode: { request_header_mode: 'SKIP', request_body_mode: 'BUFFERED', response_header_mode: 'SEND', response_body_mode: 'STREAMED' },
+    });
+    const r = await envoy.exchange({
+      request: { headers: basic.request.headers, body_chunks: basic.request.body_chunks },
+      upstream: { headers: basic.response.headers, body_chunks: basic.response.body_chunks },
+    });
+    await envoy.close();
+    expect(r.errors).toEqual([]);
+    expect(r.counters.spurious_msgs_received).toBe(0);
+    expect(r.upstream.body.equals(Buffer.concat(basic.request.body_chunks))).toBe(true);
+    expect(r.downstream.status).toBe(200);
+  });
+
+  it('accepts a 50 MiB BUFFERED prompt (gRPC receive limit raised) and reads its model without a full parse', async () => {
+    const envoy = new EnvoyEmulator(srv.address, { ...SIDECAR, buffer_limit: 64 * 1024 * 1024 });
+    const filler = 'x'.repeat(50 * 1024 * 1024);
+    const body = Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: filler }], model: 'gpt-4o-mini', max_tokens: 5 }));
+    const reqHeaders = basic.request.headers.map(([k, v]) => [k, k === 'content-length' ? String(body.length) : v] as [string, string]);
+    const n = srv.records.length;
+    const r = await envoy.exchange({
+      request: { headers: reqHeaders, body_chunks: [body] },
+      upstream: { headers: basic.response.headers, body_chunks: basic.response.body_chunks },
+    });
+    await envoy.close();
+    expect(r.downstream.localReply).toBeUndefined();
+    expect(r.upstream.body.length).toBe(body.length);
+    const [rec] = (await srv.waitForRecords(n + 1)).slice(n);
+    expect(rec!.model).toBe('gpt-4o-mini');
+    expect(rec!.error).toBeNull();
+  });
+});
+
 describe('stream endings and hostile sequences', () => {
   let srv: TestServer;
   beforeAll(async () => {
@@ -227,6 +286,35 @@ describe('stream endings and hostile sequences', () => {
     expect(r.downstream.status).toBe(200);
     expect(srv.logs.filter((l) => l.includes('"level":"error"'))).toEqual([]);
     client.close();
+  });
+});
+
+describe('admin server', () => {
+  it('serves health, readiness and Prometheus metrics named after the GenAI conventions', async () => {
+    const srv = await startTestServer((c) => (c.admin.address = '127.0.0.1:0'));
+    const base = `http://${srv.adminAddress}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    await envoy.exchange({
+      request: { headers: basic.request.headers, body_chunks: basic.request.body_chunks },
+      upstream: { headers: basic.response.headers, body_chunks: basic.response.body_chunks },
+    });
+    await envoy.exchange({ request: { headers: [[':method', 'GET'], [':authority', 'example.com'], [':path', '/'], [':scheme', 'https']] } });
+    await envoy.close();
+    await srv.waitForRecords(1);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const input = basic.expected.usage.input_tokens;
+    const inputSum = metrics
+      .split('\n')
+      .find((l) => l.startsWith('gen_ai_client_token_usage_sum{') && l.includes('gen_ai_token_type="input"') && l.includes('gen_ai_provider_name="openai"'));
+    expect(inputSum?.split(' ').at(-1)).toBe(String(input));
+    expect(metrics).toMatch(/tokenwarden_exchanges_total\{[^}]*outcome="ok"\} 1\b/);
+    expect(metrics).toMatch(/tokenwarden_non_llm_requests_total 1\b/);
+    expect(metrics).toMatch(/tokenwarden_extproc_streams_active 0\b/);
+    const stopping = srv.stop();
+    await stopping;
   });
 });
 

@@ -7,6 +7,8 @@ import { createLogger } from '../../src/log.js';
 export interface TestServer {
   server: TokenwardenServer;
   address: string;
+  /** `host:port` of the admin server, when the test enabled it. */
+  adminAddress: string | null;
   records: ExchangeRecord[];
   logs: string[];
   /** Resolves when `n` records have been made in total. */
@@ -33,10 +35,11 @@ export async function startTestServer(
       hooks.onExchange?.(r);
     },
   });
-  const { grpcAddress } = await server.start();
+  const { grpcAddress, adminAddress } = await server.start();
   return {
     server,
     address: grpcAddress,
+    adminAddress,
     records,
     logs,
     async waitForRecords(n, timeoutMs = 5000) {
