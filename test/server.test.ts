@@ -313,8 +313,7 @@ describe('admin server', () => {
     expect(metrics).toMatch(/tokenwarden_exchanges_total\{[^}]*outcome="ok"\} 1\b/);
     expect(metrics).toMatch(/tokenwarden_non_llm_requests_total 1\b/);
     expect(metrics).toMatch(/tokenwarden_extproc_streams_active 0\b/);
-    const stopping = srv.stop();
-    await stopping;
+    await srv.stop();
   });
 });
 
