@@ -289,6 +289,30 @@ describe('stream endings and hostile sequences', () => {
   });
 });
 
+describe('internal errors', () => {
+  it('an exception while handling a message is logged and counted, and the message is answered unchanged', async () => {
+    const srv = await startTestServer(() => {}, {
+      resolveConsumer: () => {
+        throw new Error('hook bug');
+      },
+    });
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    const r = await envoy.exchange({
+      request: { headers: basic.request.headers, body_chunks: basic.request.body_chunks },
+      upstream: { headers: basic.response.headers, body_chunks: basic.response.body_chunks },
+    });
+    await envoy.close();
+    expect(r.errors).toEqual([]);
+    expect(r.counters.spurious_msgs_received).toBe(0);
+    expect(r.downstream.status).toBe(200);
+    expect(r.upstream.body.equals(Buffer.concat(basic.request.body_chunks))).toBe(true);
+    expect(srv.logs.some((l) => l.includes('"level":"error"') && l.includes('hook bug'))).toBe(true);
+    const metrics = await srv.server.metrics.registry.getSingleMetricAsString('tokenwarden_internal_errors_total');
+    expect(metrics).toMatch(/tokenwarden_internal_errors_total 1\b/);
+    await srv.stop();
+  });
+});
+
 describe('admin server', () => {
   it('serves health, readiness and Prometheus metrics named after the GenAI conventions', async () => {
     const srv = await startTestServer((c) => (c.admin.address = '127.0.0.1:0'));

@@ -5,10 +5,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { MeteringConfig, LimitsConfig } from '../config/types.js';
-import type { ConsumerIdentity, ExchangeRecord, UsageSource } from '../domain.js';
-import type { ExchangeErrorCode, Usage } from '../domain.js';
+import { EMPTY_USAGE, type ConsumerIdentity, type ExchangeErrorCode, type ExchangeRecord, type Usage, type UsageSource } from '../domain.js';
 import type { Framing, RequestFacts, RequestHead, ResponseAccumulator, Route } from './types.js';
-import { EMPTY_USAGE } from '../domain.js';
 import { SseDecoder, type SseEvent } from './decode/sse.js';
 import { EventStreamDecoder } from './decode/eventstream.js';
 import { NdjsonDecoder } from './decode/ndjson.js';
@@ -218,6 +216,8 @@ export class Exchange {
     if (
       // In observability mode Envoy ignores answers: nothing can be rewritten.
       this.observability ||
+      // A body with problems (e.g. invalid UTF-8) is passed on byte for byte.
+      this.error !== null ||
       !this.deps.metering.inject_stream_usage ||
       !this.stream ||
       route.api !== 'chat_completions' ||
@@ -270,7 +270,10 @@ export class Exchange {
     this.acc = this.route.handler.newResponse(this.deps.metering.max_stream_text_bytes);
     const encoding = headers.get('content-encoding');
     const decoded = (bytes: Uint8Array): void => this.feedDecoded(bytes);
-    this.content = createContentDecoder(encoding, decoded, { maxOutputBytes: this.deps.limits.max_response_body_bytes * 4 });
+    // A JSON body is held whole, so its decoded size is capped (zip bombs); stream decoders hold one
+    // event at a time, so a compressed stream may be as long as an uncompressed one.
+    const maxOutputBytes = this.framing === 'json' ? this.deps.limits.max_response_body_bytes + 1 : Number.MAX_SAFE_INTEGER;
+    this.content = createContentDecoder(encoding, decoded, { maxOutputBytes });
     switch (this.framing) {
       case 'sse':
         this.sse = new SseDecoder();
