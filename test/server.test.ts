@@ -133,6 +133,48 @@ describe('other Envoy configurations', () => {
   });
   afterAll(() => srv.stop());
 
+  const BODY_MODES = ['NONE', 'BUFFERED', 'BUFFERED_PARTIAL', 'STREAMED', 'FULL_DUPLEX_STREAMED'] as const;
+  const combos = BODY_MODES.flatMap((body) =>
+    (['SEND', 'SKIP'] as const).flatMap((hdr) =>
+      (['SEND', 'SKIP'] as const)
+        .filter((trl) => body !== 'FULL_DUPLEX_STREAMED' || trl === 'SEND')
+        .flatMap((trl) => [true, false].map((trailers) => ({ body, hdr, trl, trailers }))),
+    ),
+  );
+  it.each(combos)('body $body, headers $hdr, trailer mode $trl, trailers sent: $trailers', async ({ body, hdr, trl, trailers }) => {
+    const envoy = new EnvoyEmulator(srv.address, {
+      processing_mode: {
+        request_header_mode: hdr,
+        response_header_mode: hdr,
+        request_body_mode: body,
+        response_body_mode: body,
+        request_trailer_mode: trl,
+        response_trailer_mode: trl,
+      },
+      metadata_options: { receiving_namespaces: { untyped: ['tokenwarden'] } },
+    });
+    const extra = trailers ? { trailers: [['x-checksum', 'abc']] as [string, string][] } : {};
+    const n = srv.records.length;
+    const r = await envoy.exchange({
+      request: { headers: anthropicStream.request.headers, body_chunks: anthropicStream.request.body_chunks, ...extra },
+      upstream: { headers: anthropicStream.response.headers, body_chunks: anthropicStream.response.body_chunks, ...extra },
+    });
+    await envoy.close();
+    expect(r.errors).toEqual([]);
+    expect(r.counters.spurious_msgs_received).toBe(0);
+    expect(r.counters.message_timeouts).toBe(0);
+    expect(r.downstream.localReply).toBeUndefined();
+    expect(r.upstream.body.equals(Buffer.concat(anthropicStream.request.body_chunks))).toBe(true);
+    expect(r.downstream.body.equals(Buffer.concat(anthropicStream.response.body_chunks))).toBe(true);
+    if (hdr === 'SEND' && body !== 'NONE') {
+      // Headers and both bodies were seen: the usage is read whatever the body mode.
+      const [rec] = (await srv.waitForRecords(n + 1)).slice(n);
+      expect(rec!.model).toBe(anthropicStream.expected.model);
+      expect(rec!.reportedUsage).toEqual(anthropicStream.expected.usage);
+    }
+    await waitFor(() => srv.server.activeStreams === 0);
+  });
+
   it('BUFFERED_PARTIAL bodies that fit the buffer are metered like BUFFERED', async () => {
     const envoy = new EnvoyEmulator(srv.address, {
       processing_mode: { request_header_mode: 'SEND', request_body_mode: 'BUFFERED_PARTIAL', response_header_mode: 'SEND', response_body_mode: 'BUFFERED_PARTIAL' },

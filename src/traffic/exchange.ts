@@ -172,7 +172,21 @@ export class Exchange {
     const body = concat(this.reqChunks, this.reqBytes);
     this.reqChunks = [];
     // Only a body that arrived in this one message can be rewritten (earlier chunks already went on).
-    return this.parseRequestBody(body, this.reqMessages === 1);
+    return this.parseRequestBody(body, this.reqMessages === 1, false) ?? null;
+  }
+
+  /**
+   * With trailers that Envoy does not send (trailer mode SKIP), no body chunk carries end_of_stream:
+   * the response headers are then the next sign that the request is complete. The body is taken as
+   * complete only if it parses; otherwise it keeps accumulating (an upstream may answer early).
+   */
+  private parseIfComplete(): void {
+    if (this.requestDone || this.reqOverflow || this.reqBytes === 0) return;
+    const body = concat(this.reqChunks, this.reqBytes);
+    if (this.parseRequestBody(body, false, true) !== undefined) {
+      this.requestDone = true;
+      this.reqChunks = [];
+    }
   }
 
   /** Trailers end the request body without an end_of_stream chunk. */
@@ -180,28 +194,19 @@ export class Exchange {
     if (this.route && !this.requestDone) this.onRequestBody(new Uint8Array(0), true);
   }
 
-  private parseRequestBody(body: Buffer, canRewrite: boolean): RequestBodyRewrite | null {
+  /** Returns undefined only when `tentative` and the body does not parse (nothing recorded then). */
+  private parseRequestBody(body: Buffer, canRewrite: boolean, tentative: boolean): RequestBodyRewrite | null | undefined {
     const route = this.route!;
     if (body.length === 0) {
       this.fail('empty_body');
       return null;
     }
+    const parsed = parseJsonBody(body, REQUEST_SCAN_KEYS, FULL_PARSE_LIMIT);
+    if (parsed === INVALID && tentative) return undefined;
     if (!isUtf8(body)) this.fail('invalid_utf8');
-    let parsed: unknown;
-    if (body.length <= FULL_PARSE_LIMIT) {
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        this.fail('invalid_json');
-        return null;
-      }
-    } else {
-      const scan = scanTopLevel(body, REQUEST_SCAN_KEYS);
-      if (!scan.ok) {
-        this.fail('invalid_json');
-        return null;
-      }
-      parsed = scannedObject(body, scan.values);
+    if (parsed === INVALID) {
+      this.fail('invalid_json');
+      return null;
     }
     const facts = route.handler.parseRequest(parsed);
     this.facts = facts;
@@ -258,8 +263,8 @@ export class Exchange {
   onResponseHeaders(headers: ReadonlyMap<string, string>, endOfStream: boolean): void {
     const status = Number.parseInt(headers.get(':status') ?? '', 10);
     this.status = Number.isFinite(status) ? status : null;
-    // The request body may still be arriving (an upstream can answer early): it is parsed at its end.
     if (!this.route) return;
+    this.parseIfComplete();
     if (this.status === null || this.status < 200 || this.status > 299) {
       if (endOfStream) this.responseEnded = true;
       return;
@@ -422,22 +427,10 @@ export class Exchange {
           return;
         }
         if (!isUtf8(body)) this.fail('invalid_utf8');
-        if (body.length <= RESPONSE_FULL_PARSE_LIMIT) {
-          try {
-            acc.onJson(JSON.parse(body.toString('utf8')));
-          } catch {
-            this.fail('invalid_json');
-          }
-          return;
-        }
-        // Large bodies (embeddings, long completions): parse only the keys that carry usage/model.
-        const scan = scanTopLevel(body, RESPONSE_KEYS);
-        if (!scan.ok) {
-          this.fail('invalid_json');
-          return;
-        }
-        // A top-level array (Gemini streamGenerateContent without alt=sse) has no keys to pick.
-        acc.onJson(scan.isObject ? scannedObject(body, scan.values) : JSON.parse(body.toString('utf8')));
+        // Large bodies (embeddings, long completions): only the keys that carry usage/model are parsed.
+        const parsed = parseJsonBody(body, RESPONSE_KEYS, RESPONSE_FULL_PARSE_LIMIT);
+        if (parsed === INVALID) this.fail('invalid_json');
+        else acc.onJson(parsed);
       }
     }
   }
@@ -470,6 +463,22 @@ function isInjectedUsageEvent(ev: SseEvent): boolean {
   } catch {
     return false;
   }
+}
+
+const INVALID = Symbol('invalid JSON');
+
+/** Full JSON.parse up to `fullLimit` bytes; beyond it, a validating scan for the top-level `keys`. */
+function parseJsonBody(body: Buffer, keys: readonly string[], fullLimit: number): unknown {
+  if (body.length <= fullLimit) {
+    try {
+      return JSON.parse(body.toString('utf8'));
+    } catch {
+      return INVALID;
+    }
+  }
+  const scan = scanTopLevel(body, keys);
+  if (!scan.ok) return INVALID;
+  return scan.isObject ? scannedObject(body, scan.values) : JSON.parse(body.toString('utf8'));
 }
 
 function concat(chunks: Uint8Array[], total: number): Buffer {
