@@ -26,6 +26,47 @@ export interface GrpcConfig {
 export interface AdminConfig {
   /** `host:port`, or empty to disable the admin HTTP server. */
   address: string;
+  /**
+   * Bearer token required on /api/* and /metrics (from `token` or the variable named by
+   * `token_env`). Empty = no auth, which is refused unless `address` is a loopback address.
+   */
+  token: string;
+}
+
+export interface RedisConfig {
+  /** `redis://[:password@]host:port[/db]` or `rediss://...` (TLS). Ignored when cluster_nodes is set. */
+  url: string;
+  /** Redis Cluster seed nodes (`host:port`); the cluster is used when non-empty. */
+  cluster_nodes: string[];
+  /** Sentinel nodes (`host:port`) and the monitored master's name; used when non-empty. */
+  sentinels: string[];
+  sentinel_master: string;
+  /** Prefix of every key; all inventory keys share the hash tag `{<prefix>}` (one cluster slot). */
+  key_prefix: string;
+  connect_timeout_ms: number;
+  /** Per-command timeout; a flush that times out is retried (batches are idempotent). */
+  command_timeout_ms: number;
+}
+
+export interface StoreConfig {
+  /** memory: embedded, this process only; redis: shared by every sidecar and gateway. */
+  type: 'memory' | 'redis';
+  redis: RedisConfig;
+  /** Memory store: at most this many inventory records (least recently updated evicted). */
+  memory_max_records: number;
+  /** Hourly usage buckets are kept this long. */
+  retention_hours: number;
+  /** Aggregated deltas are flushed at least this often. */
+  flush_interval_ms: number;
+  /** ... and as soon as this many distinct keys are pending. */
+  flush_max_deltas: number;
+  /** Deltas kept for retry while the store is unreachable; beyond it the oldest are dropped (counted, logged). */
+  retry_buffer_max_deltas: number;
+}
+
+export interface MetricsConfig {
+  /** Add a `tokenwarden_consumer` label to token/cost/request metrics (one series per consumer). */
+  consumer_labels: boolean;
 }
 
 export interface MetadataConfig {
@@ -105,6 +146,8 @@ export interface TokenwardenConfig {
   consumer: ConsumerConfig;
   metering: MeteringConfig;
   limits: LimitsConfig;
+  store: StoreConfig;
+  metrics: MetricsConfig;
   logging: LoggingConfig;
 }
 
@@ -118,7 +161,7 @@ export function defaultConfig(): TokenwardenConfig {
       shutdown_grace_ms: 10_000,
       skip_non_llm: true,
     },
-    admin: { address: '127.0.0.1:9090' },
+    admin: { address: '127.0.0.1:9090', token: '' },
     metadata: { namespace: 'tokenwarden', ai_gateway_compat: false, model_header: '' },
     discovery: { self_hosted: [], host_name_conventions: true },
     consumer: {
@@ -140,6 +183,24 @@ export function defaultConfig(): TokenwardenConfig {
       max_request_body_bytes: 64 * 1024 * 1024,
       max_response_body_bytes: 16 * 1024 * 1024,
     },
+    store: {
+      type: 'memory',
+      redis: {
+        url: 'redis://127.0.0.1:6379',
+        cluster_nodes: [],
+        sentinels: [],
+        sentinel_master: 'mymaster',
+        key_prefix: 'tw',
+        connect_timeout_ms: 2_000,
+        command_timeout_ms: 2_000,
+      },
+      memory_max_records: 100_000,
+      retention_hours: 24 * 30,
+      flush_interval_ms: 1_000,
+      flush_max_deltas: 1_000,
+      retry_buffer_max_deltas: 100_000,
+    },
+    metrics: { consumer_labels: false },
     logging: { level: 'info' },
   };
 }

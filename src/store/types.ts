@@ -1,0 +1,188 @@
+/**
+ * The inventory store contract: one implementation in memory (embedded, one sidecar) and one on
+ * Redis (shared by every sidecar and discovery gateway). Both pass the same contract test suite.
+ *
+ * Writers never call the store per exchange: a Recorder aggregates ExchangeRecords into
+ * InventoryDeltas and applies them in batches. Readers (the admin API) query aggregates.
+ */
+
+/** Token counts by class (integers). `input` includes cached input and cache writes. */
+export interface TokenCounts {
+  input: number;
+  cached_input: number;
+  cache_write: number;
+  output: number;
+  reasoning: number;
+}
+
+/** Errors by kind. */
+export interface ErrorCounts {
+  /** upstream answered 4xx */
+  upstream_4xx: number;
+  /** upstream answered 5xx */
+  upstream_5xx: number;
+  /** invalid_json, invalid_utf8, empty_body, corrupt_encoding, body_too_large */
+  bad_input: number;
+  /** stream_truncated */
+  truncated: number;
+  /** the exchange ended before its response did (cancel, reset) */
+  aborted: number;
+}
+
+/** consumer × provider × model. `model` is the requested model, else the response model, else "". */
+export interface InventoryKey {
+  consumer: string;
+  provider: string;
+  model: string;
+}
+
+/** Additive changes to one inventory record (and its rollups and hourly bucket). */
+export interface InventoryDelta {
+  key: InventoryKey;
+  /** Epoch ms of the earliest / latest exchange in the delta. */
+  firstSeen: number;
+  lastSeen: number;
+  requests: number;
+  errors: ErrorCounts;
+  /** Provider-reported tokens and tokenwarden's own estimates, kept apart. */
+  reported: TokenCounts;
+  estimated: TokenCounts;
+  /** Sum of priced exchanges' cost, integer micro-dollars. */
+  costMicroUsd: number;
+  /** Exchanges that had usage but no known price. */
+  unpricedRequests: number;
+  /** API of the latest exchange in the delta (with lastSeen as its time). */
+  lastApi: string;
+  /** Response models seen (distinct). */
+  responseModels: string[];
+  /** How the consumer was identified (header, xfcc, attribute, api_key) in the latest exchange. */
+  consumerResolver: string | null;
+}
+
+/**
+ * A batch of deltas with a unique id. Applying the same batch id twice must count it once (a
+ * retried flush after an ambiguous failure), for 24 hours at least.
+ */
+export interface InventoryBatch {
+  id: string;
+  deltas: InventoryDelta[];
+}
+
+/** One inventory record: the aggregate of every delta applied for its key. */
+export interface InventoryRecord {
+  key: InventoryKey;
+  firstSeen: number;
+  lastSeen: number;
+  requests: number;
+  errors: ErrorCounts;
+  reported: TokenCounts;
+  estimated: TokenCounts;
+  costMicroUsd: number;
+  unpricedRequests: number;
+  lastApi: string;
+  responseModels: string[];
+  consumerResolver: string | null;
+}
+
+/** Rollup over every provider/model of one consumer, or every consumer of one provider/model. */
+export interface Rollup {
+  firstSeen: number;
+  lastSeen: number;
+  requests: number;
+  errors: ErrorCounts;
+  reported: TokenCounts;
+  estimated: TokenCounts;
+  costMicroUsd: number;
+  unpricedRequests: number;
+}
+
+export interface ConsumerSummary extends Rollup {
+  consumer: string;
+  /** Distinct provider/model pairs this consumer used. */
+  models: number;
+}
+
+export interface ModelSummary extends Rollup {
+  provider: string;
+  model: string;
+  /** Distinct consumers of this provider/model. */
+  consumers: number;
+}
+
+export type InventorySortField = 'lastSeen' | 'firstSeen' | 'requests' | 'costMicroUsd' | 'tokens' | 'consumer' | 'provider' | 'model';
+
+export interface InventoryQuery {
+  /** Exact match on each given field. */
+  consumer?: string;
+  provider?: string;
+  model?: string;
+  /** Epoch ms bounds (inclusive). */
+  firstSeenFrom?: number;
+  firstSeenTo?: number;
+  lastSeenFrom?: number;
+  lastSeenTo?: number;
+  /** Only records with (true) or without (false) unpriced exchanges. */
+  unpriced?: boolean;
+  sort?: InventorySortField;
+  order?: 'asc' | 'desc';
+  /** Default 0 and 100; limit at most 1000. */
+  offset?: number;
+  limit?: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Number of matching items before pagination. */
+  total: number;
+}
+
+export type UsageGroupBy = 'consumer' | 'provider' | 'model';
+export type UsageBucket = 'hour' | 'day';
+
+export interface UsageQuery {
+  groupBy: UsageGroupBy;
+  /** Epoch ms, inclusive `from`, exclusive `to`; aligned down to the bucket. */
+  from: number;
+  to: number;
+  bucket: UsageBucket;
+  /** Optional filters applied before grouping. */
+  consumer?: string;
+  provider?: string;
+  model?: string;
+}
+
+/** One bucket of one group. `group` is the consumer, the provider, or `provider/model`. */
+export interface UsagePoint {
+  group: string;
+  /** Bucket start, epoch ms (UTC hour or UTC day). */
+  bucketStart: number;
+  requests: number;
+  errors: number;
+  reported: TokenCounts;
+  estimated: TokenCounts;
+  costMicroUsd: number;
+}
+
+export interface InventoryStore {
+  /** Applies a batch atomically and idempotently (see InventoryBatch). Rejects when the store is unreachable. */
+  apply(batch: InventoryBatch): Promise<void>;
+  inventory(query: InventoryQuery): Promise<Page<InventoryRecord>>;
+  consumers(query: { offset?: number; limit?: number }): Promise<Page<ConsumerSummary>>;
+  models(query: { offset?: number; limit?: number }): Promise<Page<ModelSummary>>;
+  /** Time series from the hourly buckets still within retention, sorted by group then bucketStart. */
+  usage(query: UsageQuery): Promise<UsagePoint[]>;
+  /** Resolves when the store is reachable (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function emptyTokens(): TokenCounts {
+  return { input: 0, cached_input: 0, cache_write: 0, output: 0, reasoning: 0 };
+}
+
+export function emptyErrors(): ErrorCounts {
+  return { upstream_4xx: 0, upstream_5xx: 0, bad_input: 0, truncated: 0, aborted: 0 };
+}
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
