@@ -214,7 +214,7 @@ describe('valid configuration files', () => {
         shutdown_grace_ms: 1500,
         skip_non_llm: false,
       },
-      admin: { address: '[::1]:9901' },
+      admin: { address: '[::1]:9901', token: 'admin-token' },
       metadata: { namespace: 'com.example.tokenwarden', ai_gateway_compat: true, model_header: 'x-requested-model' },
       discovery: {
         self_hosted: [
@@ -241,8 +241,42 @@ describe('valid configuration files', () => {
         ],
       },
       limits: { max_request_body_bytes: 32 * 1024 * 1024, max_response_body_bytes: 8_388_608 },
+      store: {
+        type: 'redis',
+        redis: {
+          url: 'redis://:pw@redis.internal:6379/2',
+          cluster_nodes: ['10.0.0.1:7000', '10.0.0.2:7000'],
+          sentinels: ['10.0.0.5:26379'],
+          sentinel_master: 'inventory',
+          key_prefix: 'tw-prod',
+          connect_timeout_ms: 5000,
+          command_timeout_ms: 750,
+        },
+        memory_max_records: 5000,
+        retention_hours: 48,
+        flush_interval_ms: 2000,
+        flush_max_deltas: 200,
+        retry_buffer_max_deltas: 20_000,
+      },
+      metrics: { consumer_labels: true },
       logging: { level: 'warn' },
     });
+  });
+
+  it('refuses an admin API on a non-loopback address without a token', () => {
+    expect(() => parseConfig('admin:\n  address: 0.0.0.0:9090\n', 'x.yaml', {})).toThrow(/admin\.token: is required when admin\.address \(0\.0\.0\.0:9090\) is not a loopback address/);
+    expect(parseConfig('admin:\n  address: 0.0.0.0:9090\n  token: s3cret\n', 'x.yaml', {}).admin.token).toBe('s3cret');
+    expect(parseConfig('admin:\n  address: 127.0.0.2:9090\n', 'x.yaml', {}).admin.token).toBe('');
+    expect(() => applyOverrides(defaultConfig(), [{ path: 'admin.address', value: '0.0.0.0:9090', origin: '--admin-address' }])).toThrow(/--admin-address: admin\.token: is required/);
+  });
+
+  it('reads secrets from the environment variables named by *_env keys', () => {
+    const text = 'admin:\n  token_env: TOKEN\nstore:\n  redis:\n    url_env: URL\n';
+    const config = parseConfig(text, 'x.yaml', { TOKEN: 't', URL: 'rediss://r:6380' });
+    expect(config.admin.token).toBe('t');
+    expect(config.store.redis.url).toBe('rediss://r:6380');
+    expect(() => parseConfig(text, 'x.yaml', { TOKEN: 't' })).toThrow(/store\.redis\.url_env: environment variable URL is not set/);
+    expect(() => parseConfig('admin:\n  token: a\n  token_env: B\n', 'x.yaml', {})).toThrow(/admin\.token_env: give either token or token_env, not both/);
   });
 
   it('TOKENWARDEN_FINGERPRINT_SECRET overrides the file and fingerprint_secret_env', () => {

@@ -163,19 +163,48 @@ function mergeDefaults<T>(base: T, patch: DeepPartial<T> | undefined): T {
   return merged as T;
 }
 
-/** Turn the validated document into a config patch, resolving `fingerprint_secret_env`. */
+/** Secrets that may be given as `<key>_env: VARIABLE` instead of inline. */
+const SECRET_KEYS: readonly { section: readonly string[]; key: string }[] = [
+  { section: ['consumer'], key: 'fingerprint_secret' },
+  { section: ['admin'], key: 'token' },
+  { section: ['store', 'redis'], key: 'url' },
+];
+
+/** Turn the validated document into a config patch, reading every `<key>_env` from the environment. */
 function resolveSecrets(document: ConfigDocument, env: Environment, issues: Issue[]): DeepPartial<TokenwardenConfig> {
-  const { consumer, ...rest } = document;
-  if (consumer === undefined) return rest;
-  const { fingerprint_secret_env: variable, ...consumerRest } = consumer;
-  if (variable === undefined) return { ...rest, consumer: consumerRest };
-  const secret = env[variable];
-  if (secret === undefined || secret === '') {
-    const state = secret === undefined ? 'is not set' : 'is empty';
-    issues.push({ path: ['consumer', 'fingerprint_secret_env'], message: `environment variable ${variable} ${state}` });
-    return { ...rest, consumer: consumerRest };
+  const patch = structuredClone(document) as Mapping;
+  for (const { section, key } of SECRET_KEYS) {
+    let node: unknown = patch;
+    for (const name of section) node = isMapping(node) ? node[name] : undefined;
+    if (!isMapping(node) || node[`${key}_env`] === undefined) continue;
+    const variable = String(node[`${key}_env`]);
+    delete node[`${key}_env`];
+    const value = env[variable];
+    if (value === undefined || value === '') {
+      const state = value === undefined ? 'is not set' : 'is empty';
+      issues.push({ path: [...section, `${key}_env`], message: `environment variable ${variable} ${state}` });
+      continue;
+    }
+    node[key] = value;
   }
-  return { ...rest, consumer: { ...consumerRest, fingerprint_secret: secret } };
+  return patch as DeepPartial<TokenwardenConfig>;
+}
+
+function isLoopbackHost(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Rules that span several keys, checked on the final configuration (file + flags). */
+function crossFieldIssues(config: TokenwardenConfig): Issue[] {
+  const issues: Issue[] = [];
+  if (config.admin.address !== '' && config.admin.token === '' && !isLoopbackHost(config.admin.address)) {
+    issues.push({
+      path: ['admin', 'token'],
+      message: `is required when admin.address (${config.admin.address}) is not a loopback address: set admin.token or admin.token_env`,
+    });
+  }
+  return issues;
 }
 
 function applySecretOverride(config: TokenwardenConfig, env: Environment): TokenwardenConfig {
@@ -219,7 +248,10 @@ export function parseConfig(text: string, source: string, env: Environment = pro
   }
   const all = [...yamlProblems, ...issues.map((issue) => toConfigIssue(issue, source, plain.positions))];
   if (all.length > 0) throw new ConfigError(all);
-  return applySecretOverride(mergeDefaults<TokenwardenConfig>(defaultConfig(), patch), env);
+  const config = applySecretOverride(mergeDefaults<TokenwardenConfig>(defaultConfig(), patch), env);
+  const crossIssues = crossFieldIssues(config).map((issue) => toConfigIssue(issue, source, plain.positions));
+  if (crossIssues.length > 0) throw new ConfigError(crossIssues);
+  return config;
 }
 
 function readProblem(error: unknown): string {
@@ -308,5 +340,9 @@ export function applyOverrides(config: TokenwardenConfig, overrides: readonly Co
     if (issues.length === 0 && value !== undefined) parent[key] = value;
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return result as unknown as TokenwardenConfig;
+  const merged = result as unknown as TokenwardenConfig;
+  const origins = overrides.map((o) => o.origin).join(', ');
+  const cross = crossFieldIssues(merged).map((issue) => ({ source: origins, path: formatPath(issue.path), message: issue.message }));
+  if (cross.length > 0) throw new ConfigError(cross);
+  return merged;
 }

@@ -123,6 +123,18 @@ function inRange(value: number, min: number, max: number, unit: string, path: Pa
   return false;
 }
 
+export function int(min: number, max: number): Schema<number> {
+  return {
+    parse(value, path, issues) {
+      if (typeof value !== 'number' || !Number.isInteger(value)) {
+        issues.push(expected(path, 'a whole number', value));
+        return undefined;
+      }
+      return inRange(value, min, max, '', path, issues) ? value : undefined;
+    },
+  };
+}
+
 export function nonNegativeNumber(): Schema<number> {
   return {
     parse(value, path, issues) {
@@ -537,6 +549,32 @@ const priceOverrideSchema = obj(
   },
 );
 
+const envName = (): Schema<string> =>
+  text({ minLength: 1, maxLength: 256, pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternHint: 'an environment variable name' });
+
+/** `value` and `value_env` (read from the environment by the loader) exclude each other. */
+function eitherValueOrEnv(value: string, env: string) {
+  return (section: Record<string, unknown>, path: PathSegment[], issues: Issue[]): void => {
+    if (section[value] !== undefined && section[env] !== undefined) {
+      issues.push({ path: [...path, env], message: `give either ${value} or ${env}, not both` });
+    }
+  };
+}
+
+const redisSchema = obj(
+  {
+    url: text({ minLength: 1, maxLength: 4096, secret: true, pattern: /^rediss?:\/\/\S+$/, patternHint: 'a redis:// or rediss:// URL' }),
+    url_env: envName(),
+    cluster_nodes: list(address({ allowUnix: false, allowEmpty: false }), { maxItems: 64 }),
+    sentinels: list(address({ allowUnix: false, allowEmpty: false }), { maxItems: 16 }),
+    sentinel_master: text({ minLength: 1, maxLength: 256 }),
+    key_prefix: text({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'letters, digits, ".", "_", ":" or "-"' }),
+    connect_timeout_ms: duration(1),
+    command_timeout_ms: duration(1),
+  },
+  { nullIsAbsent: true, check: eitherValueOrEnv('url', 'url_env') },
+);
+
 const section = <F extends Fields>(fields: F, check?: ObjOptions<F, never>['check']): ObjSchema<F, never> =>
   obj(fields, check === undefined ? { nullIsAbsent: true } : { nullIsAbsent: true, check });
 
@@ -548,7 +586,14 @@ export const configSchema = obj({
     shutdown_grace_ms: duration(),
     skip_non_llm: bool(),
   }),
-  admin: section({ address: address({ allowUnix: false, allowEmpty: true }) }),
+  admin: section(
+    {
+      address: address({ allowUnix: false, allowEmpty: true }),
+      token: text({ minLength: 1, maxLength: 4096, secret: true }),
+      token_env: envName(),
+    },
+    eitherValueOrEnv('token', 'token_env'),
+  ),
   metadata: section({
     namespace: text({ minLength: 1, maxLength: 128, pattern: /^[A-Za-z0-9_.-]+$/, patternHint: 'letters, digits, ".", "_" or "-"' }),
     ai_gateway_compat: bool(),
@@ -578,18 +623,9 @@ export const configSchema = obj({
       resolvers: list(resolverSchema, { maxItems: 16 }),
       fingerprint_secret: text({ minLength: 1, maxLength: 4096, secret: true }),
       /** Name of the environment variable holding the secret; resolved by the loader. */
-      fingerprint_secret_env: text({
-        minLength: 1,
-        maxLength: 256,
-        pattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
-        patternHint: 'an environment variable name',
-      }),
+      fingerprint_secret_env: envName(),
     },
-    (consumer, path, issues) => {
-      if (consumer.fingerprint_secret !== undefined && consumer.fingerprint_secret_env !== undefined) {
-        issues.push({ path: [...path, 'fingerprint_secret_env'], message: 'give either fingerprint_secret or fingerprint_secret_env, not both' });
-      }
-    },
+    eitherValueOrEnv('fingerprint_secret', 'fingerprint_secret_env'),
   ),
   metering: section({
     inject_stream_usage: bool(),
@@ -598,6 +634,16 @@ export const configSchema = obj({
     price_overrides: list(priceOverrideSchema, { maxItems: 10_000 }),
   }),
   limits: section({ max_request_body_bytes: size(), max_response_body_bytes: size() }),
+  store: section({
+    type: oneOf(['memory', 'redis']),
+    redis: redisSchema,
+    memory_max_records: int(1, 10_000_000),
+    retention_hours: int(1, 24 * 400),
+    flush_interval_ms: duration(10, 600_000),
+    flush_max_deltas: int(1, 1_000_000),
+    retry_buffer_max_deltas: int(1, 10_000_000),
+  }),
+  metrics: section({ consumer_labels: bool() }),
   logging: section({ level: oneOf(LOG_LEVELS) }),
 });
 

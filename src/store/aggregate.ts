@@ -1,0 +1,90 @@
+/**
+ * ExchangeRecord -> InventoryDelta, and the merge of two deltas of the same key. Pure functions: the
+ * Recorder uses them to aggregate exchanges between flushes.
+ */
+import type { ExchangeRecord } from '../domain.js';
+import { emptyErrors, emptyTokens, type ErrorCounts, type InventoryDelta, type InventoryKey, type TokenCounts } from './types.js';
+
+/** The consumer of an exchange no resolver could identify. */
+export const ANONYMOUS_CONSUMER = 'anonymous';
+
+export function inventoryKey(r: ExchangeRecord): InventoryKey {
+  return { consumer: r.consumer?.id ?? ANONYMOUS_CONSUMER, provider: r.provider, model: r.model ?? r.responseModel ?? '' };
+}
+
+/** A Map key for an InventoryKey (NUL cannot occur in header values, provider names or models). */
+export function keyString(k: InventoryKey): string {
+  return `${k.consumer}\u0000${k.provider}\u0000${k.model}`;
+}
+
+/**
+ * At most one error kind per exchange, with the precedence of the `outcome` label of
+ * tokenwarden_exchanges_total (aborted, then the upstream status, then bad input), so the inventory
+ * and the metrics agree and a record's error total never exceeds its requests.
+ */
+export function errorKind(r: ExchangeRecord): keyof ErrorCounts | null {
+  if (r.completion === 'aborted') return 'aborted';
+  if (r.status !== null && r.status >= 500 && r.status <= 599) return 'upstream_5xx';
+  if (r.status !== null && r.status >= 400 && r.status <= 499) return 'upstream_4xx';
+  if (r.error === 'stream_truncated') return 'truncated';
+  if (r.error !== null) return 'bad_input';
+  return null;
+}
+
+function tokensOf(r: ExchangeRecord): TokenCounts {
+  const u = r.usage;
+  return {
+    input: u.input_tokens ?? 0,
+    cached_input: u.cached_input_tokens ?? 0,
+    cache_write: u.cache_write_tokens ?? 0,
+    output: u.output_tokens ?? 0,
+    reasoning: u.reasoning_tokens ?? 0,
+  };
+}
+
+/** The delta of one exchange: tokens go to `reported` or `estimated` by the record's usage source. */
+export function deltaOf(r: ExchangeRecord): InventoryDelta {
+  const errors = emptyErrors();
+  const kind = errorKind(r);
+  if (kind) errors[kind] = 1;
+  return {
+    key: inventoryKey(r),
+    firstSeen: r.startedAt,
+    lastSeen: r.endedAt,
+    requests: 1,
+    errors,
+    reported: r.usageSource === 'reported' ? tokensOf(r) : emptyTokens(),
+    estimated: r.usageSource === 'estimated' ? tokensOf(r) : emptyTokens(),
+    costMicroUsd: r.costMicroUsd ?? 0,
+    unpricedRequests: r.unpriced ? 1 : 0,
+    lastApi: r.api,
+    responseModels: r.responseModel ? [r.responseModel] : [],
+    consumerResolver: r.consumer?.resolver ?? null,
+  };
+}
+
+function addInto<T extends object>(into: T, from: T): void {
+  const a = into as Record<string, number>;
+  const b = from as Record<string, number>;
+  for (const k of Object.keys(b)) a[k] = (a[k] ?? 0) + (b[k] ?? 0);
+}
+
+/**
+ * Adds `later` (a delta of the same key, made after `into`) to `into`. The latest exchange (by
+ * lastSeen; on a tie, the later one) gives lastApi and consumerResolver.
+ */
+export function mergeDelta(into: InventoryDelta, later: InventoryDelta): void {
+  into.firstSeen = Math.min(into.firstSeen, later.firstSeen);
+  if (later.lastSeen >= into.lastSeen) {
+    into.lastSeen = later.lastSeen;
+    into.lastApi = later.lastApi;
+    into.consumerResolver = later.consumerResolver;
+  }
+  into.requests += later.requests;
+  addInto(into.errors, later.errors);
+  addInto(into.reported, later.reported);
+  addInto(into.estimated, later.estimated);
+  into.costMicroUsd += later.costMicroUsd;
+  into.unpricedRequests += later.unpricedRequests;
+  for (const m of later.responseModels) if (!into.responseModels.includes(m)) into.responseModels.push(m);
+}
