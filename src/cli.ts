@@ -16,12 +16,18 @@ const USAGE = `Usage: tokenwarden <command> [options]
 Commands:
   serve                    Run the ext_proc gRPC server and the admin HTTP server
   validate-config FILE     Check a configuration file; prints OK or every error found
+  demo                     Replay built-in sample LLM traffic into a running server, as Envoy would
 
 Options for serve (flags override the configuration file):
   --config FILE            YAML configuration file (default: built-in defaults)
   --grpc-address ADDRESS   host:port, [ipv6]:port or unix:/path      (grpc.address)
   --admin-address ADDRESS  host:port, or "" to disable the admin API  (admin.address)
   --log-level LEVEL        debug, info, warn or error                 (logging.level)
+
+Options for demo:
+  --target ADDRESS         The server's gRPC address: host:port, [ipv6]:port or unix:/path
+                           (default 127.0.0.1:50051)
+  --count N                Exchanges to send, cycling through the samples (default: each once)
 
 Other options:
   -h, --help               Show this help
@@ -44,7 +50,8 @@ type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'validate'; file: string }
-  | { kind: 'serve'; configFile: string | undefined; overrides: ConfigOverride[] };
+  | { kind: 'serve'; configFile: string | undefined; overrides: ConfigOverride[] }
+  | { kind: 'demo'; target: string | undefined; count: number | undefined };
 
 /** parseArgs reports bad flags as TypeErrors with ERR_PARSE_ARGS_* codes; make them usage errors. */
 function usageErrors<T>(parse: () => T): T {
@@ -108,9 +115,48 @@ function parseCommandLine(argv: readonly string[]): Command {
       }
       return { kind: 'serve', configFile: values.config, overrides };
     }
+    case 'demo':
+      return parseDemo(rest);
     default:
       throw new UsageError(command.startsWith('-') ? `unknown option: ${command}` : `unknown command: ${command}`);
   }
+}
+
+const MAX_DEMO_COUNT = 1_000_000;
+
+function parseDemo(args: readonly string[]): Command {
+  const { values } = usageErrors(() =>
+    parseArgs({
+      args: [...args],
+      options: { help: { type: 'boolean', short: 'h' }, target: { type: 'string' }, count: { type: 'string' } },
+      allowPositionals: false,
+      strict: true,
+    }),
+  );
+  if (values.help === true) return { kind: 'help' };
+  if (values.target !== undefined) {
+    const parsed = parseAddress(values.target, true);
+    if (typeof parsed === 'string') throw new UsageError(`--target: ${parsed}`);
+  }
+  let count: number | undefined;
+  if (values.count !== undefined) {
+    count = /^\d+$/.test(values.count) ? Number(values.count) : NaN;
+    if (!(count >= 1 && count <= MAX_DEMO_COUNT)) throw new UsageError(`--count must be a whole number from 1 to ${MAX_DEMO_COUNT}, got "${values.count}"`);
+  }
+  return { kind: 'demo', target: values.target, count };
+}
+
+async function demo(target: string | undefined, count: number | undefined): Promise<number> {
+  // Loaded lazily, like the server: the other commands need none of the gRPC client.
+  const { DemoError, runDemo } = await import('./demo/run.js');
+  try {
+    await runDemo({ target, count });
+  } catch (error) {
+    if (!(error instanceof DemoError)) throw error;
+    process.stderr.write(`tokenwarden demo: ${error.message}\n`);
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
 }
 
 function readVersion(): string {
@@ -244,6 +290,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return validate(command.file);
     case 'serve':
       return serve(command.configFile, command.overrides);
+    case 'demo':
+      return demo(command.target, command.count);
   }
 }
 

@@ -13,6 +13,9 @@ import { TokenCounter } from './metering/tokens.js';
 import { PriceBook, type PriceRates } from './metering/prices.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/http.js';
+import { createStore } from './store/create.js';
+import { Recorder } from './store/recorder.js';
+import type { InventoryStore } from './store/types.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 
 export interface ServerHooks {
@@ -25,6 +28,8 @@ export interface ServerHooks {
   priceLookup?(provider: string, model: string): PriceRates | null;
   /** Called once per LLM exchange when it completes (or ends early). Must not throw or block. */
   onExchange?(record: ExchangeRecord): void;
+  /** Use this inventory store instead of the configured one (it is closed on shutdown). */
+  store?: InventoryStore;
   /** Replace the logger (default: JSON lines on stderr at the configured level). */
   logger?: Logger;
 }
@@ -41,11 +46,39 @@ export interface TokenwardenServer {
   readonly metrics: Metrics;
   /** Open ext_proc streams (0 when idle: no per-stream state is kept after a stream ends). */
   readonly activeStreams: number;
+  /** The inventory store (queried by the admin API). */
+  readonly store: InventoryStore;
+  /** Writes buffered inventory deltas to the store now (shutdown does it too). */
+  flush(): Promise<void>;
 }
 
 export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
   const log = hooks.logger ?? createLogger(config.logging.level);
-  const metrics = new Metrics();
+  const metrics = new Metrics({ consumerLabels: config.metrics.consumer_labels });
+  const store = hooks.store ?? createStore(config.store);
+  const recorder = new Recorder(
+    store,
+    {
+      flushIntervalMs: config.store.flush_interval_ms,
+      flushMaxDeltas: config.store.flush_max_deltas,
+      retryBufferMaxDeltas: config.store.retry_buffer_max_deltas,
+    },
+    {
+      flushed: ({ seconds }) => {
+        metrics.storeFlushSeconds.observe(seconds);
+        metrics.storePending.set(recorder.pendingDeltas);
+      },
+      flushFailed: (err, pending) => {
+        metrics.storeFlushErrors.inc();
+        metrics.storePending.set(pending);
+        log.warn('inventory flush failed; the batch is kept and retried', { ...errorFields(err), pending_deltas: pending });
+      },
+      dropped: (deltas, requests) => {
+        metrics.storeDropped.inc(requests);
+        log.error('inventory retry buffer full: oldest deltas dropped', { deltas, requests });
+      },
+    },
+  );
   const tokens = new TokenCounter({ maxExactBytes: config.metering.max_exact_tokenize_bytes });
   const prices = new PriceBook(config.metering.price_overrides, hooks.priceLookup ? { lookup: hooks.priceLookup } : {});
   const configured = createConsumerResolver(config.consumer);
@@ -65,6 +98,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     nonLlmRequest: () => metrics.nonLlm.inc(),
     record: (record) => {
       metrics.recordExchange(record);
+      recorder.record(record);
       if (!hooks.onExchange) return;
       try {
         hooks.onExchange(record);
@@ -97,14 +131,16 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
 
   let serving = false;
   const admin = config.admin.address
-    ? new AdminServer({ address: config.admin.address, metrics, ready: () => serving })
+    ? new AdminServer({ address: config.admin.address, metrics, ready: () => serving, store, token: config.admin.token, logger: log })
     : null;
 
   return {
     metrics,
+    store,
     get activeStreams() {
       return grpcServer.activeStreams;
     },
+    flush: () => recorder.flush(),
     async start() {
       const grpcAddress = await grpcServer.start();
       let adminAddress: string | null = null;
@@ -114,6 +150,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
         await grpcServer.shutdown(0);
         throw err;
       }
+      recorder.start();
       serving = true;
       // Load the tokenizer in the background so the first estimate does not pay for it.
       tokens.warmUp();
@@ -123,7 +160,10 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     async shutdown(graceMs = config.grpc.shutdown_grace_ms) {
       serving = false;
       await grpcServer.shutdown(graceMs);
+      // Streams are done: every record is in the recorder; write what is left before closing.
+      await recorder.stop();
       await admin?.close();
+      await store.close();
       await tokens.close();
       log.info('tokenwarden stopped');
     },

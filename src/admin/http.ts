@@ -1,38 +1,118 @@
-/** The admin HTTP server: health, readiness and Prometheus metrics. */
+/**
+ * The admin HTTP server: health, readiness, Prometheus metrics and the inventory API (api.ts).
+ * Routing, auth, limits and writing replies live here; handlers return a Reply.
+ */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Metrics } from './metrics.js';
+import type { InventoryStore } from '../store/types.js';
+import { errorFields, type Logger } from '../log.js';
+import { apiRoutes, type Handler } from './api.js';
+import { bearerMatches } from './auth.js';
+import { withDeadline } from './deadline.js';
+import { ApiError, jsonReply, type Reply } from './reply.js';
 
 export interface AdminOptions {
   address: string;
   metrics: Metrics;
+  store: InventoryStore;
+  /** Bearer token required on /api/* and /metrics; empty = no auth. */
+  token: string;
   /** True while the gRPC server is serving. */
   ready(): boolean;
+  /** Longest wait for one store call before answering 503 (default 5 s). */
+  storeTimeoutMs?: number;
+  /** Longest wait for the store's ping in /readyz (default 1 s). */
+  readyTimeoutMs?: number;
+  /** Clock for the usage API's default range. */
+  now?(): number;
+  logger?: Logger;
+}
+
+/** Longest request target accepted (414 beyond). */
+export const MAX_URL_BYTES = 8 * 1024;
+const ALLOW = 'GET, HEAD';
+const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+
+interface Route {
+  /** Needs the bearer token (when one is configured). */
+  auth: boolean;
+  handle: Handler;
 }
 
 export class AdminServer {
   private readonly server: http.Server;
+  private readonly routes: Map<string, Route>;
 
   constructor(private readonly opts: AdminOptions) {
+    const api = apiRoutes({
+      store: opts.store,
+      storeTimeoutMs: opts.storeTimeoutMs ?? 5_000,
+      now: opts.now ?? Date.now,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+    this.routes = new Map<string, Route>([
+      ['/healthz', { auth: false, handle: async () => jsonReply(200, { status: 'ok' }) }],
+      ['/readyz', { auth: false, handle: () => this.readiness() }],
+      ['/metrics', { auth: true, handle: () => this.metrics() }],
+      ...[...api].map(([path, handle]): [string, Route] => [path, { auth: true, handle }]),
+    ]);
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
+    this.server.on('clientError', answerClientError);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
-    switch (path) {
-      case '/healthz':
-        return send(res, 200, 'text/plain', 'ok\n');
-      case '/readyz':
-        return this.opts.ready() ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n');
-      case '/metrics': {
-        const body = await this.opts.metrics.registry.metrics();
-        return send(res, 200, this.opts.metrics.registry.contentType, body);
-      }
-      default:
-        return send(res, 404, 'text/plain', 'not found\n');
+    let reply: Reply;
+    try {
+      reply = await this.route(req);
+    } catch (err) {
+      if (!(err instanceof ApiError)) this.opts.logger?.error('admin request failed', errorFields(err));
+      reply = err instanceof ApiError ? err.reply() : new ApiError(500, 'internal', 'internal error').reply();
     }
+    // An unread request body would otherwise be drained before the connection can be reused.
+    if (hasBody(req)) reply.headers.connection = 'close';
+    await writeReply(res, reply, this.opts.logger);
+  }
+
+  private route(req: http.IncomingMessage): Promise<Reply> {
+    const target = req.url ?? '/';
+    if (Buffer.byteLength(target) > MAX_URL_BYTES) throw new ApiError(414, 'uri_too_long', `the request URL exceeds ${MAX_URL_BYTES} bytes`);
+    const q = target.indexOf('?');
+    const path = q === -1 ? target : target.slice(0, q);
+    const route = this.routes.get(path);
+    // Unknown /api paths need the token too, so the API's shape cannot be probed without it.
+    if ((route?.auth ?? path.startsWith('/api/')) && !this.authorized(req)) {
+      const presented = req.headers.authorization !== undefined;
+      throw new ApiError(401, 'unauthorized', presented ? 'invalid bearer token' : 'a bearer token is required', null, {
+        'www-authenticate': presented ? 'Bearer realm="tokenwarden", error="invalid_token"' : 'Bearer realm="tokenwarden"',
+      });
+    }
+    if (!route) throw new ApiError(404, 'not_found', `no endpoint at ${path}`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'method_not_allowed', `${path} accepts GET and HEAD`, null, { allow: ALLOW });
+    if (hasBody(req)) throw new ApiError(400, 'body_not_allowed', 'these endpoints take no request body');
+    return route.handle(new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    return this.opts.token === '' || bearerMatches(req.headers.authorization, this.opts.token);
+  }
+
+  private async readiness(): Promise<Reply> {
+    if (!this.opts.ready()) return notReady('grpc_not_serving', 'the gRPC server is not serving');
+    try {
+      await withDeadline(Promise.resolve().then(() => this.opts.store.ping()), this.opts.readyTimeoutMs ?? 1_000);
+    } catch (err) {
+      this.opts.logger?.warn('inventory store ping failed', errorFields(err));
+      return notReady('store_unreachable', 'the inventory store did not answer the ping');
+    }
+    return jsonReply(200, { status: 'ready' });
+  }
+
+  private async metrics(): Promise<Reply> {
+    const registry = this.opts.metrics.registry;
+    return { status: 200, headers: { 'content-type': registry.contentType }, body: await registry.metrics() };
   }
 
   async start(): Promise<string> {
@@ -56,9 +136,74 @@ export class AdminServer {
   }
 }
 
-function send(res: http.ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+function notReady(reason: string, message: string): Reply {
+  return jsonReply(503, { status: 'not_ready', reason, message });
+}
+
+function hasBody(req: http.IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+async function writeReply(res: http.ServerResponse, reply: Reply, logger: Logger | undefined): Promise<void> {
+  const headers: Record<string, string | number> = { ...COMMON_HEADERS, ...reply.headers };
+  if (typeof reply.body === 'string') {
+    res.writeHead(reply.status, { ...headers, 'content-length': Buffer.byteLength(reply.body) });
+    res.end(reply.body);
+    return;
+  }
+  res.writeHead(reply.status, headers);
+  try {
+    for await (const chunk of reply.body) {
+      if (res.destroyed) return;
+      if (!res.write(chunk)) await drained(res);
+    }
+    res.end();
+  } catch (err) {
+    // Headers are out: cut the response short so the client cannot take it for a complete file.
+    logger?.warn('admin export failed part way', errorFields(err));
+    res.destroy();
+  }
+}
+
+/** Resolves when the response can take more data, or when the client has gone. */
+function drained(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/**
+ * Requests Node rejects before routing. A request line longer than Node's header limit (16 KiB)
+ * is still a 414, like any URL over MAX_URL_BYTES; other header overflows are 431.
+ */
+function answerClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  let status = 400;
+  if (err.code === 'HPE_HEADER_OVERFLOW') status = requestLineLength(err.rawPacket) > MAX_URL_BYTES ? 414 : 431;
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = 408;
+  const body = JSON.stringify({ error: { code: CLIENT_ERROR_CODES[status], message: http.STATUS_CODES[status], parameter: null } });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+const CLIENT_ERROR_CODES: Record<number, string> = { 400: 'bad_request', 408: 'request_timeout', 414: 'uri_too_long', 431: 'headers_too_large' };
+
+function requestLineLength(packet: Buffer | undefined): number {
+  if (!packet) return 0;
+  const end = packet.indexOf('\r\n');
+  return end === -1 ? packet.length : end;
 }
 
 export function splitHostPort(address: string): { host: string; port: number } {

@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics. Token and request metrics follow the OpenTelemetry GenAI semantic conventions
  * (gen_ai_client_token_usage with gen_ai_* labels); tokenwarden's own operational metrics are
- * prefixed `tokenwarden_`. Consumer ids are never labels here (unbounded cardinality).
+ * prefixed `tokenwarden_`. The consumer is a label only when `metrics.consumer_labels` is on: one
+ * series per consumer can be a lot of series.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ExchangeRecord } from '../domain.js';
@@ -9,28 +10,15 @@ import type { ExchangeRecord } from '../domain.js';
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 const PHASE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
+const CONSUMER_LABEL = 'tokenwarden_consumer';
+
 export class Metrics {
   readonly registry = new Registry();
+  private readonly consumerLabels: boolean;
 
-  readonly tokenUsage = new Histogram({
-    name: 'gen_ai_client_token_usage',
-    help: 'Tokens per exchange by token type (OpenTelemetry GenAI gen_ai.client.token.usage).',
-    labelNames: ['gen_ai_token_type', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_operation_name', 'tokenwarden_usage_source'],
-    buckets: TOKEN_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly costUsd = new Counter({
-    name: 'tokenwarden_cost_usd_total',
-    help: 'Priced cost of exchanges in USD.',
-    labelNames: ['gen_ai_provider_name', 'gen_ai_request_model'],
-    registers: [this.registry],
-  });
-  readonly exchanges = new Counter({
-    name: 'tokenwarden_exchanges_total',
-    help: 'LLM exchanges by provider, model and outcome (ok, upstream_error, bad_input, aborted).',
-    labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_operation_name', 'outcome'],
-    registers: [this.registry],
-  });
+  readonly tokenUsage: Histogram;
+  readonly costUsd: Counter;
+  readonly exchanges: Counter;
   readonly exchangeErrors = new Counter({
     name: 'tokenwarden_exchange_errors_total',
     help: 'Exchanges with bad input by error code (invalid_json, invalid_utf8, empty_body, stream_truncated, ...).',
@@ -82,20 +70,64 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  readonly storeFlushSeconds = new Histogram({
+    name: 'tokenwarden_store_flush_duration_seconds',
+    help: 'Duration of successful inventory flushes to the store.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly storeFlushErrors = new Counter({
+    name: 'tokenwarden_store_flush_errors_total',
+    help: 'Inventory flushes that failed (the batch is kept and retried).',
+    registers: [this.registry],
+  });
+  readonly storeDropped = new Counter({
+    name: 'tokenwarden_store_dropped_requests_total',
+    help: 'Exchanges dropped from the inventory because the retry buffer overflowed during a store outage.',
+    registers: [this.registry],
+  });
+  readonly storePending = new Gauge({
+    name: 'tokenwarden_store_pending_deltas',
+    help: 'Inventory deltas waiting to be written (aggregating or in the retry buffer).',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean; consumerLabels?: boolean } = {}) {
+    this.consumerLabels = opts.consumerLabels === true;
+    const consumer = this.consumerLabels ? [CONSUMER_LABEL] : [];
+    this.tokenUsage = new Histogram({
+      name: 'gen_ai_client_token_usage',
+      help: 'Tokens per exchange by token type (OpenTelemetry GenAI gen_ai.client.token.usage).',
+      labelNames: ['gen_ai_token_type', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_operation_name', 'tokenwarden_usage_source', ...consumer],
+      buckets: TOKEN_BUCKETS,
+      registers: [this.registry],
+    });
+    this.costUsd = new Counter({
+      name: 'tokenwarden_cost_usd_total',
+      help: 'Priced cost of exchanges in USD.',
+      labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', ...consumer],
+      registers: [this.registry],
+    });
+    this.exchanges = new Counter({
+      name: 'tokenwarden_exchanges_total',
+      help: 'LLM exchanges by provider, model and outcome (ok, upstream_error, bad_input, aborted).',
+      labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_operation_name', 'outcome', ...consumer],
+      registers: [this.registry],
+    });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tokenwarden_process_' });
   }
 
   recordExchange(r: ExchangeRecord): void {
     const provider = r.provider;
     const model = r.model ?? '';
+    const who = this.consumerLabels ? { [CONSUMER_LABEL]: r.consumer?.id ?? '' } : {};
     const outcome =
       r.completion === 'aborted' ? 'aborted' : r.status !== null && r.status >= 400 ? 'upstream_error' : r.error ? 'bad_input' : 'ok';
-    this.exchanges.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, gen_ai_operation_name: r.api, outcome });
+    this.exchanges.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, gen_ai_operation_name: r.api, outcome, ...who });
     if (r.error) this.exchangeErrors.inc({ error: r.error, gen_ai_provider_name: provider });
     if (r.usageInjected) this.usageInjected.inc();
     if (r.unpriced) this.unpriced.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model });
-    if (r.costMicroUsd !== null) this.costUsd.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model }, r.costMicroUsd / 1e6);
+    if (r.costMicroUsd !== null) this.costUsd.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, ...who }, r.costMicroUsd / 1e6);
     if (r.usageSource === 'none') return;
     const labels = {
       gen_ai_provider_name: provider,
@@ -103,6 +135,7 @@ export class Metrics {
       gen_ai_response_model: r.responseModel ?? '',
       gen_ai_operation_name: r.api,
       tokenwarden_usage_source: r.usageSource,
+      ...who,
     };
     if (r.usage.input_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, r.usage.input_tokens);
     if (r.usage.output_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, r.usage.output_tokens);

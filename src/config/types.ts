@@ -34,7 +34,10 @@ export interface AdminConfig {
 }
 
 export interface RedisConfig {
-  /** `redis://[:password@]host:port[/db]` or `rediss://...` (TLS). Ignored when cluster_nodes is set. */
+  /**
+   * `redis://[user:password@]host:port[/db]` or `rediss://...` (TLS). With cluster_nodes or sentinels
+   * only its credentials and TLS are used.
+   */
   url: string;
   /** Redis Cluster seed nodes (`host:port`); the cluster is used when non-empty. */
   cluster_nodes: string[];

@@ -3,6 +3,7 @@
  * Recorder uses them to aggregate exchanges between flushes.
  */
 import type { ExchangeRecord } from '../domain.js';
+import { ERROR_KINDS, TOKEN_CLASSES } from './rollup.js';
 import { emptyErrors, emptyTokens, type ErrorCounts, type InventoryDelta, type InventoryKey, type TokenCounts } from './types.js';
 
 /** The consumer of an exchange no resolver could identify. */
@@ -10,11 +11,6 @@ export const ANONYMOUS_CONSUMER = 'anonymous';
 
 export function inventoryKey(r: ExchangeRecord): InventoryKey {
   return { consumer: r.consumer?.id ?? ANONYMOUS_CONSUMER, provider: r.provider, model: r.model ?? r.responseModel ?? '' };
-}
-
-/** A Map key for an InventoryKey (NUL cannot occur in header values, provider names or models). */
-export function keyString(k: InventoryKey): string {
-  return `${k.consumer}\u0000${k.provider}\u0000${k.model}`;
 }
 
 /**
@@ -63,10 +59,8 @@ export function deltaOf(r: ExchangeRecord): InventoryDelta {
   };
 }
 
-function addInto<T extends object>(into: T, from: T): void {
-  const a = into as Record<string, number>;
-  const b = from as Record<string, number>;
-  for (const k of Object.keys(b)) a[k] = (a[k] ?? 0) + (b[k] ?? 0);
+function addInto<K extends string>(into: Record<K, number>, from: Record<K, number>, keys: readonly K[]): void {
+  for (const k of keys) into[k] += from[k];
 }
 
 /**
@@ -81,9 +75,9 @@ export function mergeDelta(into: InventoryDelta, later: InventoryDelta): void {
     into.consumerResolver = later.consumerResolver;
   }
   into.requests += later.requests;
-  addInto(into.errors, later.errors);
-  addInto(into.reported, later.reported);
-  addInto(into.estimated, later.estimated);
+  addInto(into.errors, later.errors, ERROR_KINDS);
+  addInto(into.reported, later.reported, TOKEN_CLASSES);
+  addInto(into.estimated, later.estimated, TOKEN_CLASSES);
   into.costMicroUsd += later.costMicroUsd;
   into.unpricedRequests += later.unpricedRequests;
   for (const m of later.responseModels) if (!into.responseModels.includes(m)) into.responseModels.push(m);

@@ -1,0 +1,218 @@
+/**
+ * The Redis key layout, the Lua script that applies one batch, and the hash field encoding.
+ *
+ * Every key starts with `{<prefix>}:`: one hash tag, so the whole inventory lives in one Redis Cluster
+ * slot and the script may touch any of its keys. That is fine because inventory data is aggregate
+ * and small (one hash per consumer x provider x model, plus hourly buckets within retention).
+ *
+ *   {p}:batch:<batch id>          "1", EX 86400: batch ids applied in the last 24 h (idempotency)
+ *   {p}:rec:<record id>           hash: the record's counters, first, last, api, resolver
+ *   {p}:rm:<record id>            set: its distinct response models
+ *   {p}:con:<consumer>            hash: the consumer rollup
+ *   {p}:conrecs:<consumer>        zset: the consumer's record ids by lastSeen (ZCARD = distinct models)
+ *   {p}:mod:<model id>            hash: the provider/model rollup
+ *   {p}:modrecs:<model id>        zset: the provider/model's record ids by lastSeen (ZCARD = distinct consumers)
+ *   {p}:idx:rec / idx:con / idx:mod   zsets by lastSeen: every record id / consumer / model id
+ *   {p}:hour:<hour>:<record id>   hash: the record's hourly bucket, expires with retention
+ *   {p}:hourrecs:<hour>           set: record ids with a bucket in that hour, expires with retention
+ *   {p}:hours                     zset: hours that have buckets (trimmed to retention by every batch)
+ *
+ * Record and model ids are JSON arrays (see rollup.ts), computed here in Node rather than in Lua.
+ */
+import { deltaHour, ERROR_KINDS, modelId, recordId, TOKEN_CLASSES, totalErrors } from './rollup.js';
+import { oldestRetainedHour, type BucketCounts } from './query.js';
+import {
+  HOUR_MS,
+  type InventoryBatch,
+  type InventoryDelta,
+  type InventoryKey,
+  type InventoryRecord,
+  type Rollup,
+  type TokenCounts,
+} from './types.js';
+
+/** How long a batch id is remembered (the contract asks for 24 hours at least). */
+export const BATCH_ID_TTL_SECONDS = 86_400;
+
+export class RedisKeys {
+  readonly base: string;
+
+  constructor(prefix: string) {
+    if (/[{}]/.test(prefix)) throw new Error(`redis key_prefix must not contain braces: ${JSON.stringify(prefix)}`);
+    this.base = `{${prefix}}:`;
+  }
+
+  batch = (id: string): string => `${this.base}batch:${id}`;
+  record = (recId: string): string => `${this.base}rec:${recId}`;
+  responseModels = (recId: string): string => `${this.base}rm:${recId}`;
+  consumer = (consumer: string): string => `${this.base}con:${consumer}`;
+  consumerRecords = (consumer: string): string => `${this.base}conrecs:${consumer}`;
+  model = (modId: string): string => `${this.base}mod:${modId}`;
+  modelRecords = (modId: string): string => `${this.base}modrecs:${modId}`;
+  get recordIndex(): string {
+    return `${this.base}idx:rec`;
+  }
+  get consumerIndex(): string {
+    return `${this.base}idx:con`;
+  }
+  get modelIndex(): string {
+    return `${this.base}idx:mod`;
+  }
+  bucket = (hour: number, recId: string): string => `${this.base}hour:${hour}:${recId}`;
+  hourRecords = (hour: number): string => `${this.base}hourrecs:${hour}`;
+  get hours(): string {
+    return `${this.base}hours`;
+  }
+}
+
+/**
+ * KEYS[1] the batch id key. ARGV: key base, batch id TTL (s), deltas (JSON), oldest retained hour.
+ * Every other key shares KEYS[1]'s hash tag (same slot). Returns 0 for an already applied batch.
+ */
+export const APPLY_BATCH_LUA = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+local p = ARGV[1]
+
+local function incr(key, counters)
+  for field, n in pairs(counters) do redis.call('HINCRBY', key, field, n) end
+end
+
+-- Widens the hash's first/last span. Returns its lastSeen and whether the delta is the latest.
+local function span(key, first, last)
+  local cur = redis.call('HMGET', key, 'first', 'last')
+  if not cur[1] or first < tonumber(cur[1]) then redis.call('HSET', key, 'first', first) end
+  if cur[2] and last < tonumber(cur[2]) then return tonumber(cur[2]), false end
+  redis.call('HSET', key, 'last', last)
+  return last, true
+end
+
+-- A rollup hash, its place in the index and the record in its member zset.
+local function rollup(key, index, name, members, d, recLast)
+  incr(key, d.n)
+  redis.call('ZADD', index, (span(key, d.first, d.last)), name)
+  redis.call('ZADD', members, recLast, d.rec)
+end
+
+for _, d in ipairs(cjson.decode(ARGV[3])) do
+  local rec = p .. 'rec:' .. d.rec
+  incr(rec, d.n)
+  local last, latest = span(rec, d.first, d.last)
+  if latest then redis.call('HSET', rec, 'api', d.api, 'resolver', d.res) end
+  if #d.rm > 0 then redis.call('SADD', p .. 'rm:' .. d.rec, unpack(d.rm)) end
+  redis.call('ZADD', p .. 'idx:rec', last, d.rec)
+  rollup(p .. 'con:' .. d.con, p .. 'idx:con', d.con, p .. 'conrecs:' .. d.con, d, last)
+  rollup(p .. 'mod:' .. d.mod, p .. 'idx:mod', d.mod, p .. 'modrecs:' .. d.mod, d, last)
+  if d.hour then
+    local bucket = p .. 'hour:' .. d.hour .. ':' .. d.rec
+    local members = p .. 'hourrecs:' .. d.hour
+    incr(bucket, d.b)
+    redis.call('PEXPIRE', bucket, d.ttl)
+    redis.call('SADD', members, d.rec)
+    redis.call('PEXPIRE', members, d.ttl)
+    redis.call('ZADD', p .. 'hours', d.hour, d.hour)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', p .. 'hours', '-inf', '(' .. ARGV[4])
+return 1
+`;
+
+/** Counters are integers by contract; rounding keeps a stray float from failing HINCRBY halfway through a script. */
+function put(into: Record<string, number>, field: string, n: number): void {
+  const v = Math.round(n);
+  if (v !== 0) into[field] = v;
+}
+
+function putTokens(into: Record<string, number>, prefix: string, t: TokenCounts): void {
+  for (const c of TOKEN_CLASSES) put(into, `${prefix}.${c}`, t[c]);
+}
+
+function recordCounters(d: InventoryDelta): Record<string, number> {
+  const n: Record<string, number> = { requests: Math.round(d.requests) };
+  put(n, 'cost', d.costMicroUsd);
+  put(n, 'unpriced', d.unpricedRequests);
+  for (const k of ERROR_KINDS) put(n, `err.${k}`, d.errors[k]);
+  putTokens(n, 'rep', d.reported);
+  putTokens(n, 'est', d.estimated);
+  return n;
+}
+
+function bucketCounters(d: InventoryDelta): Record<string, number> {
+  const n: Record<string, number> = { requests: Math.round(d.requests) };
+  put(n, 'errors', totalErrors(d.errors));
+  put(n, 'cost', d.costMicroUsd);
+  putTokens(n, 'rep', d.reported);
+  putTokens(n, 'est', d.estimated);
+  return n;
+}
+
+/** The script's arguments for one batch; buckets already past retention are left out. */
+export function encodeBatch(keys: RedisKeys, batch: InventoryBatch, now: number, retentionHours: number): { key: string; args: string[] } {
+  const oldestHour = oldestRetainedHour(now, retentionHours);
+  const deltas = batch.deltas.map((d) => {
+    const hour = deltaHour(d);
+    const encoded = {
+      rec: recordId(d.key),
+      con: d.key.consumer,
+      mod: modelId(d.key.provider, d.key.model),
+      first: Math.round(d.firstSeen),
+      last: Math.round(d.lastSeen),
+      api: d.lastApi,
+      res: d.consumerResolver ?? '',
+      rm: d.responseModels,
+      n: recordCounters(d),
+    };
+    if (hour < oldestHour) return encoded;
+    // The bucket expires when its hour leaves retention on the store's clock.
+    return { ...encoded, hour: String(hour), ttl: hour + HOUR_MS + retentionHours * HOUR_MS - now, b: bucketCounters(d) };
+  });
+  return {
+    key: keys.batch(batch.id),
+    args: [keys.base, String(BATCH_ID_TTL_SECONDS), JSON.stringify(deltas), String(oldestHour)],
+  };
+}
+
+function num(hash: Record<string, string>, field: string): number {
+  const v = hash[field];
+  return v === undefined ? 0 : Number(v);
+}
+
+function tokens(hash: Record<string, string>, prefix: string): TokenCounts {
+  const t = {} as TokenCounts;
+  for (const c of TOKEN_CLASSES) t[c] = num(hash, `${prefix}.${c}`);
+  return t;
+}
+
+export function decodeRollup(hash: Record<string, string>): Rollup {
+  const errors = {} as Rollup['errors'];
+  for (const k of ERROR_KINDS) errors[k] = num(hash, `err.${k}`);
+  return {
+    firstSeen: num(hash, 'first'),
+    lastSeen: num(hash, 'last'),
+    requests: num(hash, 'requests'),
+    errors,
+    reported: tokens(hash, 'rep'),
+    estimated: tokens(hash, 'est'),
+    costMicroUsd: num(hash, 'cost'),
+    unpricedRequests: num(hash, 'unpriced'),
+  };
+}
+
+export function decodeRecord(key: InventoryKey, hash: Record<string, string>, responseModels: string[]): InventoryRecord {
+  return {
+    key,
+    ...decodeRollup(hash),
+    lastApi: hash.api ?? '',
+    responseModels: [...responseModels].sort(),
+    consumerResolver: hash.resolver ? hash.resolver : null,
+  };
+}
+
+export function decodeBucket(hash: Record<string, string>): BucketCounts {
+  return {
+    requests: num(hash, 'requests'),
+    errors: num(hash, 'errors'),
+    costMicroUsd: num(hash, 'cost'),
+    reported: tokens(hash, 'rep'),
+    estimated: tokens(hash, 'est'),
+  };
+}
