@@ -75,7 +75,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       },
       dropped: (deltas, requests) => {
         metrics.storeDropped.inc(requests);
-        log.error('inventory retry buffer full: oldest deltas dropped', { deltas, requests });
+        log.error('inventory deltas dropped (retry buffer full during a store outage, or not written by the shutdown deadline)', { deltas, requests });
       },
     },
   );
@@ -159,9 +159,11 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     },
     async shutdown(graceMs = config.grpc.shutdown_grace_ms) {
       serving = false;
+      const deadline = Date.now() + graceMs;
       await grpcServer.shutdown(graceMs);
-      // Streams are done: every record is in the recorder; write what is left before closing.
-      await recorder.stop();
+      // Streams are done: every record is in the recorder. Write what is left, retrying within what
+      // remains of the grace period (at least a second, so a store blip does not lose the tail).
+      await recorder.stop(Math.max(1_000, deadline - Date.now()));
       await admin?.close();
       await store.close();
       await tokens.close();

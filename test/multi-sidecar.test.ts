@@ -177,8 +177,12 @@ describe('three sidecars sharing one Redis', () => {
         perProcess(reportedTokens),
       );
       expect(sum((r) => r.estimated.input + r.estimated.output)).toBe(0);
-      expect(sum((r) => r.errors.upstream_4xx)).toBe(perProcess((fx) => (fx.expected.status >= 400 && fx.expected.status < 500 ? 1 : 0)));
-      expect(sum((r) => r.errors.upstream_5xx)).toBe(perProcess((fx) => (fx.expected.status >= 500 ? 1 : 0)));
+      // Bad input is counted as such even when the upstream rejected it (one kind per exchange).
+      const clean = (fx: Fixture): boolean => fx.expected.error === null;
+      expect(sum((r) => r.errors.upstream_4xx)).toBe(perProcess((fx) => (clean(fx) && fx.expected.status >= 400 && fx.expected.status < 500 ? 1 : 0)));
+      expect(sum((r) => r.errors.upstream_5xx)).toBe(perProcess((fx) => (clean(fx) && fx.expected.status >= 500 ? 1 : 0)));
+      expect(sum((r) => r.errors.bad_input)).toBe(perProcess((fx) => (fx.expected.error !== null && fx.expected.error !== 'stream_truncated' ? 1 : 0)));
+      expect(sum((r) => r.errors.truncated)).toBe(perProcess((fx) => (fx.expected.error === 'stream_truncated' ? 1 : 0)));
       expect(sum((r) => r.costMicroUsd)).toBeGreaterThan(0);
       expect(new Set([...records.values()].map((r) => r.key.consumer))).toEqual(new Set(CONSUMERS));
 

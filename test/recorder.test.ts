@@ -163,7 +163,8 @@ describe('deltaOf (ExchangeRecord -> InventoryDelta)', () => {
     ['aborted', { completion: 'aborted', status: null }, 'aborted'],
     // One kind per exchange, with the precedence of the exchanges_total outcome label.
     ['aborted wins over 5xx', { completion: 'aborted', status: 502 }, 'aborted'],
-    ['4xx wins over bad input', { status: 400, error: 'invalid_json' }, 'upstream_4xx'],
+    ['bad input wins over the 4xx it caused', { status: 400, error: 'invalid_json' }, 'bad_input'],
+    ['truncation wins over a 5xx', { status: 500, error: 'stream_truncated' }, 'truncated'],
   ])('error kind for %s', (_name, over, kind) => {
     const expected = emptyErrors();
     if (kind) expected[kind] = 1;

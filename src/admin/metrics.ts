@@ -122,7 +122,7 @@ export class Metrics {
     const model = r.model ?? '';
     const who = this.consumerLabels ? { [CONSUMER_LABEL]: r.consumer?.id ?? '' } : {};
     const outcome =
-      r.completion === 'aborted' ? 'aborted' : r.status !== null && r.status >= 400 ? 'upstream_error' : r.error ? 'bad_input' : 'ok';
+      r.completion === 'aborted' ? 'aborted' : r.error ? 'bad_input' : r.status !== null && r.status >= 400 ? 'upstream_error' : 'ok';
     this.exchanges.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, gen_ai_operation_name: r.api, outcome, ...who });
     if (r.error) this.exchangeErrors.inc({ error: r.error, gen_ai_provider_name: provider });
     if (r.usageInjected) this.usageInjected.inc();

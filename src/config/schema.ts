@@ -634,15 +634,24 @@ export const configSchema = obj({
     price_overrides: list(priceOverrideSchema, { maxItems: 10_000 }),
   }),
   limits: section({ max_request_body_bytes: size(), max_response_body_bytes: size() }),
-  store: section({
-    type: oneOf(['memory', 'redis']),
-    redis: redisSchema,
-    memory_max_records: int(1, 10_000_000),
-    retention_hours: int(1, 24 * 400),
-    flush_interval_ms: duration(10, 600_000),
-    flush_max_deltas: int(1, 1_000_000),
-    retry_buffer_max_deltas: int(1, 10_000_000),
-  }),
+  store: section(
+    {
+      type: oneOf(['memory', 'redis']),
+      redis: redisSchema,
+      memory_max_records: int(1, 10_000_000),
+      retention_hours: int(1, 24 * 400),
+      flush_interval_ms: duration(10, 600_000),
+      flush_max_deltas: int(1, 1_000_000),
+      retry_buffer_max_deltas: int(1, 10_000_000),
+    },
+    (store, path, issues) => {
+      const batch = store.flush_max_deltas;
+      const buffer = store.retry_buffer_max_deltas;
+      if (batch !== undefined && buffer !== undefined && batch > buffer) {
+        issues.push({ path: [...path, 'retry_buffer_max_deltas'], message: `must be at least flush_max_deltas (${batch}), got ${buffer}` });
+      }
+    },
+  ),
   metrics: section({ consumer_labels: bool() }),
   logging: section({ level: oneOf(LOG_LEVELS) }),
 });

@@ -14,16 +14,17 @@ export function inventoryKey(r: ExchangeRecord): InventoryKey {
 }
 
 /**
- * At most one error kind per exchange, with the precedence of the `outcome` label of
- * tokenwarden_exchanges_total (aborted, then the upstream status, then bad input), so the inventory
- * and the metrics agree and a record's error total never exceeds its requests.
+ * At most one error kind per exchange, so a record's error total never exceeds its requests. What
+ * tokenwarden saw wrong with the exchange itself comes first: a malformed request that the upstream
+ * rejects with a 400 is bad input (its root cause), not an anonymous 4xx. The order matches the
+ * `outcome` label of tokenwarden_exchanges_total, so the inventory and the metrics agree.
  */
 export function errorKind(r: ExchangeRecord): keyof ErrorCounts | null {
   if (r.completion === 'aborted') return 'aborted';
-  if (r.status !== null && r.status >= 500 && r.status <= 599) return 'upstream_5xx';
-  if (r.status !== null && r.status >= 400 && r.status <= 499) return 'upstream_4xx';
   if (r.error === 'stream_truncated') return 'truncated';
   if (r.error !== null) return 'bad_input';
+  if (r.status !== null && r.status >= 500 && r.status <= 599) return 'upstream_5xx';
+  if (r.status !== null && r.status >= 400 && r.status <= 499) return 'upstream_4xx';
   return null;
 }
 

@@ -30,6 +30,9 @@ export function createRedisClient(cfg: RedisConfig): Redis | Cluster {
     // During an outage commands fail at once instead of queueing without bound (the Recorder retries).
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    // A batch whose reply was lost is retried by the Recorder (same id), never resent by the client:
+    // a batch the Recorder already gave up on must not land later.
+    autoResendUnfulfilledCommands: false,
     connectTimeout: cfg.connect_timeout_ms,
     commandTimeout: cfg.command_timeout_ms,
   } satisfies RedisOptions;
