@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -415,6 +415,22 @@ describe('listening, health and shutdown', () => {
     });
     await envoy.close();
     expect((r.dynamicMetadata.tokenwarden as Record<string, unknown>).model).toBe(basic.expected.model);
+    await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('replaces a stale Unix socket left by a killed process, but never a live one', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tw-'));
+    const file = path.join(dir, 'tw.sock');
+    // A socket file nobody listens on any more, as a SIGKILLed sidecar leaves it.
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`]);
+    await new Promise((r) => child.stdout.once('data', r));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(lstatSync(file).isSocket()).toBe(true);
+    const srv = await startTestServer((c) => (c.grpc.address = `unix:${file}`));
+    await expect(startTestServer((c) => (c.grpc.address = `unix:${file}`))).rejects.toThrow();
     await srv.stop();
     rmSync(dir, { recursive: true, force: true });
   });

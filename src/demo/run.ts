@@ -28,7 +28,7 @@ export interface DemoOptions {
 
 export interface DemoExchange {
   sample: string;
-  /** tokenwarden's metadata namespace for the exchange (empty for traffic that is not LLM traffic). */
+  /** The exchange's keys in tokenwarden's metadata namespace (empty for traffic that is not LLM traffic). */
   metadata: Record<string, MetadataValue>;
   outcome: ExchangeOutcome;
 }

@@ -3,7 +3,8 @@
  * mTLS) or a Unix socket, with message limits that fit Envoy's large BUFFERED bodies and a graceful
  * shutdown that lets in-flight exchanges finish.
  */
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import type { TlsConfig } from '../config/types.js';
@@ -65,6 +66,7 @@ export class ExtProcServer {
   async start(): Promise<string> {
     const creds = this.credentials();
     const target = this.opts.address;
+    if (target.startsWith('unix:')) await removeStaleSocket(unixPath(target));
     const port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(target, creds, (err, p) => (err ? reject(err) : resolve(p)));
     });
@@ -109,6 +111,31 @@ export class ExtProcServer {
       this.server.forceShutdown();
     }
   }
+}
+
+function unixPath(address: string): string {
+  return address.replace(/^unix:(\/\/)?/, '');
+}
+
+/**
+ * A socket file left behind by a killed process (a restarted container sharing an emptyDir) makes
+ * bind fail with EADDRINUSE. Remove it only when nothing answers on it: a live server keeps its socket.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    if (!lstatSync(path).isSocket()) return;
+  } catch {
+    return;
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (!alive) unlinkSync(path);
 }
 
 function replacePort(address: string, port: number): string {
