@@ -18,3 +18,7 @@ export type * from './domain.js';
 export { EMPTY_USAGE } from './domain.js';
 export type { PriceRates } from './metering/prices.js';
 export type { Logger } from './log.js';
+export type * from './store/types.js';
+export { MemoryStore } from './store/memory.js';
+export { RedisStore } from './store/redis.js';
+export { runDemo } from './demo/run.js';

@@ -8,6 +8,7 @@ import { OBSERVABILITY, SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import type { ExchangeRecord } from '../src/domain.js';
+import { startRedis } from './support/redis-server.js';
 
 const fixtures = loadFixtures().filter((f) => f.expected.provider !== 'unknown');
 
@@ -114,6 +115,53 @@ describe('inventory from live traffic', () => {
     for (const s of usage.series) byProvider.set(s.group, s.points.reduce((n: number, p: { requests: number }) => n + p.requests, 0));
     for (const provider of new Set(srv.records.map((r) => r.provider))) {
       expect(byProvider.get(provider)).toBe(srv.records.filter((r) => r.provider === provider).length);
+    }
+  });
+});
+
+describe('one inventory across a fleet', () => {
+  it('a sidecar and a discovery gateway sharing one Redis answer with the same inventory from either admin API', async () => {
+    const redis = await startRedis();
+    const fleet = await Promise.all(
+      [0, 1].map(() =>
+        startTestServer((c) => {
+          c.admin.address = '127.0.0.1:0';
+          c.store.type = 'redis';
+          c.store.redis.url = redis.url;
+        }),
+      ),
+    );
+    try {
+      const [sidecar, gateway] = fleet as [TestServer, TestServer];
+      const half = Math.ceil(fixtures.length / 2);
+      for (const [srv, mode, list] of [
+        [sidecar, SIDECAR, fixtures.slice(0, half)],
+        [gateway, OBSERVABILITY, fixtures.slice(half)],
+      ] as const) {
+        const envoy = new EnvoyEmulator(srv.address, mode);
+        for (const fx of list) {
+          await envoy.exchange({
+            request: { headers: fx.request.headers, body_chunks: fx.request.body_chunks },
+            upstream: { headers: fx.response.headers, body_chunks: fx.response.body_chunks },
+          });
+        }
+        await envoy.close();
+      }
+      await sidecar.waitForRecords(half);
+      await gateway.waitForRecords(fixtures.length - half);
+      await Promise.all(fleet.map((s) => s.server.flush()));
+      const read = async (s: TestServer, path: string) => (await fetch(`http://${s.adminAddress}${path}`)).json();
+      for (const path of ['/api/v1/inventory?limit=1000&sort=consumer', '/api/v1/models?limit=1000', '/api/v1/usage?group_by=provider&bucket=day']) {
+        const [a, b] = await Promise.all(fleet.map((s) => read(s, path)));
+        expect(a).toEqual(b);
+      }
+      const all = [...sidecar.records, ...gateway.records];
+      const inventory = await read(sidecar, '/api/v1/inventory?limit=1000');
+      expect(inventory.total).toBe(expectedInventory(all).size);
+      expect(inventory.items.reduce((n: number, i: ApiRecord) => n + i.requests, 0)).toBe(fixtures.length);
+    } finally {
+      await Promise.all(fleet.map((s) => s.stop()));
+      await redis.close();
     }
   });
 });

@@ -383,6 +383,25 @@ describe('admin server', () => {
   });
 });
 
+describe('consumer labels on metrics', () => {
+  it('adds tokenwarden_consumer only when metrics.consumer_labels is on', async () => {
+    for (const on of [false, true]) {
+      const srv = await startTestServer((c) => (c.metrics.consumer_labels = on));
+      const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+      const withConsumer = basic.request.headers.concat([['x-consumer-id', 'team-a/app-1']]);
+      await envoy.exchange({
+        request: { headers: withConsumer, body_chunks: basic.request.body_chunks },
+        upstream: { headers: basic.response.headers, body_chunks: basic.response.body_chunks },
+      });
+      await envoy.close();
+      await srv.waitForRecords(1);
+      const text = await srv.server.metrics.registry.getSingleMetricAsString('gen_ai_client_token_usage');
+      expect(text.includes('tokenwarden_consumer="team-a/app-1"')).toBe(on);
+      await srv.stop();
+    }
+  });
+});
+
 describe('listening, health and shutdown', () => {
   it('serves grpc.health.v1.Health', async () => {
     const srv = await startTestServer();
