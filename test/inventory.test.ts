@@ -150,7 +150,7 @@ describe('one inventory across a fleet', () => {
       await sidecar.waitForRecords(half);
       await gateway.waitForRecords(fixtures.length - half);
       await Promise.all(fleet.map((s) => s.server.flush()));
-      const read = async (s: TestServer, path: string) => (await fetch(`http://${s.adminAddress}${path}`)).json();
+      const read = async (s: TestServer, path: string): Promise<any> => (await fetch(`http://${s.adminAddress}${path}`)).json();
       for (const path of ['/api/v1/inventory?limit=1000&sort=consumer', '/api/v1/models?limit=1000', '/api/v1/usage?group_by=provider&bucket=day']) {
         const [a, b] = await Promise.all(fleet.map((s) => read(s, path)));
         expect(a).toEqual(b);
