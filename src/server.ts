@@ -97,8 +97,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     protocolError: (reason) => metrics.protocolErrors.inc({ reason }),
     nonLlmRequest: () => metrics.nonLlm.inc(),
     record: (record) => {
-      metrics.recordExchange(record);
       recorder.record(record);
+      metrics.recordExchange(record);
       if (!hooks.onExchange) return;
       try {
         hooks.onExchange(record);
@@ -153,7 +153,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       recorder.start();
       serving = true;
       // Load the tokenizer in the background so the first estimate does not pay for it.
-      tokens.warmUp();
+      void tokens.warmUp();
       log.info('tokenwarden started', { grpc: grpcAddress, admin: adminAddress });
       return { grpcAddress, adminAddress };
     },

@@ -36,10 +36,12 @@ export interface InventoryKey {
   model: string;
 }
 
-/** Additive changes to one inventory record (and its rollups and hourly bucket). */
-export interface InventoryDelta {
-  key: InventoryKey;
-  /** Epoch ms of the earliest / latest exchange in the delta. */
+/**
+ * Additive counters shared by deltas, records and rollups. Token classes: `input` includes cached
+ * input and cache writes; `output` includes reasoning.
+ */
+export interface Rollup {
+  /** Epoch ms of the earliest / latest exchange. */
   firstSeen: number;
   lastSeen: number;
   requests: number;
@@ -51,13 +53,21 @@ export interface InventoryDelta {
   costMicroUsd: number;
   /** Exchanges that had usage but no known price. */
   unpricedRequests: number;
-  /** API of the latest exchange in the delta (with lastSeen as its time). */
+}
+
+/** Additive changes to one inventory record (and its rollups and hourly bucket). */
+export interface InventoryDelta extends Rollup {
+  key: InventoryKey;
+  /** API of the latest exchange (with lastSeen as its time). */
   lastApi: string;
   /** Response models seen (distinct). */
   responseModels: string[];
   /** How the consumer was identified (header, xfcc, attribute, api_key) in the latest exchange. */
   consumerResolver: string | null;
 }
+
+/** One inventory record: the aggregate of every delta applied for its key (same shape). */
+export type InventoryRecord = InventoryDelta;
 
 /**
  * A batch of deltas with a unique id. Applying the same batch id twice must count it once (a
@@ -66,34 +76,6 @@ export interface InventoryDelta {
 export interface InventoryBatch {
   id: string;
   deltas: InventoryDelta[];
-}
-
-/** One inventory record: the aggregate of every delta applied for its key. */
-export interface InventoryRecord {
-  key: InventoryKey;
-  firstSeen: number;
-  lastSeen: number;
-  requests: number;
-  errors: ErrorCounts;
-  reported: TokenCounts;
-  estimated: TokenCounts;
-  costMicroUsd: number;
-  unpricedRequests: number;
-  lastApi: string;
-  responseModels: string[];
-  consumerResolver: string | null;
-}
-
-/** Rollup over every provider/model of one consumer, or every consumer of one provider/model. */
-export interface Rollup {
-  firstSeen: number;
-  lastSeen: number;
-  requests: number;
-  errors: ErrorCounts;
-  reported: TokenCounts;
-  estimated: TokenCounts;
-  costMicroUsd: number;
-  unpricedRequests: number;
 }
 
 export interface ConsumerSummary extends Rollup {
