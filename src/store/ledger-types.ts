@@ -1,0 +1,75 @@
+/**
+ * The budget ledger contract: counters per budget limit and window, with leased reservations.
+ * One implementation in memory, one on Redis (one Lua call per decision); both pass one contract
+ * suite. The ledger knows nothing of selectors or prices: admission computes the items.
+ *
+ * Semantics per counter (one limit of one budget in one window):
+ *   used     = settled amounts
+ *   reserved = amounts of live leases (expired leases count for nothing and are cleaned up lazily)
+ *   a reservation of `amount` fits when used + reserved + amount <= max
+ */
+
+/** One counter touched by a decision. */
+export interface LedgerItem {
+  /** Counter key, built by admission: budget id, limit index and window (start) in it. */
+  counter: string;
+  /** The limit (integer). */
+  max: number;
+  /** Amount to reserve (integer, >= 0). */
+  amount: number;
+  /** enforce: the whole decision is refused if this item does not fit. monitor: never refuses. */
+  enforce: boolean;
+  /**
+   * Calendar windows: epoch ms when the counter's window ends (the counter expires a while after).
+   * Rolling windows: the window length in ms; the ledger keeps sub-buckets and sums the last ones.
+   */
+  windowEndMs?: number;
+  rollingMs?: number;
+}
+
+export interface ReserveRequest {
+  /** Unique per HTTP request (x-request-id or generated); the key of the lease. */
+  requestId: string;
+  /** The lease lasts this long unless settled or released. */
+  leaseMs: number;
+  items: LedgerItem[];
+}
+
+export interface ItemState {
+  counter: string;
+  used: number;
+  reserved: number;
+  max: number;
+  /** Would this item alone have refused the request? (monitor items report it too.) */
+  exceeded: boolean;
+}
+
+export interface ReserveResult {
+  /** False when an enforce item did not fit: then NOTHING was reserved (all or nothing). */
+  admitted: boolean;
+  /** State of every item after the decision (used and reserved include this reservation when admitted). */
+  items: ItemState[];
+}
+
+export interface SettleRequest {
+  requestId: string;
+  /** Actual amounts per counter (same counters as the reservation; missing = 0). */
+  actual: Record<string, number>;
+}
+
+export interface BudgetLedger {
+  /** Atomic over all items: check every enforce item, then reserve all or nothing. */
+  reserve(req: ReserveRequest): Promise<ReserveResult>;
+  /**
+   * Replaces the request's reservation with its actual usage, exactly once per requestId (a
+   * repeated settle, or a settle after the lease expired, changes nothing twice). Settling an
+   * expired lease still adds the actual usage (it was spent).
+   */
+  settle(req: SettleRequest): Promise<void>;
+  /** Drops the reservation without usage (failed upstream call, cancelled before sending). */
+  release(requestId: string): Promise<void>;
+  /** Current used/reserved of counters (for the admin API and response headers). */
+  read(counters: { counter: string; max: number; rollingMs?: number }[]): Promise<ItemState[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
