@@ -13,6 +13,8 @@
 export interface LedgerItem {
   /** Counter key, built by admission: budget id, limit index and window (start) in it. */
   counter: string;
+  /** The budget the counter belongs to (for the would-block report). */
+  budgetId: string;
   /** The limit (integer). */
   max: number;
   /** Amount to reserve (integer, >= 0). */
@@ -33,6 +35,18 @@ export interface ReserveRequest {
   /** The lease lasts this long unless settled or released. */
   leaseMs: number;
   items: LedgerItem[];
+  /** Who asked: an item that does not fit counts one would-block event for (budget, consumer, hour). */
+  consumer: string;
+  /** Decision time, epoch ms (the hour of the would-block event). */
+  nowMs: number;
+}
+
+/** Would-block events per budget, consumer and UTC hour (monitor and enforce items that did not fit). */
+export interface WouldBlockCount {
+  budgetId: string;
+  consumer: string;
+  hourStart: number;
+  count: number;
 }
 
 export interface ItemState {
@@ -68,6 +82,8 @@ export interface BudgetLedger {
   settle(req: SettleRequest): Promise<void>;
   /** Drops the reservation without usage (failed upstream call, cancelled before sending). */
   release(requestId: string): Promise<void>;
+  /** Would-block counts in [fromMs, toMs), kept as long as the inventory's hourly buckets. */
+  wouldBlock(fromMs: number, toMs: number): Promise<WouldBlockCount[]>;
   /** Current used/reserved of counters (for the admin API and response headers). */
   read(counters: { counter: string; max: number; rollingMs?: number }[]): Promise<ItemState[]>;
   ping(): Promise<void>;
