@@ -106,4 +106,6 @@ export interface ExchangeRecord {
   completion: ExchangeCompletion;
   /** The client's stream got stream_options.include_usage added by tokenwarden. */
   usageInjected: boolean;
+  /** Enforce-mode budgets that refused the request (answered 429 by tokenwarden; nothing went upstream). */
+  blockedBy: string[];
 }

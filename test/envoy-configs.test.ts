@@ -154,6 +154,7 @@ function emittedMetadataKeys(): string[] {
     error: 'invalid_json',
     completion: 'complete',
     usageInjected: false,
+    blockedBy: [],
   };
   const metadata = fromStruct(exchangeMetadata(record, DEFAULTS.metadata));
   const ns = metadata[DEFAULTS.metadata.namespace];

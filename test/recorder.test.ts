@@ -31,6 +31,7 @@ function rec(over: Partial<ExchangeRecord> = {}): ExchangeRecord {
     error: null,
     completion: 'complete',
     usageInjected: false,
+    blockedBy: [],
     ...over,
   };
 }

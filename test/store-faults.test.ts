@@ -94,6 +94,7 @@ function record(i: number, over: Partial<ExchangeRecord> = {}): ExchangeRecord {
     error: null,
     completion: 'complete',
     usageInjected: false,
+    blockedBy: [],
     ...over,
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { MetadataConfig } from '../config/types.js';
-import type { Exchange } from '../traffic/exchange.js';
+import type { Exchange, RequestBodyRewrite } from '../traffic/exchange.js';
 import type { ExchangeRecord } from '../domain.js';
 import { BodySendMode } from './protocol.js';
 import type {
@@ -31,11 +31,28 @@ export interface StreamObserver {
   internalError(err: unknown): void;
 }
 
+/** What budgets decided for one request (see src/governance/governor.ts). */
+export interface GovernorDecision {
+  /** Set when an enforce budget refuses: answered as an immediate response; nothing goes upstream. */
+  reject: { status: number; headers: Record<string, string>; body: string; budgets: string[] } | null;
+  /** Headers added to the response of an admitted request (remaining budget, would-block). */
+  responseHeaders: Record<string, string>;
+}
+
+/** Budget admission and settlement, when budgets are configured. */
+export interface ExchangeGovernor {
+  /** Decides once the request is complete (inline mode only); null when no budget applies. */
+  admit(ex: Exchange): Promise<GovernorDecision | null>;
+  /** Settles (or releases) what admit reserved, once the exchange is recorded. Never rejects. */
+  finish(decision: GovernorDecision, record: ExchangeRecord): Promise<void>;
+}
+
 export interface StreamOptions {
   newExchange(observability: boolean): Exchange;
   metadata: MetadataConfig;
   skipNonLlm: boolean;
   observer: StreamObserver;
+  governor?: ExchangeGovernor | undefined;
 }
 
 export class ProcessStream {
@@ -46,6 +63,7 @@ export class ProcessStream {
   private responseDuplex = false;
   private llm = false;
   private recorded = false;
+  private decision: GovernorDecision | null = null;
   private closed = false;
   private tail: Promise<void> | null = null;
 
@@ -173,8 +191,12 @@ export class ProcessStream {
         if (!this.llm) return { response_headers: {} };
         const h = msg.response_headers!;
         ex.onResponseHeaders(headerMap(h.headers), h.end_of_stream === true);
-        if (h.end_of_stream === true) return this.final({ response_headers: {} });
-        return { response_headers: {} };
+        const budgetHeaders = this.decision?.responseHeaders;
+        const answer: WireProcessingResponse =
+          budgetHeaders && Object.keys(budgetHeaders).length > 0
+            ? { response_headers: { response: { header_mutation: headerMutation(budgetHeaders) } } }
+            : { response_headers: {} };
+        return h.end_of_stream === true ? this.final(answer) : answer;
       }
       case 'response_body':
         return this.onResponseBody(ex, msg.response_body ?? {});
@@ -184,7 +206,7 @@ export class ProcessStream {
     }
   }
 
-  private onRequestBody(ex: Exchange, body: WireHttpBody): WireProcessingResponse {
+  private onRequestBody(ex: Exchange, body: WireHttpBody): WireProcessingResponse | Promise<WireProcessingResponse> {
     if (this.requestDuplex) {
       if (this.llm) ex.onRequestBody(body.body ?? EMPTY, body.end_of_stream === true);
       return echo('request_body', body);
@@ -192,6 +214,27 @@ export class ProcessStream {
     if (!this.llm) return { request_body: {} };
     const eos = body.end_of_stream === true;
     const rewrite = ex.onRequestBody(body.body ?? EMPTY, eos);
+    const governor = this.opts.governor;
+    if (!eos || !governor || this.observability) return this.requestBodyAnswer(ex, eos, rewrite);
+    // Budgets decide before anything reaches the upstream: one ledger round trip, then the answer.
+    return governor.admit(ex).then((decision) => {
+      this.decision = decision;
+      if (!decision?.reject) return this.requestBodyAnswer(ex, eos, rewrite);
+      const r = decision.reject;
+      ex.rejectLocally(r.status, r.budgets);
+      return {
+        immediate_response: {
+          status: { code: r.status },
+          headers: headerMutation(r.headers),
+          body: Buffer.from(r.body, 'utf8'),
+          details: 'tokenwarden_budget_exceeded',
+        },
+        dynamic_metadata: requestMetadata(ex, this.opts.metadata),
+      };
+    });
+  }
+
+  private requestBodyAnswer(ex: Exchange, eos: boolean, rewrite: RequestBodyRewrite | null): WireProcessingResponse {
     const set: Record<string, string> = {};
     const common: WireCommonResponse = {};
     if (rewrite) {
@@ -244,6 +287,8 @@ export class ProcessStream {
       if (!this.recorded) {
         this.recorded = true;
         this.opts.observer.record(record);
+        // Settlement is the ledger's business: it never holds up the answer to Envoy.
+        if (this.decision && this.opts.governor) void this.opts.governor.finish(this.decision, record);
       }
       return record;
     });

@@ -89,6 +89,7 @@ export class Exchange {
   status: number | null = null;
   error: ExchangeErrorCode | null = null;
   usageInjected = false;
+  blockedBy: string[] = [];
 
   private hadContentLength = false;
   private facts: RequestFacts | null = null;
@@ -346,6 +347,20 @@ export class Exchange {
     return this.responseEnded;
   }
 
+  /** Budgets refused the request: tokenwarden answered it itself and nothing went upstream. */
+  rejectLocally(status: number, budgets: string[]): void {
+    this.status = status;
+    this.blockedBy = budgets;
+    this.responseEnded = true;
+  }
+
+  /** What budget admission needs once the request body is read. */
+  async admissionInput(): Promise<{ promptTokens: number; maxOutputTokens: number | null } | null> {
+    if (!this.route || !this.facts) return null;
+    const prompt = this.promptEstimate ? await this.promptEstimate : null;
+    return { promptTokens: prompt?.tokens ?? 0, maxOutputTokens: this.facts.maxOutputTokens };
+  }
+
   /** Completes the exchange once (idempotent): decodes what is left and prices the usage. */
   finish(): Promise<ExchangeRecord> {
     this.finished ??= this.finalize();
@@ -396,6 +411,7 @@ export class Exchange {
       error: this.error,
       completion: complete ? 'complete' : 'aborted',
       usageInjected: this.usageInjected,
+      blockedBy: this.blockedBy,
     };
   }
 

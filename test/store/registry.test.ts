@@ -1,0 +1,226 @@
+/**
+ * The BudgetRegistry contract, run against the memory registry and the Redis registry (a real
+ * redis-server), plus what only Redis has: the key layout, sharing between sidecars, outages.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
+import type { Budget, BudgetTemplate } from '../../src/governance/types.js';
+import { MemoryBudgetRegistry } from '../../src/store/registry-memory.js';
+import { RedisBudgetRegistry } from '../../src/store/registry-redis.js';
+import type { BudgetRegistry } from '../../src/store/registry-types.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+
+function budget(id: string, over: Partial<Budget> = {}): Budget {
+  return {
+    id,
+    selector: { consumers: ['team-a-*'], models: ['gpt-4o*'] },
+    limits: [
+      { metric: 'total_tokens', max: 1_000_000, window: { kind: 'day', timezone: 'Europe/Paris', weekStart: 1 } },
+      { metric: 'cost_micro_usd', max: 500_000_000, window: { kind: 'month', timezone: 'UTC', weekStart: 1 } },
+    ],
+    mode: 'monitor',
+    onStoreError: 'open',
+    stopStreams: false,
+    source: 'api',
+    ...over,
+  };
+}
+
+function template(id: string, over: Partial<BudgetTemplate> = {}): BudgetTemplate {
+  return {
+    id,
+    selector: {},
+    groupBy: { label: 'team' },
+    limits: [{ metric: 'requests', max: 60, window: { kind: 'rolling', seconds: 60 } }],
+    mode: 'enforce',
+    onStoreError: 'closed',
+    stopStreams: true,
+    source: 'api',
+    ...over,
+  };
+}
+
+type MakeRegistry = () => Promise<{ registry: BudgetRegistry; cleanup(): Promise<void> }>;
+
+function registryContract(name: string, make: MakeRegistry): void {
+  describe(`BudgetRegistry contract: ${name}`, () => {
+    let registry: BudgetRegistry;
+    let cleanup: () => Promise<void> = async () => {};
+
+    async function fresh(): Promise<BudgetRegistry> {
+      ({ registry, cleanup } = await make());
+      return registry;
+    }
+
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    it('starts empty at version 0', async () => {
+      const r = await fresh();
+      expect(await r.version()).toBe(0);
+      expect(await r.snapshot()).toEqual({ version: 0, budgets: [], templates: [] });
+      expect(await r.budgets.get('nope')).toBeNull();
+    });
+
+    it('creates, reads back exactly, lists by id, and refuses to create an existing id', async () => {
+      const r = await fresh();
+      const b = budget('b-team-a', { description: 'team A daily', selector: { labels: { team: 'a' }, apis: ['chat_completions'] } });
+      expect(await r.budgets.create(b)).toBe(true);
+      expect(await r.budgets.create(budget('a-first'))).toBe(true);
+      expect(await r.budgets.get('b-team-a')).toEqual(b);
+      expect((await r.budgets.list()).map((x) => x.id)).toEqual(['a-first', 'b-team-a']);
+
+      expect(await r.budgets.create(budget('b-team-a', { mode: 'enforce' }))).toBe(false);
+      expect((await r.budgets.get('b-team-a'))?.mode).toBe('monitor');
+    });
+
+    it('put creates or replaces; delete removes once', async () => {
+      const r = await fresh();
+      expect(await r.templates.put(template('per-team'))).toBe('created');
+      expect(await r.templates.put(template('per-team', { groupBy: 'consumer', mode: 'monitor' }))).toBe('replaced');
+      expect(await r.templates.get('per-team')).toEqual(template('per-team', { groupBy: 'consumer', mode: 'monitor' }));
+      expect(await r.templates.delete('per-team')).toBe(true);
+      expect(await r.templates.delete('per-team')).toBe(false);
+      expect(await r.templates.get('per-team')).toBeNull();
+      expect(await r.templates.list()).toEqual([]);
+    });
+
+    it('keeps budgets and templates apart, even with the same id', async () => {
+      const r = await fresh();
+      await r.budgets.put(budget('same'));
+      await r.templates.put(template('same'));
+      expect((await r.budgets.get('same'))?.groupBy).toBeUndefined();
+      expect((await r.templates.get('same'))?.groupBy).toEqual({ label: 'team' });
+      await r.budgets.delete('same');
+      expect(await r.templates.get('same')).not.toBeNull();
+    });
+
+    it('bumps the version on every change and only on changes', async () => {
+      const r = await fresh();
+      const seen = [await r.version()];
+      await r.budgets.create(budget('x'));
+      seen.push(await r.version());
+      await r.budgets.create(budget('x')); // refused: no change
+      seen.push(await r.version());
+      await r.templates.put(template('t'));
+      seen.push(await r.version());
+      await r.budgets.put(budget('x', { mode: 'enforce' }));
+      seen.push(await r.version());
+      await r.budgets.delete('missing'); // nothing deleted: no change
+      seen.push(await r.version());
+      await r.templates.delete('t');
+      seen.push(await r.version());
+      expect(seen).toEqual([0, 1, 1, 2, 3, 3, 4]);
+      expect(await r.snapshot()).toEqual({ version: 4, budgets: [budget('x', { mode: 'enforce' })], templates: [] });
+    });
+
+    it('stores copies: mutating what was passed or returned changes nothing stored', async () => {
+      const r = await fresh();
+      const b = budget('copy');
+      await r.budgets.create(b);
+      b.limits[0]!.max = 1;
+      const read = await r.budgets.get('copy');
+      read!.selector.consumers!.push('everyone');
+      expect(await r.budgets.get('copy')).toEqual(budget('copy'));
+    });
+
+    it('keeps ids with any characters', async () => {
+      const r = await fresh();
+      const id = 'team:a/ü {x} "q"';
+      await r.budgets.put(budget(id));
+      expect((await r.budgets.get(id))?.id).toBe(id);
+      expect(await r.budgets.delete(id)).toBe(true);
+    });
+  });
+}
+
+registryContract('memory', async () => ({ registry: new MemoryBudgetRegistry(), cleanup: async () => {} }));
+
+describe('RedisBudgetRegistry', () => {
+  let server: RedisServer;
+  let prefixSeq = 0;
+  const made: RedisBudgetRegistry[] = [];
+
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+
+  afterAll(async () => {
+    await Promise.all(made.map((r) => r.close()));
+    await server?.close();
+  });
+
+  function config(over: Partial<RedisConfig> = {}): RedisConfig {
+    return { ...defaultConfig().store.redis, url: server.url, key_prefix: `reg${process.pid}-${++prefixSeq}`, ...over };
+  }
+
+  function open(cfg: RedisConfig): RedisBudgetRegistry {
+    const r = new RedisBudgetRegistry({ redis: cfg });
+    made.push(r);
+    return r;
+  }
+
+  registryContract('redis', async () => {
+    const registry = new RedisBudgetRegistry({ redis: config() });
+    return { registry, cleanup: () => registry.close() };
+  });
+
+  it('keeps a hash per kind and a version counter under the {prefix} hash tag, values as JSON', async () => {
+    const cfg = config();
+    const r = open(cfg);
+    await r.budgets.put(budget('b1'));
+    await r.templates.put(template('t1'));
+    const admin = new Redis(server.url);
+    try {
+      expect((await admin.keys(`*${cfg.key_prefix}*`)).sort()).toEqual(
+        [`{${cfg.key_prefix}}:reg:budgets`, `{${cfg.key_prefix}}:reg:templates`, `{${cfg.key_prefix}}:reg:version`].sort(),
+      );
+      expect(JSON.parse((await admin.hget(`{${cfg.key_prefix}}:reg:budgets`, 'b1')) ?? 'null')).toEqual(budget('b1'));
+      expect(await admin.get(`{${cfg.key_prefix}}:reg:version`)).toBe('2');
+    } finally {
+      await admin.quit();
+    }
+  });
+
+  it('shares definitions between sidecars: a change made by one is seen by another polling version()', async () => {
+    const cfg = config();
+    const a = open(cfg);
+    const b = open(cfg);
+    const before = await b.version();
+    await a.budgets.create(budget('shared'));
+    expect(await b.version()).toBeGreaterThan(before);
+    expect((await b.snapshot()).budgets.map((x) => x.id)).toEqual(['shared']);
+    expect(await b.budgets.create(budget('shared'))).toBe(false);
+  });
+
+  it('creates an id exactly once when many sidecars race for it', async () => {
+    const cfg = config();
+    const sidecars = [open(cfg), open(cfg), open(cfg)];
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => sidecars[i % 3]!.budgets.create(budget('raced', { description: `writer ${i}` }))),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect(await sidecars[0]!.version()).toBe(1);
+  });
+
+  it('rejects a key prefix with braces', () => {
+    expect(() => new RedisBudgetRegistry({ redis: config({ key_prefix: 'a{b}' }) })).toThrow(/braces/);
+  });
+
+  it('fails calls while redis is down and works again after it returns', async () => {
+    const cfg = config();
+    const r = open(cfg);
+    await r.budgets.put(budget('kept'));
+    server.kill();
+    await expect(r.budgets.list()).rejects.toThrow();
+    await server.restart({ keepData: false });
+    let listed: Budget[] | null = null;
+    for (let i = 0; i < 100 && listed === null; i++) {
+      listed = await r.budgets.list().catch(() => null);
+      if (listed === null) await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(listed).toEqual([]);
+  });
+});
