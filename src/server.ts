@@ -13,7 +13,12 @@ import { TokenCounter } from './metering/tokens.js';
 import { PriceBook, type PriceRates } from './metering/prices.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/http.js';
-import { createStore } from './store/create.js';
+import { createBudgetRegistry, createLedger, createStore } from './store/create.js';
+import { effectiveDefinitions } from './store/registry-merge.js';
+import { PolicySet } from './governance/policy-set.js';
+import { Admitter } from './governance/admission.js';
+import type { Budget, BudgetTemplate } from './governance/types.js';
+import { BudgetGovernor } from './extproc/governor.js';
 import { Recorder } from './store/recorder.js';
 import type { InventoryStore } from './store/types.js';
 import { createLogger, errorFields, type Logger } from './log.js';
@@ -50,6 +55,13 @@ export interface TokenwardenServer {
   readonly store: InventoryStore;
   /** Writes buffered inventory deltas to the store now (shutdown does it too). */
   flush(): Promise<void>;
+  /**
+   * Replaces the budgets and templates from configuration (hot reload). Counters are keyed by budget
+   * id, so they carry over. Throws (and keeps the current policy) on duplicate ids.
+   */
+  reloadBudgets(budgets: Budget[], templates: BudgetTemplate[]): void;
+  /** Re-reads budgets created through the admin API now (it also happens every registry_poll_ms). */
+  refreshBudgets(): Promise<void>;
 }
 
 export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
@@ -81,6 +93,45 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
   );
   const tokens = new TokenCounter({ maxExactBytes: config.metering.max_exact_tokenize_bytes });
   const prices = new PriceBook(config.metering.price_overrides, hooks.priceLookup ? { lookup: hooks.priceLookup } : {});
+
+  // Budgets: config (hot-reloadable) merged with the API-defined ones in the registry; config wins.
+  const ledger = createLedger(config.store);
+  const registry = createBudgetRegistry(config.store);
+  let fromConfig: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: config.budgets, templates: config.budget_templates };
+  let api: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: [], templates: [] };
+  let registryVersion = -1;
+  const buildPolicies = (): PolicySet => {
+    const effective = effectiveDefinitions(fromConfig, api);
+    return new PolicySet(effective.budgets, effective.templates);
+  };
+  let policies = buildPolicies();
+  const refreshBudgets = async (): Promise<void> => {
+    const version = await registry.version();
+    if (version === registryVersion) return;
+    const snapshot = await registry.snapshot();
+    api = { budgets: snapshot.budgets, templates: snapshot.templates };
+    policies = buildPolicies();
+    registryVersion = snapshot.version;
+  };
+  let registryTimer: NodeJS.Timeout | undefined;
+  const admitter = new Admitter({
+    policies: () => policies,
+    ledger,
+    price: (provider, model, usage) => prices.cost(provider, [model], usage)?.microUsd ?? null,
+    defaultMaxOutputTokens: config.governance.default_max_output_tokens,
+    leaseMs: config.governance.lease_ms,
+    ledgerTimeoutMs: config.governance.ledger_timeout_ms,
+    onStoreError: (e) => {
+      const decision = e.admitted === undefined ? 'none' : e.admitted ? 'admitted' : 'refused';
+      metrics.budgetStoreErrors.inc({ op: e.op, decision });
+      log.warn('budget ledger call failed', { op: e.op, decision, ...errorFields(e.error) });
+    },
+  });
+  const governor = new BudgetGovernor({
+    policies: () => policies,
+    admitter,
+    decided: (budget, decision) => metrics.budgetDecisions.inc({ budget, decision }),
+  });
   const configured = createConsumerResolver(config.consumer);
   const custom = hooks.resolveConsumer;
   const deps: ExchangeDeps = {
@@ -126,12 +177,21 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       metadata: config.metadata,
       skipNonLlm: config.grpc.skip_non_llm,
       observer,
+      governor,
     },
   });
 
   let serving = false;
   const admin = config.admin.address
-    ? new AdminServer({ address: config.admin.address, metrics, ready: () => serving, store, token: config.admin.token, logger: log })
+    ? new AdminServer({
+        address: config.admin.address,
+        metrics,
+        ready: () => serving,
+        store,
+        token: config.admin.token,
+        logger: log,
+        budgets: { policies: () => policies, registry, ledger },
+      })
     : null;
 
   return {
@@ -141,6 +201,14 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       return grpcServer.activeStreams;
     },
     flush: () => recorder.flush(),
+    reloadBudgets(budgets, templates) {
+      const next = { budgets, templates };
+      const effective = effectiveDefinitions(next, api);
+      policies = new PolicySet(effective.budgets, effective.templates);
+      fromConfig = next;
+      log.info('budgets reloaded', { budgets: budgets.length, templates: templates.length });
+    },
+    refreshBudgets,
     async start() {
       const grpcAddress = await grpcServer.start();
       let adminAddress: string | null = null;
@@ -151,6 +219,11 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
         throw err;
       }
       recorder.start();
+      await refreshBudgets().catch((err: unknown) => log.warn('cannot read API-defined budgets yet; retrying', errorFields(err)));
+      registryTimer = setInterval(() => {
+        refreshBudgets().catch((err: unknown) => log.warn('cannot refresh API-defined budgets', errorFields(err)));
+      }, config.governance.registry_poll_ms);
+      registryTimer.unref();
       serving = true;
       // Load the tokenizer in the background so the first estimate does not pay for it.
       void tokens.warmUp();
@@ -165,7 +238,10 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       // remains of the grace period (at least a second, so a store blip does not lose the tail).
       await recorder.stop(Math.max(1_000, deadline - Date.now()));
       await admin?.close();
+      clearInterval(registryTimer);
       await store.close();
+      await ledger.close();
+      await registry.close();
       await tokens.close();
       log.info('tokenwarden stopped');
     },

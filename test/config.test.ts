@@ -259,6 +259,30 @@ describe('valid configuration files', () => {
         retry_buffer_max_deltas: 20_000,
       },
       metrics: { consumer_labels: true },
+      governance: { lease_ms: 120_000, ledger_timeout_ms: 80, default_max_output_tokens: 2048, registry_poll_ms: 10_000 },
+      budgets: [
+        {
+          id: 'org-monthly',
+          selector: { providers: ['openai'] },
+          limits: [{ metric: 'cost_micro_usd', max: 500_000_000, window: { kind: 'month', timezone: 'Europe/Berlin', weekStart: 1 } }],
+          mode: 'enforce',
+          onStoreError: 'open',
+          stopStreams: false,
+          source: 'config',
+        },
+      ],
+      budget_templates: [
+        {
+          id: 'per-consumer',
+          selector: {},
+          groupBy: 'consumer',
+          limits: [{ metric: 'total_tokens', max: 1_000_000, window: { kind: 'day', timezone: 'UTC', weekStart: 1 } }],
+          mode: 'monitor',
+          onStoreError: 'open',
+          stopStreams: false,
+          source: 'config',
+        },
+      ],
       logging: { level: 'warn' },
     });
   });

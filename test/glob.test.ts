@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileGlob } from '../src/config/glob.js';
+import { compileGlob } from '../src/glob.js';
 
 describe('compileGlob: model-name patterns', () => {
   it.each([

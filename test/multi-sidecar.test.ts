@@ -4,12 +4,9 @@
  * reaches Redis is written by the graceful shutdown on SIGTERM. The shared inventory then holds the
  * exact sums of all three, which equal what one process makes of the same traffic.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config/types.js';
 import { MemoryStore } from '../src/store/memory.js';
@@ -20,8 +17,8 @@ import { SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures, type Fixture } from './support/fixtures.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
 import { startTestServer } from './support/server.js';
+import { freePort, startSidecar, type Sidecar } from './support/sidecar-process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PROCESSES = 3;
 const CONSUMERS = ['team-a', 'team-b'];
 const PREFIX = 'multi';
@@ -57,40 +54,6 @@ async function replayAll(target: string): Promise<void> {
   } finally {
     await envoy.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface Sidecar {
-  child: ChildProcess;
-  grpcAddress: string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-function startSidecar(configFile: string, grpcAddress: string): Promise<Sidecar> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', configFile], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const sidecar = { child, grpcAddress, stderr: () => stderr, exited };
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', () => {
-      if (stdout.includes('tokenwarden ready')) resolve(sidecar);
-    });
-    void exited.then((code) => reject(new Error(`tokenwarden exited with ${code} before ready:\n${stderr}`)));
-  });
 }
 
 /** Every record of the store, by key. */

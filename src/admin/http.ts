@@ -12,6 +12,8 @@ import { apiRoutes, type Handler } from './api.js';
 import { bearerMatches } from './auth.js';
 import { withDeadline } from './deadline.js';
 import { ApiError, jsonReply, type Reply } from './reply.js';
+import { budgetRoutes, type BudgetsApiDeps } from './budgets-api.js';
+import { dispatchJsonRoute, hasBody, type JsonRoute } from './json-routes.js';
 
 export interface AdminOptions {
   address: string;
@@ -28,6 +30,8 @@ export interface AdminOptions {
   /** Clock for the usage API's default range. */
   now?(): number;
   logger?: Logger;
+  /** The budgets API (reads and, with a token when configured, writes). */
+  budgets?: Omit<BudgetsApiDeps, 'storeTimeoutMs' | 'now' | 'logger'>;
 }
 
 /** Longest request target accepted (414 beyond). */
@@ -44,6 +48,7 @@ interface Route {
 export class AdminServer {
   private readonly server: http.Server;
   private readonly routes: Map<string, Route>;
+  private readonly jsonRoutes: JsonRoute[];
 
   constructor(private readonly opts: AdminOptions) {
     const api = apiRoutes({
@@ -58,6 +63,14 @@ export class AdminServer {
       ['/metrics', { auth: true, handle: () => this.metrics() }],
       ...[...api].map(([path, handle]): [string, Route] => [path, { auth: true, handle }]),
     ]);
+    this.jsonRoutes = opts.budgets
+      ? budgetRoutes({
+          ...opts.budgets,
+          storeTimeoutMs: opts.storeTimeoutMs ?? 5_000,
+          now: opts.now ?? Date.now,
+          ...(opts.logger ? { logger: opts.logger } : {}),
+        })
+      : [];
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
     this.server.on('clientError', answerClientError);
@@ -72,11 +85,11 @@ export class AdminServer {
       reply = err instanceof ApiError ? err.reply() : new ApiError(500, 'internal', 'internal error').reply();
     }
     // An unread request body would otherwise be drained before the connection can be reused.
-    if (hasBody(req)) reply.headers.connection = 'close';
+    if (hasBody(req) && !req.readableEnded) reply.headers.connection = 'close';
     await writeReply(res, reply, this.opts.logger);
   }
 
-  private route(req: http.IncomingMessage): Promise<Reply> {
+  private async route(req: http.IncomingMessage): Promise<Reply> {
     const target = req.url ?? '/';
     if (Buffer.byteLength(target) > MAX_URL_BYTES) throw new ApiError(414, 'uri_too_long', `the request URL exceeds ${MAX_URL_BYTES} bytes`);
     const q = target.indexOf('?');
@@ -89,7 +102,11 @@ export class AdminServer {
         'www-authenticate': presented ? 'Bearer realm="tokenwarden", error="invalid_token"' : 'Bearer realm="tokenwarden"',
       });
     }
-    if (!route) throw new ApiError(404, 'not_found', `no endpoint at ${path}`);
+    if (!route) {
+      const reply = await dispatchJsonRoute(this.jsonRoutes, req, path, new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
+      if (reply) return reply;
+      throw new ApiError(404, 'not_found', `no endpoint at ${path}`);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'method_not_allowed', `${path} accepts GET and HEAD`, null, { allow: ALLOW });
     if (hasBody(req)) throw new ApiError(400, 'body_not_allowed', 'these endpoints take no request body');
     return route.handle(new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
@@ -138,11 +155,6 @@ export class AdminServer {
 
 function notReady(reason: string, message: string): Reply {
   return jsonReply(503, { status: 'not_ready', reason, message });
-}
-
-function hasBody(req: http.IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 async function writeReply(res: http.ServerResponse, reply: Reply, logger: Logger | undefined): Promise<void> {

@@ -86,6 +86,18 @@ export class Metrics {
     help: 'Exchanges dropped from the inventory because the retry buffer overflowed during a store outage.',
     registers: [this.registry],
   });
+  readonly budgetDecisions = new Counter({
+    name: 'tokenwarden_budget_decisions_total',
+    help: 'Budget decisions per budget: admitted, blocked (enforce) or would_block (monitor).',
+    labelNames: ['budget', 'decision'],
+    registers: [this.registry],
+  });
+  readonly budgetStoreErrors = new Counter({
+    name: 'tokenwarden_budget_store_errors_total',
+    help: 'Ledger calls that failed or missed their deadline, by operation and what on_store_error decided.',
+    labelNames: ['op', 'decision'],
+    registers: [this.registry],
+  });
   readonly storePending = new Gauge({
     name: 'tokenwarden_store_pending_deltas',
     help: 'Inventory deltas waiting to be written (aggregating or in the retry buffer).',

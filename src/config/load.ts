@@ -5,7 +5,9 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Alias, type Document } from 'yaml';
 import { ConfigError, formatPath, type ConfigIssue, type PathSegment } from './errors.js';
-import { configSchema, isMapping, type ConfigDocument, type Issue, type Mapping, type Schema } from './schema.js';
+import { isMapping, type Issue, type Mapping, type Schema } from './schema.js';
+import { configSchema, type ConfigDocument } from './config-schema.js';
+import { toBudgets, toTemplates } from './budgets-schema.js';
 import { defaultConfig, type TokenwardenConfig } from './types.js';
 
 /** When set (and non-empty) it replaces `consumer.fingerprint_secret`, whatever the file says. */
@@ -243,7 +245,12 @@ export function parseConfig(text: string, source: string, env: Environment = pro
       issues.push({ path: [], message: `the document must be a mapping of sections (grpc, admin, ...), got ${Array.isArray(plain.value) ? 'a list' : 'a single value'}` });
     } else {
       const document = configSchema.parse(plain.value, [], issues);
-      if (document !== undefined) patch = resolveSecrets(document, env, issues);
+      if (document !== undefined) {
+        patch = resolveSecrets(document, env, issues);
+        // Budgets are written in a YAML-friendly shape (cost in USD, `per: month`); convert them.
+        if (document.budgets !== undefined) patch.budgets = toBudgets(document);
+        if (document.budget_templates !== undefined) patch.budget_templates = toTemplates(document);
+      }
     }
   }
   const all = [...yamlProblems, ...issues.map((issue) => toConfigIssue(issue, source, plain.positions))];

@@ -2,6 +2,7 @@
  * tokenwarden configuration: the typed shape after validation, with defaults applied.
  * The YAML file uses the same snake_case keys (see README "Configuration reference").
  */
+import type { Budget, BudgetTemplate } from '../governance/types.js';
 
 export interface TlsConfig {
   cert_file: string;
@@ -65,6 +66,17 @@ export interface StoreConfig {
   flush_max_deltas: number;
   /** Deltas kept for retry while the store is unreachable; beyond it the oldest are dropped (counted, logged). */
   retry_buffer_max_deltas: number;
+}
+
+export interface GovernanceConfig {
+  /** A reservation not settled within this time expires (cancelled request, dead sidecar). */
+  lease_ms: number;
+  /** Deadline of one ledger decision on the request path; past it each budget's on_store_error decides. */
+  ledger_timeout_ms: number;
+  /** Output tokens reserved when a request sets no max_tokens. */
+  default_max_output_tokens: number;
+  /** How often budgets created through the admin API are re-read from the store. */
+  registry_poll_ms: number;
 }
 
 export interface MetricsConfig {
@@ -150,6 +162,9 @@ export interface TokenwardenConfig {
   metering: MeteringConfig;
   limits: LimitsConfig;
   store: StoreConfig;
+  governance: GovernanceConfig;
+  budgets: Budget[];
+  budget_templates: BudgetTemplate[];
   metrics: MetricsConfig;
   logging: LoggingConfig;
 }
@@ -203,6 +218,9 @@ export function defaultConfig(): TokenwardenConfig {
       flush_max_deltas: 1_000,
       retry_buffer_max_deltas: 100_000,
     },
+    governance: { lease_ms: 600_000, ledger_timeout_ms: 50, default_max_output_tokens: 4096, registry_poll_ms: 5_000 },
+    budgets: [],
+    budget_templates: [],
     metrics: { consumer_labels: false },
     logging: { level: 'info' },
   };

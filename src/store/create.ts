@@ -1,10 +1,28 @@
-/** Builds the configured inventory store: embedded memory (one sidecar) or shared Redis. */
+/** Builds the configured stores: embedded memory (one sidecar) or shared Redis. */
 import type { StoreConfig } from '../config/types.js';
 import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
-import type { InventoryStore } from './types.js';
+import { HOUR_MS, type InventoryStore } from './types.js';
+import type { BudgetLedger } from './ledger-types.js';
+import { MemoryLedger } from './ledger-memory.js';
+import { RedisLedger } from './ledger-redis.js';
+import type { BudgetRegistry } from './registry-types.js';
+import { MemoryBudgetRegistry } from './registry-memory.js';
+import { RedisBudgetRegistry } from './registry-redis.js';
 
 export function createStore(cfg: StoreConfig): InventoryStore {
   if (cfg.type === 'redis') return new RedisStore({ redis: cfg.redis, retentionHours: cfg.retention_hours });
   return new MemoryStore({ maxRecords: cfg.memory_max_records, retentionHours: cfg.retention_hours });
+}
+
+/** The budget ledger next to the inventory: in memory, or on the same Redis. */
+export function createLedger(cfg: StoreConfig): BudgetLedger {
+  const wouldBlockRetentionMs = cfg.retention_hours * HOUR_MS;
+  if (cfg.type === 'redis') return new RedisLedger({ redis: cfg.redis, wouldBlockRetentionMs });
+  return new MemoryLedger({ wouldBlockRetentionMs });
+}
+
+/** Where budgets and templates created through the admin API are kept. */
+export function createBudgetRegistry(cfg: StoreConfig): BudgetRegistry {
+  return cfg.type === 'redis' ? new RedisBudgetRegistry({ redis: cfg.redis }) : new MemoryBudgetRegistry();
 }

@@ -7,7 +7,7 @@ import type { DiscoveryConfig, SelfHostedProvider } from '../config/types.js';
 import { HANDLERS } from './providers/index.js';
 import type { ApiKind, ProviderName } from '../domain.js';
 import type { RequestHead, Route } from './types.js';
-import { compileGlob, type Glob } from '../config/glob.js';
+import { compileGlob, type Glob } from '../glob.js';
 
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
 import type { Budget, BudgetTemplate } from '../../src/governance/types.js';
 import { MemoryBudgetRegistry } from '../../src/store/registry-memory.js';
 import { RedisBudgetRegistry } from '../../src/store/registry-redis.js';
+import { effectiveDefinitions } from '../../src/store/registry-merge.js';
 import type { BudgetRegistry } from '../../src/store/registry-types.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 
@@ -91,8 +92,8 @@ function registryContract(name: string, make: MakeRegistry): void {
       const r = await fresh();
       await r.budgets.put(budget('same'));
       await r.templates.put(template('same'));
-      expect((await r.budgets.get('same'))?.groupBy).toBeUndefined();
-      expect((await r.templates.get('same'))?.groupBy).toEqual({ label: 'team' });
+      expect(await r.budgets.get('same')).toEqual(budget('same'));
+      expect(await r.templates.get('same')).toEqual(template('same'));
       await r.budgets.delete('same');
       expect(await r.templates.get('same')).not.toBeNull();
     });
@@ -135,6 +136,31 @@ function registryContract(name: string, make: MakeRegistry): void {
     });
   });
 }
+
+describe('effectiveDefinitions: the config file wins over the API', () => {
+  it('hides an API definition whose id the config uses, per kind, and reports it', () => {
+    const config = { budgets: [budget('org', { source: 'config', mode: 'enforce' })], templates: [template('per-team', { source: 'config' })] };
+    const api = {
+      budgets: [budget('org', { mode: 'monitor' }), budget('team-a')],
+      templates: [template('per-team', { groupBy: 'consumer' }), template('org')],
+    };
+    const defs = effectiveDefinitions(config, api);
+    expect(defs.budgets.map((b) => [b.id, b.source, b.mode])).toEqual([
+      ['org', 'config', 'enforce'],
+      ['team-a', 'api', 'monitor'],
+    ]);
+    expect(defs.templates.map((t) => [t.id, t.source])).toEqual([
+      ['per-team', 'config'],
+      ['org', 'api'],
+    ]);
+    expect(defs.shadowed).toEqual({ budgets: ['org'], templates: ['per-team'] });
+  });
+
+  it('marks whatever came from the store as an API definition', () => {
+    const defs = effectiveDefinitions({ budgets: [], templates: [] }, { budgets: [budget('x', { source: 'config' })], templates: [] });
+    expect(defs.budgets[0]?.source).toBe('api');
+  });
+});
 
 registryContract('memory', async () => ({ registry: new MemoryBudgetRegistry(), cleanup: async () => {} }));
 

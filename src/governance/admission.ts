@@ -1,0 +1,335 @@
+/**
+ * Budget admission and settlement: estimate a request, reserve it on every applicable counter in one
+ * ledger call, decide, and later replace the reservation with the actual usage. The arithmetic
+ * (estimates, items, states) is pure and exported; `Admitter` only adds the ledger I/O and deadline.
+ */
+import type { Usage } from '../domain.js';
+import type { BudgetLedger, ItemState, LedgerItem, ReserveResult } from '../store/ledger-types.js';
+import type { PolicySet } from './policy-set.js';
+import type { Budget, Limit, LimitMetric, RequestSubject } from './types.js';
+import { counterKey, ROLLING_SUB_BUCKETS, rollingBucket, windowBounds } from './windows.js';
+
+export interface AdmissionRequest {
+  /** Unique per HTTP request: the lease key. */
+  requestId: string;
+  subject: RequestSubject;
+  promptTokens: number;
+  /** max_tokens / max_completion_tokens / maxTokens when the request gives one. */
+  maxOutputTokens: number | null;
+  nowMs: number;
+}
+
+/** One limit of a budget as the decision saw it. */
+export interface LimitState {
+  /** Index in `budget.limits` (part of the counter key). */
+  index: number;
+  limit: Limit;
+  counter: string;
+  /** Null when the ledger could not be asked (store error). */
+  used: number | null;
+  reserved: number | null;
+  /** max - used - reserved, never below 0; includes this request's reservation when admitted. */
+  remaining: number | null;
+  /** This limit alone would have refused the request. */
+  exceeded: boolean;
+  /**
+   * When the counter resets: the end of a calendar window; for a rolling window, the time by which
+   * everything counted now has rolled out of the ledger's sub-buckets (room may free up earlier).
+   */
+  resetAtMs: number;
+}
+
+export interface BudgetState {
+  budget: Budget;
+  limits: LimitState[];
+  /** False when the ledger could not be asked: figures are unknown. */
+  known: boolean;
+}
+
+/** The decision and what settlement needs later. */
+export interface Admission {
+  requestId: string;
+  admitted: boolean;
+  /** Enforce budgets that refused (empty when admitted). */
+  blockedBy: BudgetState[];
+  /** Monitor budgets that would have refused. */
+  wouldBlock: BudgetState[];
+  /** Tightest applicable budget (least remaining share), for response headers; null when unknown. */
+  tightest: BudgetState | null;
+  /** Ids of the applicable budgets. */
+  budgets: string[];
+  /** The items of the reservation (held only when admitted). */
+  items: LedgerItem[];
+  /** What each item counts (same order as `items`): settlement takes these amounts of the usage. */
+  metrics: LimitMetric[];
+  /** A cost limit applies but the model has no price: it counted 0 towards cost limits. */
+  unpriced: boolean;
+  /** The ledger was unreachable or too slow: decided by each budget's on_store_error. */
+  storeError: boolean;
+}
+
+export type PriceFn = (provider: string, model: string, usage: Usage) => number | null;
+
+export interface StoreErrorEvent {
+  op: 'reserve' | 'settle' | 'release';
+  requestId: string;
+  error: unknown;
+  /** For reserve: what on_store_error decided. */
+  admitted?: boolean;
+}
+
+export interface AdmitterDeps {
+  /** Read per decision, so a hot reload applies to the next request. */
+  policies: () => PolicySet;
+  ledger: BudgetLedger;
+  /** Micro-dollars, null when unpriced. */
+  price: PriceFn;
+  /** Expected output when the request sets no maximum. */
+  defaultMaxOutputTokens: number | ((provider: string, model: string) => number);
+  leaseMs: number;
+  /** Deadline for one ledger call; keep it well under Envoy's ext_proc message timeout. */
+  ledgerTimeoutMs: number;
+  /** Called for every failed or timed-out ledger call (count and log it). */
+  onStoreError?: (event: StoreErrorEvent) => void;
+}
+
+/** Per-metric amounts of one request (integers >= 0). */
+export type Amounts = Record<LimitMetric, number>;
+
+const FAILED_STORE_CALL = Symbol('failed');
+
+function whole(n: number | null | undefined): number {
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? Math.ceil(n) : 0;
+}
+
+/** Usage counted before the call: the prompt, and the most output the request allows. */
+export function estimatedUsage(promptTokens: number, outputTokens: number): Usage {
+  const input = whole(promptTokens);
+  const output = whole(outputTokens);
+  return {
+    input_tokens: input,
+    output_tokens: output,
+    total_tokens: input + output,
+    cached_input_tokens: null,
+    cache_write_tokens: null,
+    reasoning_tokens: null,
+  };
+}
+
+/** Amounts of a usage; an unknown cost counts 0 (the caller flags it). */
+export function amountsOf(usage: Usage, costMicroUsd: number | null): Amounts {
+  const input = whole(usage.input_tokens);
+  const output = whole(usage.output_tokens);
+  return {
+    input_tokens: input,
+    output_tokens: output,
+    total_tokens: usage.total_tokens == null ? input + output : whole(usage.total_tokens),
+    cost_micro_usd: whole(costMicroUsd),
+    requests: 1,
+  };
+}
+
+/** A failed upstream call that reported and produced nothing: release, do not settle. */
+function hasUsage(usage: Usage): boolean {
+  return usage.input_tokens != null || usage.output_tokens != null || usage.total_tokens != null;
+}
+
+/** One applicable limit: where its counter is and when it resets. */
+interface Slot {
+  budget: Budget;
+  index: number;
+  item: LedgerItem;
+  resetAtMs: number;
+}
+
+/** One ledger item per (budget, limit), windows in the counter key. */
+export function slotsFor(budgets: readonly Budget[], amounts: Amounts, nowMs: number): Slot[] {
+  return budgets.flatMap((budget) =>
+    budget.limits.map((limit, index): Slot => {
+      const item: LedgerItem = {
+        counter: counterKey(budget.id, index, limit.window, nowMs),
+        budgetId: budget.id,
+        max: limit.max,
+        amount: amounts[limit.metric],
+        enforce: budget.mode === 'enforce',
+      };
+      let resetAtMs: number;
+      if (limit.window.kind === 'rolling') {
+        item.rollingMs = limit.window.seconds * 1000;
+        // Amounts counted now sit in sub-buckets up to the current one, which counts until the
+        // ROLLING_SUB_BUCKETS sub-buckets after it have passed: then the whole window is free again.
+        const bucket = rollingBucket(item.rollingMs, nowMs);
+        resetAtMs = bucket.end + ROLLING_SUB_BUCKETS * bucket.sizeMs;
+      } else {
+        item.windowEndMs = windowBounds(limit.window, nowMs).end;
+        resetAtMs = item.windowEndMs;
+      }
+      return { budget, index, item, resetAtMs };
+    }),
+  );
+}
+
+/** Budget states from the ledger's answer (null answer = store error: figures unknown). */
+export function statesOf(slots: readonly Slot[], result: ReserveResult | null): BudgetState[] {
+  const byCounter = new Map<string, ItemState>((result?.items ?? []).map((s) => [s.counter, s]));
+  const states = new Map<Budget, BudgetState>();
+  for (const slot of slots) {
+    let state = states.get(slot.budget);
+    if (state === undefined) {
+      state = { budget: slot.budget, limits: [], known: result !== null };
+      states.set(slot.budget, state);
+    }
+    const seen = byCounter.get(slot.item.counter);
+    state.limits.push({
+      index: slot.index,
+      limit: slot.budget.limits[slot.index]!,
+      counter: slot.item.counter,
+      used: seen?.used ?? null,
+      reserved: seen?.reserved ?? null,
+      remaining: seen === undefined ? null : Math.max(0, seen.max - seen.used - seen.reserved),
+      exceeded: seen?.exceeded ?? false,
+      resetAtMs: slot.resetAtMs,
+    });
+  }
+  return [...states.values()];
+}
+
+/** Share of the limit still available (0..1); unknown figures rank last. */
+export function remainingShare(state: BudgetState): number {
+  let share = Infinity;
+  for (const l of state.limits) {
+    if (l.remaining === null) continue;
+    share = Math.min(share, l.limit.max > 0 ? l.remaining / l.limit.max : 0);
+  }
+  return share;
+}
+
+/** The budget with the least remaining share (the first one on ties), or null when none is known. */
+export function tightestOf(states: readonly BudgetState[]): BudgetState | null {
+  let best: BudgetState | null = null;
+  let bestShare = Infinity;
+  for (const state of states) {
+    const share = remainingShare(state);
+    if (share < bestShare) {
+      best = state;
+      bestShare = share;
+    }
+  }
+  return best;
+}
+
+const anyExceeded = (s: BudgetState): boolean => s.limits.some((l) => l.exceeded);
+
+/** Resolves to the promise's value, or FAILED_STORE_CALL (after reporting) on error or deadline. */
+async function withDeadline<T>(
+  call: () => Promise<T>,
+  ms: number,
+  report: (error: unknown) => void,
+): Promise<T | typeof FAILED_STORE_CALL> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`budget ledger did not answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(call), deadline]);
+  } catch (error) {
+    report(error);
+    return FAILED_STORE_CALL;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class Admitter {
+  constructor(private readonly deps: AdmitterDeps) {}
+
+  /**
+   * Never rejects on ledger failures: an error or a missed deadline decides by each enforce
+   * budget's on_store_error (reported through onStoreError). Policies and prices are pure lookups.
+   */
+  async admit(req: AdmissionRequest): Promise<Admission> {
+    const { subject, nowMs } = req;
+    const budgets = this.deps.policies().applicable(subject);
+    const base = { requestId: req.requestId, budgets: budgets.map((b) => b.id), unpriced: false, storeError: false };
+    if (budgets.length === 0) {
+      return { ...base, admitted: true, blockedBy: [], wouldBlock: [], tightest: null, items: [], metrics: [] };
+    }
+
+    const usage = estimatedUsage(req.promptTokens, req.maxOutputTokens ?? this.defaultOutput(subject));
+    const needsCost = budgets.some((b) => b.limits.some((l) => l.metric === 'cost_micro_usd'));
+    const cost = needsCost ? this.price(subject, usage) : null;
+    const slots = slotsFor(budgets, amountsOf(usage, cost), nowMs);
+    const items = slots.map((s) => s.item);
+    const metrics = slots.map((s) => s.budget.limits[s.index]!.metric);
+    const unpriced = needsCost && cost === null;
+
+    const reserve = Promise.resolve().then(() =>
+      this.deps.ledger.reserve({ requestId: req.requestId, leaseMs: this.deps.leaseMs, items, consumer: subject.consumer, nowMs }),
+    );
+    let failure: unknown;
+    const result = await withDeadline(() => reserve, this.deps.ledgerTimeoutMs, (e) => (failure = e));
+
+    if (result === FAILED_STORE_CALL) {
+      const states = statesOf(slots, null);
+      const blockedBy = states.filter((s) => s.budget.mode === 'enforce' && s.budget.onStoreError === 'closed');
+      const admitted = blockedBy.length === 0;
+      this.deps.onStoreError?.({ op: 'reserve', requestId: req.requestId, error: failure, admitted });
+      // A reservation that lands after the deadline must not hold budget for a refused request.
+      if (!admitted) void reserve.then((r) => (r.admitted ? this.deps.ledger.release(req.requestId) : undefined)).catch(() => {});
+      return { ...base, unpriced, storeError: true, admitted, blockedBy, wouldBlock: [], tightest: null, items, metrics };
+    }
+
+    const states = statesOf(slots, result);
+    return {
+      ...base,
+      unpriced,
+      admitted: result.admitted,
+      blockedBy: result.admitted ? [] : states.filter((s) => s.budget.mode === 'enforce' && anyExceeded(s)),
+      wouldBlock: states.filter((s) => s.budget.mode === 'monitor' && anyExceeded(s)),
+      tightest: tightestOf(states),
+      items,
+      metrics,
+    };
+  }
+
+  /**
+   * Replaces the reservation with the actual amounts (reported usage, or estimated by the caller;
+   * an unknown cost counts 0). A call with no usage at all (failed upstream) releases instead.
+   * Also settles after a store error: a reservation that landed late is then settled, not leaked.
+   */
+  async settle(admission: Admission, actual: { usage: Usage; costMicroUsd: number | null }): Promise<void> {
+    if (!admission.admitted || admission.items.length === 0) return;
+    if (!hasUsage(actual.usage)) return this.release(admission);
+    const amounts = amountsOf(actual.usage, actual.costMicroUsd);
+    const perCounter: Record<string, number> = {};
+    admission.items.forEach((item, i) => (perCounter[item.counter] = amounts[admission.metrics[i]!]));
+    await this.call('settle', admission.requestId, () =>
+      this.deps.ledger.settle({ requestId: admission.requestId, actual: perCounter }),
+    );
+  }
+
+  /** Drops the reservation without usage (failed upstream call, request cancelled before sending). */
+  async release(admission: Admission): Promise<void> {
+    if (!admission.admitted || admission.items.length === 0) return;
+    await this.call('release', admission.requestId, () => this.deps.ledger.release(admission.requestId));
+  }
+
+  private async call(op: 'settle' | 'release', requestId: string, fn: () => Promise<void>): Promise<void> {
+    await withDeadline(fn, this.deps.ledgerTimeoutMs, (error) => this.deps.onStoreError?.({ op, requestId, error }));
+  }
+
+  private defaultOutput(subject: RequestSubject): number {
+    const d = this.deps.defaultMaxOutputTokens;
+    return typeof d === 'function' ? d(subject.provider, subject.model) : d;
+  }
+
+  private price(subject: RequestSubject, usage: Usage): number | null {
+    try {
+      const micro = this.deps.price(subject.provider, subject.model, usage);
+      return typeof micro === 'number' && Number.isFinite(micro) ? micro : null;
+    } catch {
+      return null;
+    }
+  }
+}

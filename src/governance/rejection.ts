@@ -1,0 +1,120 @@
+/**
+ * The 429 answer for a request an enforce budget refused, in the error format of the API the
+ * client called, so its SDK raises its usual rate-limit error (and honours `retry-after`). The
+ * message names the budgets, their limits and when they reset: never prompt text or keys.
+ */
+import type { ApiKind } from '../domain.js';
+import type { BudgetState, LimitState } from './admission.js';
+import { BUDGET_HEADER, headerText, limitHeaders, REJECTED_PREFIX, secondsUntil, usd } from './headers.js';
+import type { Limit } from './types.js';
+
+export interface Rejection {
+  status: 429;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The error format families; chosen by the API (the client's SDK), not by the provider behind it. */
+export type ErrorFormat = 'openai' | 'anthropic' | 'bedrock' | 'google' | 'cohere' | 'ollama';
+
+const FORMAT: Record<ApiKind, ErrorFormat> = {
+  chat_completions: 'openai',
+  responses: 'openai',
+  embeddings: 'openai',
+  messages: 'anthropic',
+  converse: 'bedrock',
+  converse_stream: 'bedrock',
+  invoke: 'bedrock',
+  invoke_with_response_stream: 'bedrock',
+  generate_content: 'google',
+  stream_generate_content: 'google',
+  cohere_chat: 'cohere',
+  ollama_chat: 'ollama',
+};
+
+export function errorFormatFor(api: ApiKind): ErrorFormat {
+  return FORMAT[api] ?? 'openai';
+}
+
+/** When the store could not be asked, nothing says when it comes back: retry soon. */
+const STORE_ERROR_RETRY_MS = 1000;
+
+const METRIC_TEXT: Record<Limit['metric'], string> = {
+  input_tokens: 'input tokens',
+  output_tokens: 'output tokens',
+  total_tokens: 'tokens',
+  cost_micro_usd: 'USD',
+  requests: 'requests',
+};
+
+function limitText(l: Limit): string {
+  const amount = l.metric === 'cost_micro_usd' ? `$${usd(l.max)}` : `${l.max} ${METRIC_TEXT[l.metric]}`;
+  const w = l.window;
+  return w.kind === 'rolling' ? `${amount} per rolling ${w.seconds} s` : `${amount} per ${w.kind} (${w.timezone})`;
+}
+
+/** The limits that refused: the exceeded ones, or all of them when the store could not say. */
+function blockingLimits(state: BudgetState): LimitState[] {
+  return state.known ? state.limits.filter((l) => l.exceeded) : state.limits;
+}
+
+function resetAt(state: BudgetState, nowMs: number): number {
+  if (!state.known) return nowMs + STORE_ERROR_RETRY_MS;
+  // Every exceeded limit must have room again before this budget admits.
+  return Math.max(nowMs, ...blockingLimits(state).map((l) => l.resetAtMs));
+}
+
+function budgetText(state: BudgetState, nowMs: number): string {
+  const id = JSON.stringify(state.budget.id);
+  if (!state.known) return `budget ${id} could not be checked (budget store unavailable; the budget fails closed)`;
+  const limits = blockingLimits(state).map(
+    (l) => `${limitText(l.limit)}, resets at ${new Date(l.resetAtMs).toISOString()} (in ${secondsUntil(l.resetAtMs, nowMs)} s)`,
+  );
+  return `budget ${id} is exhausted: ${limits.join('; ')}`;
+}
+
+/** Rate windows (per minute, rolling) read as rate limits; longer windows and money as quota. */
+function isRateLimit(blocked: readonly BudgetState[]): boolean {
+  return blocked.every(
+    (s) => !s.known || blockingLimits(s).every((l) => l.limit.window.kind === 'rolling' || l.limit.window.kind === 'minute'),
+  );
+}
+
+function bodyFor(format: ErrorFormat, message: string, rateLimit: boolean): unknown {
+  switch (format) {
+    case 'openai':
+      return {
+        error: { message, type: rateLimit ? 'rate_limit_exceeded' : 'insufficient_quota', param: null, code: 'budget_exceeded' },
+      };
+    case 'anthropic':
+      return { type: 'error', error: { type: 'rate_limit_error', message } };
+    case 'google':
+      return { error: { code: 429, message, status: 'RESOURCE_EXHAUSTED' } };
+    case 'bedrock':
+    case 'cohere':
+      return { message };
+    case 'ollama':
+      return { error: message };
+  }
+}
+
+/**
+ * The 429 for `blocked` (the enforce budgets that refused). `retry-after` is the time until every
+ * blocking budget has room again: the latest reset of their exceeded windows (for a rolling window,
+ * when everything counted now has rolled out).
+ */
+export function rejectionFor(api: ApiKind, provider: string, blocked: readonly BudgetState[], nowMs: number): Rejection {
+  const format = errorFormatFor(api);
+  const retryAtMs = blocked.length === 0 ? nowMs : Math.max(...blocked.map((s) => resetAt(s, nowMs)));
+  const reasons = blocked.length === 0 ? 'a budget is exhausted' : blocked.map((s) => budgetText(s, nowMs)).join('; ');
+  const message = `tokenwarden refused this request to ${provider}: ${reasons}.`;
+
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    ...limitHeaders(REJECTED_PREFIX, blocked.filter((s) => s.known).flatMap(blockingLimits), nowMs),
+    'retry-after': String(secondsUntil(retryAtMs, nowMs)),
+  };
+  if (blocked.length > 0) headers[BUDGET_HEADER] = blocked.map((s) => headerText(s.budget.id)).join(',');
+  if (format === 'bedrock') headers['x-amzn-errortype'] = 'ThrottlingException';
+  return { status: 429, headers, body: JSON.stringify(bodyFor(format, message, isRateLimit(blocked))) };
+}

@@ -1,0 +1,159 @@
+/**
+ * The Redis ledger against a real redis-server: the shared contract, the key layout (one hash tag,
+ * TTLs instead of reset jobs), one command per decision, and failing fast while Redis is down.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
+import { COUNTER_GRACE_MS, SETTLE_GRACE_MS } from '../../src/store/ledger-memory.js';
+import { RedisLedger } from '../../src/store/ledger-redis.js';
+import { DAY_MS, HOUR_MS } from '../../src/store/types.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { item, ledgerContract, requestId, T0 } from './ledger-contract.js';
+
+let server: RedisServer;
+let prefixSeq = 0;
+
+beforeAll(async () => {
+  server = await startRedis();
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+function config(over: Partial<RedisConfig> = {}): RedisConfig {
+  return { ...defaultConfig().store.redis, url: server.url, key_prefix: `l${process.pid}-${++prefixSeq}`, ...over };
+}
+
+async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+ledgerContract('redis', async ({ now }) => {
+  const ledger = new RedisLedger({ redis: config(), now });
+  return { ledger, cleanup: () => ledger.close() };
+});
+
+describe('RedisLedger', () => {
+  let admin: Redis;
+
+  beforeAll(() => {
+    admin = new Redis(server.url);
+  });
+
+  afterAll(async () => {
+    await admin.quit();
+  });
+
+  it('keeps every key under the {prefix} hash tag, each with a TTL', async () => {
+    const cfg = config();
+    const now = T0 + 10 * 60_000;
+    const ledger = new RedisLedger({ redis: cfg, now: () => now });
+    try {
+      const windowEnd = T0 + HOUR_MS;
+      const settled = requestId();
+      const live = requestId();
+      const items = [item('hour', { windowEndMs: windowEnd, amount: 5, max: 1, enforce: false }), item('tpm', { windowEndMs: undefined, rollingMs: 60_000 })];
+      await ledger.reserve({ requestId: settled, leaseMs: 30_000, items, consumer: 'alice', nowMs: now });
+      await ledger.settle({ requestId: settled, actual: { hour: 5, tpm: 1 } });
+      await ledger.reserve({ requestId: live, leaseMs: 30_000, items, consumer: 'alice', nowMs: now });
+
+      const keys = await admin.keys(`*${cfg.key_prefix}*`);
+      for (const key of keys) expect(key.startsWith(`{${cfg.key_prefix}}:budget:`), key).toBe(true);
+      const ttl = async (suffix: string): Promise<number> => admin.pttl(`{${cfg.key_prefix}}:budget:${suffix}`);
+      // The calendar counter lives until its window end + grace on the ledger's clock.
+      for (const k of ['cnt:hour', 'lz:hour', 'la:hour']) {
+        expect(await ttl(k)).toBeLessThanOrEqual(windowEnd + COUNTER_GRACE_MS - now);
+        expect(await ttl(k)).toBeGreaterThan(windowEnd + COUNTER_GRACE_MS - now - 60_000);
+      }
+      // The rolling counter lives while a lease could still settle into it, plus its window.
+      expect(await ttl('cnt:tpm')).toBeGreaterThan(60_000);
+      expect(await ttl('cnt:tpm')).toBeLessThanOrEqual(30_000 + SETTLE_GRACE_MS + 60_000);
+      expect(await ttl(`req:${live}`)).toBeGreaterThan(30_000);
+      expect(await ttl(`req:${settled}`)).toBe(-2);
+      expect(await ttl(`done:${settled}`)).toBeGreaterThan(SETTLE_GRACE_MS - 60_000);
+      expect(await ttl(`wb:${T0}`)).toBeGreaterThan(30 * DAY_MS);
+      expect(keys.sort()).toEqual(
+        ['cnt:hour', 'lz:hour', 'la:hour', 'cnt:tpm', 'lz:tpm', 'la:tpm', `req:${live}`, `done:${settled}`, `wb:${T0}`].map((k) => `{${cfg.key_prefix}}:budget:${k}`).sort(),
+      );
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('rejects a key prefix with braces (it would break the hash tag)', () => {
+    expect(() => new RedisLedger({ redis: config({ key_prefix: 'a{b' }) })).toThrow(/braces/);
+  });
+
+  it('reserves, settles and releases in one command each', async () => {
+    const ledger = new RedisLedger({ redis: config() });
+    const marker = new Redis(server.url);
+    const monitor = await new Redis(server.url).monitor();
+    try {
+      await Promise.all([ledger.ping(), marker.ping()]);
+      const seen: string[][] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        if (source !== 'lua') seen.push(args);
+      });
+      const isMarker = (a: string[]): boolean => a[0]?.toLowerCase() === 'echo';
+      const commandsOf = async (call: () => Promise<unknown>): Promise<string[]> => {
+        seen.length = 0;
+        await call();
+        await marker.echo('end');
+        await until(() => seen.some(isMarker), 'the marker in MONITOR');
+        return seen.slice(0, seen.findIndex(isMarker)).map((a) => a[0]!.toLowerCase());
+      };
+      const items = Array.from({ length: 5 }, (_, i) => item(`c${i}`, { windowEndMs: Date.now() + HOUR_MS }));
+      const reserve = (id: string) => () => ledger.reserve({ requestId: id, leaseMs: 30_000, items, consumer: 'a', nowMs: Date.now() });
+      const [a, b] = [requestId(), requestId()];
+      // The first call of a script sends EVALSHA, then EVAL on NOSCRIPT; later ones EVALSHA only.
+      expect((await commandsOf(reserve(a))).at(-1)).toBe('eval');
+      expect(await commandsOf(reserve(b))).toEqual(['evalsha']);
+      await commandsOf(() => ledger.settle({ requestId: a, actual: { c0: 1 } }));
+      expect(await commandsOf(() => ledger.settle({ requestId: a, actual: { c0: 1 } }))).toEqual(['evalsha']);
+      expect(await commandsOf(() => ledger.release(b))).toEqual(['evalsha']);
+      expect((await ledger.read([{ counter: 'c0', max: 100 }]))[0]).toMatchObject({ used: 1, reserved: 0 });
+    } finally {
+      monitor.disconnect();
+      marker.disconnect();
+      await ledger.close();
+    }
+  });
+
+  it('leaves a client it was given open', async () => {
+    const client = new Redis(server.url);
+    const ledger = new RedisLedger({ redis: config(), client });
+    await ledger.ping();
+    await ledger.close();
+    expect(await client.ping()).toBe('PONG');
+    client.disconnect();
+  });
+});
+
+// Last: it stops and restarts the shared server.
+describe('RedisLedger across a Redis outage', () => {
+  it('rejects at once while redis-server is stopped and works again after a restart', async () => {
+    // A long command timeout: a queued command would hang past the test timeout instead of rejecting.
+    const ledger = new RedisLedger({ redis: config({ command_timeout_ms: 120_000 }) });
+    const pings = async (): Promise<boolean> => ledger.ping().then(() => true, () => false);
+    const reserve = () => ledger.reserve({ requestId: requestId(), leaseMs: 30_000, items: [item('c', { windowEndMs: Date.now() + HOUR_MS })], consumer: 'a', nowMs: Date.now() });
+    try {
+      expect((await reserve()).admitted).toBe(true);
+      await server.stop();
+      await expect(reserve()).rejects.toThrow();
+      await expect(ledger.settle({ requestId: 'x', actual: {} })).rejects.toThrow();
+      await expect(ledger.read([{ counter: 'c', max: 1 }])).rejects.toThrow();
+      await expect(ledger.ping()).rejects.toThrow();
+      await server.restart();
+      await until(pings, 'the ledger to reconnect');
+      expect(await reserve()).toMatchObject({ admitted: true, items: [{ reserved: 1 }] });
+    } finally {
+      await ledger.close();
+    }
+  });
+});
