@@ -10,6 +10,9 @@ import { ConfigError, formatIssue } from './config/errors.js';
 import { applyOverrides, FINGERPRINT_SECRET_ENV, loadConfigFile, parseConfig, type ConfigOverride } from './config/load.js';
 import { parseAddress } from './config/schema.js';
 import { DEV_FINGERPRINT_SECRET, type TokenwardenConfig } from './config/types.js';
+import { createReloader, fileFingerprint, watchConfig, type ReloadResult } from './config/watch.js';
+import { createLogger, type Logger } from './log.js';
+import type { TokenwardenServer } from './server.js';
 
 const USAGE = `Usage: tokenwarden <command> [options]
 
@@ -23,6 +26,7 @@ Options for serve (flags override the configuration file):
   --grpc-address ADDRESS   host:port, [ipv6]:port or unix:/path      (grpc.address)
   --admin-address ADDRESS  host:port, or "" to disable the admin API  (admin.address)
   --log-level LEVEL        debug, info, warn or error                 (logging.level)
+  --no-watch               Reload --config only on SIGHUP, not when the file changes
 
 Options for demo:
   --target ADDRESS         The server's gRPC address: host:port, [ipv6]:port or unix:/path
@@ -38,6 +42,8 @@ Environment:
 
 Exit codes: 0 success, 1 startup or runtime failure, 2 usage or configuration error.
 SIGTERM or SIGINT shut down gracefully (grpc.shutdown_grace_ms); a second signal exits at once.
+SIGHUP (and, unless --no-watch, any change to the --config file) re-validates the whole file and
+applies its budgets and budget_templates without losing counters; other sections need a restart.
 `;
 
 const EXIT_OK = 0;
@@ -50,7 +56,7 @@ type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'validate'; file: string }
-  | { kind: 'serve'; configFile: string | undefined; overrides: ConfigOverride[] }
+  | { kind: 'serve'; configFile: string | undefined; overrides: ConfigOverride[]; watch: boolean }
   | { kind: 'demo'; target: string | undefined; count: number | undefined };
 
 /** parseArgs reports bad flags as TypeErrors with ERR_PARSE_ARGS_* codes; make them usage errors. */
@@ -101,6 +107,7 @@ function parseCommandLine(argv: readonly string[]): Command {
             'grpc-address': { type: 'string' },
             'admin-address': { type: 'string' },
             'log-level': { type: 'string' },
+            'no-watch': { type: 'boolean' },
           },
           allowPositionals: false,
           strict: true,
@@ -113,7 +120,7 @@ function parseCommandLine(argv: readonly string[]): Command {
         const value = values[flag as keyof typeof values];
         if (typeof value === 'string') overrides.push({ path, value, origin: `--${flag}` });
       }
-      return { kind: 'serve', configFile: values.config, overrides };
+      return { kind: 'serve', configFile: values.config, overrides, watch: values['no-watch'] !== true };
     }
     case 'demo':
       return parseDemo(rest);
@@ -222,11 +229,76 @@ function firstSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-async function serve(configFile: string | undefined, overrides: readonly ConfigOverride[]): Promise<number> {
+/** Reload counters, registered on the server's metrics registry. */
+async function reloadMetrics(server: TokenwardenServer): Promise<(result: ReloadResult) => void> {
+  // Loaded lazily, like the server.
+  const { Counter, Gauge } = await import('prom-client');
+  const reloads = new Counter({
+    name: 'tokenwarden_config_reloads_total',
+    help: 'Reloads of the configuration file by result: applied, unchanged, or refused (invalid; the policy in force was kept).',
+    labelNames: ['result'],
+    registers: [server.metrics.registry],
+  });
+  const lastOk = new Gauge({
+    name: 'tokenwarden_config_last_reload_successful',
+    help: '1 unless the last reload of the configuration file was refused.',
+    registers: [server.metrics.registry],
+  });
+  lastOk.set(1);
+  return (result) => {
+    reloads.inc({ result });
+    lastOk.set(result === 'refused' ? 0 : 1);
+  };
+}
+
+/**
+ * Hot reload of budgets and templates from the configuration file, on SIGHUP and (with `watch`) when
+ * the file changes. Returns a function that stops it. A SIGHUP received while the server was still
+ * starting is acted on now.
+ */
+async function startReloading(options: {
+  server: TokenwardenServer;
+  config: TokenwardenConfig;
+  configFile: string | undefined;
+  load: () => TokenwardenConfig;
+  log: Logger;
+  watch: boolean;
+  /** The file's fingerprint from before it was loaded at startup. */
+  baseline: string | undefined;
+  hangup: { handler: (() => void) | undefined; pending: boolean };
+}): Promise<() => void> {
+  const { server, configFile, log, hangup } = options;
+  if (configFile === undefined) {
+    hangup.handler = () => log.warn('SIGHUP ignored: tokenwarden was started without --config, there is no file to reload');
+  } else {
+    const reload = createReloader({
+      file: configFile,
+      initial: options.config,
+      load: options.load,
+      apply: (budgets, templates) => server.reloadBudgets(budgets, templates),
+      log,
+      done: await reloadMetrics(server),
+    });
+    hangup.handler = () => reload('SIGHUP');
+    if (options.watch) {
+      const stop = watchConfig(configFile, () => reload('file change'), options.baseline === undefined ? {} : { baseline: options.baseline });
+      if (hangup.pending) hangup.handler();
+      return stop;
+    }
+  }
+  if (hangup.pending) hangup.handler();
+  return () => {};
+}
+
+async function serve(configFile: string | undefined, overrides: readonly ConfigOverride[], watch: boolean): Promise<number> {
+  // Taken before loading, so that a change made while the server starts is picked up by the watcher.
+  const baseline = configFile === undefined || !watch ? undefined : fileFingerprint(configFile);
+  // Reloads read the file exactly as startup does, command-line overrides included.
+  const load = (): TokenwardenConfig =>
+    applyOverrides(configFile === undefined ? parseConfig('', 'built-in defaults') : loadConfigFile(configFile), overrides);
   let config: TokenwardenConfig;
   try {
-    const base = configFile === undefined ? parseConfig('', 'built-in defaults') : loadConfigFile(configFile);
-    config = applyOverrides(base, overrides);
+    config = load();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     printConfigError(error);
@@ -239,15 +311,24 @@ async function serve(configFile: string | undefined, overrides: readonly ConfigO
     );
   }
 
-  // Installed before start() so that a signal during startup still leads to a graceful shutdown.
+  // Installed before start() so that a signal during startup still leads to a graceful shutdown (and
+  // SIGHUP, whose default action would end the process, to a reload once started).
   const stopSignal = firstSignal();
+  const hangup: { handler: (() => void) | undefined; pending: boolean } = { handler: undefined, pending: false };
+  process.on('SIGHUP', () => {
+    if (hangup.handler === undefined) hangup.pending = true;
+    else hangup.handler();
+  });
+  const log = createLogger(config.logging.level);
   let server;
   let ready;
+  let stopReloading;
   try {
     // Loaded lazily: validate-config, --help and --version need none of the server's dependencies.
     const { createServer } = await import('./server.js');
-    server = createServer(config);
+    server = createServer(config, { logger: log });
     ready = await server.start();
+    stopReloading = await startReloading({ server, config, configFile, load, log, watch, baseline, hangup });
   } catch (error) {
     if (error instanceof ConfigError) {
       printConfigError(error);
@@ -259,6 +340,7 @@ async function serve(configFile: string | undefined, overrides: readonly ConfigO
   process.stdout.write(`tokenwarden ready grpc=${ready.grpcAddress} admin=${ready.adminAddress ?? 'disabled'}\n`);
 
   const signal = await stopSignal;
+  stopReloading();
   const grace = config.grpc.shutdown_grace_ms;
   process.stderr.write(`tokenwarden: ${signal} received; shutting down (grace ${grace} ms)\n`);
   try {
@@ -289,7 +371,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'validate':
       return validate(command.file);
     case 'serve':
-      return serve(command.configFile, command.overrides);
+      return serve(command.configFile, command.overrides, command.watch);
     case 'demo':
       return demo(command.target, command.count);
   }

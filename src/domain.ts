@@ -106,6 +106,9 @@ export interface ExchangeRecord {
   completion: ExchangeCompletion;
   /** The client's stream got stream_options.include_usage added by tokenwarden. */
   usageInjected: boolean;
-  /** Enforce-mode budgets that refused the request (answered 429 by tokenwarden; nothing went upstream). */
+  /**
+   * Enforce-mode budgets that refused the request (answered 429 by tokenwarden, nothing went
+   * upstream) or, with stop_streams, stopped its streamed response.
+   */
   blockedBy: string[];
 }

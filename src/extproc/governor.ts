@@ -55,9 +55,11 @@ export class BudgetGovernor implements ExchangeGovernor {
     this.report(admission);
     if (!admission.admitted) {
       const r = rejectionFor(route.api, route.provider, admission.blockedBy, now);
-      return { reject: { ...r, budgets: admission.blockedBy.map((b) => b.budget.id) }, responseHeaders: {}, admission } satisfies BudgetDecision;
+      const reject = { ...r, budgets: admission.blockedBy.map((b) => b.budget.id) };
+      return { reject, responseHeaders: {}, outputCap: null, admission } satisfies BudgetDecision;
     }
-    return { reject: null, responseHeaders: admittedHeaders(admission, now), admission } satisfies BudgetDecision;
+    const outputCap = outputCapOf(admission, input?.promptTokens ?? 0);
+    return { reject: null, responseHeaders: admittedHeaders(admission, now), outputCap, admission } satisfies BudgetDecision;
   }
 
   async finish(decision: BudgetDecision, record: ExchangeRecord): Promise<void> {
@@ -75,4 +77,25 @@ export class BudgetGovernor implements ExchangeGovernor {
     const would = new Set(a.wouldBlock.map((b) => b.budget.id));
     for (const id of a.budgets) decided(id, blocked.has(id) ? 'blocked' : would.has(id) ? 'would_block' : 'admitted');
   }
+}
+
+/**
+ * The output a stream may reach under its stop_streams budgets: what was reserved for output plus
+ * what the budget still had left after the reservation, over every output or total token limit.
+ */
+export function outputCapOf(a: Admission, promptTokens: number): { tokens: number; budgets: string[] } | null {
+  let tokens = Infinity;
+  const budgets = new Set<string>();
+  for (const state of a.states) {
+    if (state.budget.mode !== 'enforce' || !state.budget.stopStreams) continue;
+    for (const l of state.limits) {
+      if (l.remaining === null || (l.limit.metric !== 'output_tokens' && l.limit.metric !== 'total_tokens')) continue;
+      const item = a.items.find((i) => i.counter === l.counter);
+      if (!item) continue;
+      const reservedOutput = l.limit.metric === 'output_tokens' ? item.amount : Math.max(0, item.amount - promptTokens);
+      tokens = Math.min(tokens, reservedOutput + l.remaining);
+      budgets.add(state.budget.id);
+    }
+  }
+  return tokens === Infinity ? null : { tokens, budgets: [...budgets] };
 }

@@ -37,6 +37,11 @@ export interface GovernorDecision {
   reject: { status: number; headers: Record<string, string>; body: string; budgets: string[] } | null;
   /** Headers added to the response of an admitted request (remaining budget, would-block). */
   responseHeaders: Record<string, string>;
+  /**
+   * Budgets with stop_streams: the output (tokens) a streamed response may reach before it is
+   * stopped (Envoy resets the client's stream); null when no such budget applies.
+   */
+  outputCap: { tokens: number; budgets: string[] } | null;
 }
 
 /** Budget admission and settlement, when budgets are configured. */
@@ -258,6 +263,18 @@ export class ProcessStream {
     const eos = body.end_of_stream === true;
     if (!this.llm) return this.responseDuplex ? echo('response_body', body) : { response_body: {} };
     const replacement = ex.onResponseBody(chunk, eos);
+    const cap = this.decision?.outputCap;
+    if (cap && !eos && ex.streamedOutputTokens() > cap.tokens) {
+      // The response headers already went downstream: Envoy can only reset the client's stream.
+      ex.stopStream(cap.budgets);
+      return this.complete().then(() => ({
+        immediate_response: {
+          status: { code: 429 },
+          body: Buffer.from('{"error":{"message":"budget exhausted during the response","code":"budget_exceeded"}}'),
+          details: 'tokenwarden_budget_exhausted_mid_stream',
+        },
+      }));
+    }
     let answer: WireProcessingResponse;
     if (this.responseDuplex) {
       answer = { response_body: { response: { body_mutation: { streamed_response: { body: replacement ?? chunk, end_of_stream: eos } } } } };

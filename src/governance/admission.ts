@@ -56,6 +56,8 @@ export interface Admission {
   wouldBlock: BudgetState[];
   /** Tightest applicable budget (least remaining share), for response headers; null when unknown. */
   tightest: BudgetState | null;
+  /** Every applicable budget as the decision saw it (figures unknown after a store error). */
+  states: BudgetState[];
   /** Ids of the applicable budgets. */
   budgets: string[];
   /** The items of the reservation (held only when admitted). */
@@ -253,7 +255,7 @@ export class Admitter {
     const budgets = this.deps.policies().applicable(subject);
     const base = { requestId: req.requestId, budgets: budgets.map((b) => b.id), unpriced: false, storeError: false };
     if (budgets.length === 0) {
-      return { ...base, admitted: true, blockedBy: [], wouldBlock: [], tightest: null, items: [], metrics: [] };
+      return { ...base, admitted: true, blockedBy: [], wouldBlock: [], tightest: null, states: [], items: [], metrics: [] };
     }
 
     const usage = estimatedUsage(req.promptTokens, req.maxOutputTokens ?? this.defaultOutput(subject));
@@ -277,7 +279,7 @@ export class Admitter {
       this.deps.onStoreError?.({ op: 'reserve', requestId: req.requestId, error: failure, admitted });
       // A reservation that lands after the deadline must not hold budget for a refused request.
       if (!admitted) void reserve.then((r) => (r.admitted ? this.deps.ledger.release(req.requestId) : undefined)).catch(() => {});
-      return { ...base, unpriced, storeError: true, admitted, blockedBy, wouldBlock: [], tightest: null, items, metrics };
+      return { ...base, unpriced, storeError: true, admitted, blockedBy, wouldBlock: [], tightest: null, states, items, metrics };
     }
 
     const states = statesOf(slots, result);
@@ -288,6 +290,7 @@ export class Admitter {
       blockedBy: result.admitted ? [] : states.filter((s) => s.budget.mode === 'enforce' && anyExceeded(s)),
       wouldBlock: states.filter((s) => s.budget.mode === 'monitor' && anyExceeded(s)),
       tightest: tightestOf(states),
+      states,
       items,
       metrics,
     };

@@ -90,6 +90,7 @@ export class Exchange {
   error: ExchangeErrorCode | null = null;
   usageInjected = false;
   blockedBy: string[] = [];
+  stoppedStream = false;
 
   private hadContentLength = false;
   private facts: RequestFacts | null = null;
@@ -347,6 +348,24 @@ export class Exchange {
     return this.responseEnded;
   }
 
+  /**
+   * Output tokens streamed so far, estimated low (4 bytes per token, the English average) so that a
+   * budget never cuts a stream before it really ran past its allowance.
+   */
+  streamedOutputTokens(): number {
+    return this.acc ? Math.floor(this.acc.outputBytes() / 4) : 0;
+  }
+
+  /**
+   * A budget stopped the stream: the exchange ends here and its output so far is counted as
+   * estimated usage (what the client received was spent).
+   */
+  stopStream(budgets: string[]): void {
+    this.blockedBy = budgets;
+    this.stoppedStream = true;
+    this.responseEnded = true;
+  }
+
   /** Budgets refused the request: tokenwarden answered it itself and nothing went upstream. */
   rejectLocally(status: number, budgets: string[]): void {
     this.status = status;
@@ -420,18 +439,18 @@ export class Exchange {
       case 'sse': {
         const { truncated } = this.sse!.end();
         if (this.sse!.invalidUtf8) this.fail('invalid_utf8');
-        if (truncated && complete) this.fail('stream_truncated');
+        if (truncated && complete && !this.stoppedStream) this.fail('stream_truncated');
         return;
       }
       case 'eventstream': {
         const { truncated } = this.frames!.end();
-        if (truncated && complete) this.fail('stream_truncated');
+        if (truncated && complete && !this.stoppedStream) this.fail('stream_truncated');
         return;
       }
       case 'ndjson': {
         const { truncated } = this.ndjson!.end();
         if (this.ndjson!.invalidUtf8) this.fail('invalid_utf8');
-        if (truncated && complete) this.fail('stream_truncated');
+        if (truncated && complete && !this.stoppedStream) this.fail('stream_truncated');
         return;
       }
       default: {

@@ -42,6 +42,8 @@ export interface ResponseAccumulator {
   onJson(value: unknown): void;
   onEvent(event: StreamEvent): void;
   result(): ResponseFacts;
+  /** UTF-8 bytes of generated text seen so far (cheap; for stopping a stream mid-way). */
+  outputBytes(): number;
 }
 
 /** One processor per API endpoint (the Envoy AI Gateway habit): a shared interface. */

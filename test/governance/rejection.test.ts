@@ -139,6 +139,7 @@ describe('admitted response headers', () => {
     wouldBlock,
     tightest: { budget: budget('app', [tokensPerDay, cost]), limits: [limitState(tokensPerDay, 0, 400, T0 + 3_600_000, false), limitState(cost, 1, 1_250_000, T0 + 3_600_000, false)], known: true },
     budgets: ['app'],
+    states: [],
     items: [],
     metrics: [],
     unpriced: false,

@@ -34,6 +34,10 @@ export abstract class BaseAccumulator implements ResponseAccumulator {
     return responseFacts(this.currentModel(), this.currentUsage(), this.output);
   }
 
+  outputBytes(): number {
+    return this.output.size();
+  }
+
   /** A whole (non-streamed) response body. */
   protected abstract readBody(value: unknown): void;
   /** One streamed event's JSON; `name` is the SSE event name or event-stream `:event-type`. */

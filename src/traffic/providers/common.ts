@@ -106,6 +106,11 @@ export class OutputText {
   isTruncated(): boolean {
     return this.truncated;
   }
+
+  /** Bytes kept so far (at most the cap). */
+  size(): number {
+    return this.bytes;
+  }
 }
 
 export function responseFacts(responseModel: string | null, usage: Usage | null, text: OutputText): ResponseFacts {

@@ -1,0 +1,79 @@
+/**
+ * stop_streams: a streamed response that runs past what its enforce budget can still afford is
+ * stopped (Envoy resets the client's stream); its output so far is counted as estimated usage.
+ */
+import { describe, expect, it } from 'vitest';
+import { EnvoyEmulator } from './emulator/envoy.js';
+import { SIDECAR } from './support/envoy-modes.js';
+import { startTestServer } from './support/server.js';
+import type { Budget } from '../src/governance/types.js';
+
+function budget(stopStreams: boolean): Budget {
+  return {
+    id: 'output-cap',
+    selector: {},
+    limits: [{ metric: 'output_tokens', max: 50, window: { kind: 'day', timezone: 'UTC', weekStart: 1 } }],
+    mode: 'enforce',
+    onStoreError: 'open',
+    stopStreams,
+    source: 'config',
+  };
+}
+
+/** An OpenAI chat stream of `n` content chunks of 20 bytes each, then usage and [DONE]. */
+function stream(n: number): Buffer[] {
+  const chunk = (content: string) =>
+    `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-4o-mini-2024-07-18', choices: [{ index: 0, delta: { content } }] })}\n\n`;
+  const out = Array.from({ length: n }, () => Buffer.from(chunk('twenty bytes of text')));
+  out.push(Buffer.from(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-4o-mini-2024-07-18', choices: [], usage: { prompt_tokens: 9, completion_tokens: n * 4, total_tokens: 9 + n * 4 } })}\n\ndata: [DONE]\n\n`));
+  return out;
+}
+
+const request = (body: object) => ({
+  headers: [
+    [':method', 'POST'],
+    [':authority', 'api.openai.com'],
+    [':path', '/v1/chat/completions'],
+    [':scheme', 'https'],
+    ['content-type', 'application/json'],
+    ['x-consumer-id', 'team-a'],
+  ] as [string, string][],
+  body_chunks: [Buffer.from(JSON.stringify(body))],
+});
+
+describe('stop_streams', () => {
+  it('stops a stream that runs past the budget and counts what was streamed', async () => {
+    const srv = await startTestServer((c) => (c.budgets = [budget(true)]));
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    const r = await envoy.exchange({
+      request: request({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true }, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+      upstream: { headers: [[':status', '200'], ['content-type', 'text/event-stream']], body_chunks: stream(40), pacing: 'idle' },
+    });
+    await envoy.close();
+    // 10 reserved + 40 left = 50 output tokens allowed; 40 chunks x 20 bytes is ~200 tokens.
+    expect(r.downstream.reset).toBe(true);
+    expect(r.downstream.body.length).toBeLessThan(Buffer.concat(stream(40)).length);
+    const [rec] = await srv.waitForRecords(1);
+    expect(rec!.blockedBy).toEqual(['output-cap']);
+    expect(rec!.usageSource).toBe('estimated');
+    expect(rec!.usage.output_tokens).toBeGreaterThan(50);
+    expect(rec!.error).toBeNull();
+    await srv.stop();
+  });
+
+  it('lets the stream finish when stop_streams is off (the overshoot is counted)', async () => {
+    const srv = await startTestServer((c) => (c.budgets = [budget(false)]));
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    const r = await envoy.exchange({
+      request: request({ model: 'gpt-4o-mini', stream: true, stream_options: { include_usage: true }, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+      upstream: { headers: [[':status', '200'], ['content-type', 'text/event-stream']], body_chunks: stream(40), pacing: 'idle' },
+    });
+    await envoy.close();
+    expect(r.downstream.reset).toBe(false);
+    expect(r.downstream.body.equals(Buffer.concat(stream(40)))).toBe(true);
+    const [rec] = await srv.waitForRecords(1);
+    expect(rec!.blockedBy).toEqual([]);
+    expect(rec!.usage.output_tokens).toBe(160);
+    await srv.stop();
+  });
+});
