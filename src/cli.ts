@@ -251,10 +251,15 @@ async function reloadMetrics(server: TokenwardenServer): Promise<(result: Reload
   };
 }
 
+interface Reloading {
+  /** Re-read the file now (`trigger` is named in the log line). */
+  reload(trigger: string): void;
+  stop(): void;
+}
+
 /**
- * Hot reload of budgets and templates from the configuration file, on SIGHUP and (with `watch`) when
- * the file changes. Returns a function that stops it. A SIGHUP received while the server was still
- * starting is acted on now.
+ * Hot reload of budgets and templates from the configuration file: `reload` (used for SIGHUP) and,
+ * with `watch`, whenever the file changes.
  */
 async function startReloading(options: {
   server: TokenwardenServer;
@@ -265,29 +270,23 @@ async function startReloading(options: {
   watch: boolean;
   /** The file's fingerprint from before it was loaded at startup. */
   baseline: string | undefined;
-  hangup: { handler: (() => void) | undefined; pending: boolean };
-}): Promise<() => void> {
-  const { server, configFile, log, hangup } = options;
+}): Promise<Reloading> {
+  const { server, configFile, log } = options;
   if (configFile === undefined) {
-    hangup.handler = () => log.warn('SIGHUP ignored: tokenwarden was started without --config, there is no file to reload');
-  } else {
-    const reload = createReloader({
-      file: configFile,
-      initial: options.config,
-      load: options.load,
-      apply: (budgets, templates) => server.reloadBudgets(budgets, templates),
-      log,
-      done: await reloadMetrics(server),
-    });
-    hangup.handler = () => reload('SIGHUP');
-    if (options.watch) {
-      const stop = watchConfig(configFile, () => reload('file change'), options.baseline === undefined ? {} : { baseline: options.baseline });
-      if (hangup.pending) hangup.handler();
-      return stop;
-    }
+    return { reload: (trigger) => log.warn(`${trigger} ignored: tokenwarden was started without --config, there is no file to reload`), stop: () => {} };
   }
-  if (hangup.pending) hangup.handler();
-  return () => {};
+  const reload = createReloader({
+    file: configFile,
+    initial: options.config,
+    load: options.load,
+    apply: (budgets, templates) => server.reloadBudgets(budgets, templates),
+    log,
+    done: await reloadMetrics(server),
+  });
+  const stop = options.watch
+    ? watchConfig(configFile, () => reload('file change'), options.baseline === undefined ? {} : { baseline: options.baseline })
+    : () => {};
+  return { reload, stop };
 }
 
 async function serve(configFile: string | undefined, overrides: readonly ConfigOverride[], watch: boolean): Promise<number> {
@@ -314,21 +313,21 @@ async function serve(configFile: string | undefined, overrides: readonly ConfigO
   // Installed before start() so that a signal during startup still leads to a graceful shutdown (and
   // SIGHUP, whose default action would end the process, to a reload once started).
   const stopSignal = firstSignal();
-  const hangup: { handler: (() => void) | undefined; pending: boolean } = { handler: undefined, pending: false };
+  let reloading: Reloading | undefined;
+  let hangupWhileStarting = false;
   process.on('SIGHUP', () => {
-    if (hangup.handler === undefined) hangup.pending = true;
-    else hangup.handler();
+    if (reloading === undefined) hangupWhileStarting = true;
+    else reloading.reload('SIGHUP');
   });
   const log = createLogger(config.logging.level);
   let server;
   let ready;
-  let stopReloading;
   try {
     // Loaded lazily: validate-config, --help and --version need none of the server's dependencies.
     const { createServer } = await import('./server.js');
     server = createServer(config, { logger: log });
     ready = await server.start();
-    stopReloading = await startReloading({ server, config, configFile, load, log, watch, baseline, hangup });
+    reloading = await startReloading({ server, config, configFile, load, log, watch, baseline });
   } catch (error) {
     if (error instanceof ConfigError) {
       printConfigError(error);
@@ -339,8 +338,10 @@ async function serve(configFile: string | undefined, overrides: readonly ConfigO
   }
   process.stdout.write(`tokenwarden ready grpc=${ready.grpcAddress} admin=${ready.adminAddress ?? 'disabled'}\n`);
 
+  if (hangupWhileStarting) reloading.reload('SIGHUP');
+
   const signal = await stopSignal;
-  stopReloading();
+  reloading.stop();
   const grace = config.grpc.shutdown_grace_ms;
   process.stderr.write(`tokenwarden: ${signal} received; shutting down (grace ${grace} ms)\n`);
   try {

@@ -208,6 +208,10 @@ budgets:
       - { total_tokens: 1000000, per: day }
       - { output_tokens: 1000000, per: day }
       - { cost_usd: 100, per: month }
+  - id: dup-guard
+    mode: enforce
+    select: { consumers: ["dup-*"] }
+    limits: [{ output_tokens: 100, per: day }]
 budget_templates:
   - id: per-consumer
     mode: enforce
@@ -278,8 +282,8 @@ describe('budgets through the gRPC server (memory store)', () => {
         expect(h1.get('x-tokenwarden-budget')).toBe(c.budget);
         expect(h1.get('x-tokenwarden-limit-requests')).toBe('1');
         expect(h1.get('x-tokenwarden-remaining-requests')).toBe('0');
-        // The provider's own rate-limit headers are not ours to touch on admitted responses.
-        expect(h1.get('x-ratelimit-limit-requests')).toBeUndefined();
+        // The provider's own rate-limit headers reach the client untouched.
+        expect(h1.get('x-ratelimit-limit-requests')).toBe(fx.response.headers.find(([k]) => k === 'x-ratelimit-limit-requests')?.[1]);
 
         const second = await envoy.exchange(fromFixture(fx, 'formats'));
         expectRefusedLocally(second);
@@ -296,8 +300,11 @@ describe('budgets through the gRPC server (memory store)', () => {
         c.check(JSON.parse(second.downstream.body.toString('utf8')), second);
 
         expect(await decisions(srv, c.budget)).toEqual({ admitted: 1, blocked: 1 });
-        const record = srv.records.find((rec) => rec.status === 429 && rec.blockedBy?.includes(c.budget));
-        expect(record).toBeDefined();
+        // The refused exchange is still recorded (inventory), as refused by this budget.
+        await eventually(async () => {
+          const refused = srv.records.filter((rec) => rec.status === 429 && rec.consumer?.id === 'formats' && rec.provider === fx.expected.provider);
+          expect(refused.map((rec) => rec.blockedBy)).toEqual([[c.budget]]);
+        });
       });
     }
   });
@@ -464,6 +471,25 @@ describe('budgets through the gRPC server (memory store)', () => {
         expect(limits[1]).toMatchObject({ used: before[1]!.used + 40, reserved: 0 });
       });
     });
+  });
+
+  it('a request that repeats the x-request-id of one in flight still needs room in the budget', async () => {
+    // 60 of 100 output tokens are held by the first request while its upstream works; the second
+    // asks for 60 more under the same client-set x-request-id, which does not fit.
+    let second: ExchangeResult | undefined;
+    const first = await envoy.exchange(
+      chat({
+        consumer: 'dup-client',
+        requestId: 'reused-id',
+        maxTokens: 60,
+        completionTokens: 60,
+        onUpstream: async () => {
+          second = await envoy.exchange(chat({ consumer: 'dup-client', requestId: 'reused-id', maxTokens: 60, completionTokens: 60 }));
+        },
+      }),
+    );
+    expectAdmitted(first);
+    expectRefusedLocally(second!);
   });
 
   it('a budget created through the admin API applies after refreshBudgets()', async () => {
