@@ -229,25 +229,13 @@ function firstSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** Reload counters, registered on the server's metrics registry. */
-async function reloadMetrics(server: TokenwardenServer): Promise<(result: ReloadResult) => void> {
-  // Loaded lazily, like the server.
-  const { Counter, Gauge } = await import('prom-client');
-  const reloads = new Counter({
-    name: 'tokenwarden_config_reloads_total',
-    help: 'Reloads of the configuration file by result: applied, unchanged, or refused (invalid; the policy in force was kept).',
-    labelNames: ['result'],
-    registers: [server.metrics.registry],
-  });
-  const lastOk = new Gauge({
-    name: 'tokenwarden_config_last_reload_successful',
-    help: '1 unless the last reload of the configuration file was refused.',
-    registers: [server.metrics.registry],
-  });
-  lastOk.set(1);
+/** Reload outcomes as metrics. */
+function reloadMetrics(server: TokenwardenServer): (result: ReloadResult) => void {
+  const { configReloads, configLastReloadSuccessful } = server.metrics;
+  configLastReloadSuccessful.set(1);
   return (result) => {
-    reloads.inc({ result });
-    lastOk.set(result === 'refused' ? 0 : 1);
+    configReloads.inc({ result });
+    configLastReloadSuccessful.set(result === 'refused' ? 0 : 1);
   };
 }
 
@@ -281,7 +269,7 @@ async function startReloading(options: {
     load: options.load,
     apply: (budgets, templates) => server.reloadBudgets(budgets, templates),
     log,
-    done: await reloadMetrics(server),
+    done: reloadMetrics(server),
   });
   const stop = options.watch
     ? watchConfig(configFile, () => reload('file change'), options.baseline === undefined ? {} : { baseline: options.baseline })

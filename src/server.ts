@@ -206,7 +206,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       const effective = effectiveDefinitions(next, api);
       policies = new PolicySet(effective.budgets, effective.templates);
       fromConfig = next;
-      log.info('budgets reloaded', { budgets: budgets.length, templates: templates.length });
+      log.debug('budgets replaced', { budgets: budgets.length, templates: templates.length });
     },
     refreshBudgets,
     async start() {

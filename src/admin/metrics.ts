@@ -98,6 +98,17 @@ export class Metrics {
     labelNames: ['op', 'decision'],
     registers: [this.registry],
   });
+  readonly configReloads = new Counter({
+    name: 'tokenwarden_config_reloads_total',
+    help: 'Reloads of the configuration file by result: applied, unchanged, or refused (invalid; the policy in force was kept).',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly configLastReloadSuccessful = new Gauge({
+    name: 'tokenwarden_config_last_reload_successful',
+    help: '1 unless the last reload of the configuration file was refused.',
+    registers: [this.registry],
+  });
   readonly storePending = new Gauge({
     name: 'tokenwarden_store_pending_deltas',
     help: 'Inventory deltas waiting to be written (aggregating or in the retry buffer).',

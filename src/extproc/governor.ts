@@ -46,7 +46,9 @@ export class BudgetGovernor implements ExchangeGovernor {
     const input = await ex.admissionInput();
     const now = (this.opts.now ?? Date.now)();
     const admission = await this.opts.admitter.admit({
-      requestId: ex.requestId ?? randomUUID(),
+      // The lease key must be unique per exchange: x-request-id comes from clients and can repeat,
+      // and the ledger treats a known key as the same request (idempotent retries).
+      requestId: `${ex.requestId ?? 'req'}:${randomUUID()}`,
       subject,
       promptTokens: input?.promptTokens ?? 0,
       maxOutputTokens: input?.maxOutputTokens ?? null,
