@@ -19,6 +19,7 @@ import { PolicySet } from './governance/policy-set.js';
 import { Admitter } from './governance/admission.js';
 import type { Budget, BudgetTemplate } from './governance/types.js';
 import { BudgetGovernor } from './extproc/governor.js';
+import { compileGlob } from './glob.js';
 import { Recorder } from './store/recorder.js';
 import type { InventoryStore } from './store/types.js';
 import { createLogger, errorFields, type Logger } from './log.js';
@@ -114,11 +115,17 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     registryVersion = snapshot.version;
   };
   let registryTimer: NodeJS.Timeout | undefined;
+  const outputDefaults = config.governance.max_output_tokens_by_model.map((d) => ({
+    provider: compileGlob(d.provider ?? '*'),
+    model: compileGlob(d.model),
+    tokens: d.tokens,
+  }));
   const admitter = new Admitter({
     policies: () => policies,
     ledger,
     price: (provider, model, usage) => prices.cost(provider, [model], usage)?.microUsd ?? null,
-    defaultMaxOutputTokens: config.governance.default_max_output_tokens,
+    defaultMaxOutputTokens: (provider, model) =>
+      outputDefaults.find((d) => d.provider.matches(provider) && d.model.matches(model))?.tokens ?? config.governance.default_max_output_tokens,
     leaseMs: config.governance.lease_ms,
     ledgerTimeoutMs: config.governance.ledger_timeout_ms,
     onStoreError: (e) => {

@@ -77,3 +77,24 @@ describe('stop_streams', () => {
     await srv.stop();
   });
 });
+
+describe('output reservation without max_tokens', () => {
+  it('reserves the per-model default from governance.max_output_tokens_by_model', async () => {
+    const srv = await startTestServer((c) => {
+      c.budgets = [{ ...budget(false), limits: [{ metric: 'output_tokens', max: 100, window: { kind: 'day', timezone: 'UTC', weekStart: 1 } }] }];
+      c.governance.max_output_tokens_by_model = [{ model: 'gpt-4o*', tokens: 60 }];
+    });
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    const r = await envoy.exchange({
+      request: request({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+      upstream: {
+        headers: [[':status', '200'], ['content-type', 'application/json']],
+        body_chunks: [Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } }))],
+      },
+    });
+    await envoy.close();
+    // Admitted with 60 output tokens held: 40 of 100 left at the decision.
+    expect(r.downstream.headers?.get('x-tokenwarden-remaining-output-tokens')).toBe('40');
+    await srv.stop();
+  });
+});

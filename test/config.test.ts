@@ -259,7 +259,13 @@ describe('valid configuration files', () => {
         retry_buffer_max_deltas: 20_000,
       },
       metrics: { consumer_labels: true },
-      governance: { lease_ms: 120_000, ledger_timeout_ms: 80, default_max_output_tokens: 2048, registry_poll_ms: 10_000 },
+      governance: {
+        lease_ms: 120_000,
+        ledger_timeout_ms: 80,
+        default_max_output_tokens: 2048,
+        max_output_tokens_by_model: [{ provider: 'openai', model: 'o3*', tokens: 32768 }],
+        registry_poll_ms: 10_000,
+      },
       budgets: [
         {
           id: 'org-monthly',

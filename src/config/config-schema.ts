@@ -217,6 +217,17 @@ export const configSchema = obj(
     lease_ms: duration(1_000, 86_400_000),
     ledger_timeout_ms: duration(1, 60_000),
     default_max_output_tokens: int(1, 10_000_000),
+    max_output_tokens_by_model: list(
+      obj(
+        {
+          provider: text({ minLength: 1, maxLength: MAX_GLOB_CHARS }),
+          model: text({ minLength: 1, maxLength: MAX_GLOB_CHARS }),
+          tokens: int(1, 10_000_000),
+        },
+        { required: ['model', 'tokens'] },
+      ),
+      { maxItems: 1_000 },
+    ),
     registry_poll_ms: duration(100, 3_600_000),
   }),
   budgets: budgetsSchema,

@@ -75,6 +75,8 @@ export interface GovernanceConfig {
   ledger_timeout_ms: number;
   /** Output tokens reserved when a request sets no max_tokens. */
   default_max_output_tokens: number;
+  /** Per-model defaults (first matching entry wins), before default_max_output_tokens. */
+  max_output_tokens_by_model: { provider?: string; model: string; tokens: number }[];
   /** How often budgets created through the admin API are re-read from the store. */
   registry_poll_ms: number;
 }
@@ -218,7 +220,13 @@ export function defaultConfig(): TokenwardenConfig {
       flush_max_deltas: 1_000,
       retry_buffer_max_deltas: 100_000,
     },
-    governance: { lease_ms: 600_000, ledger_timeout_ms: 50, default_max_output_tokens: 4096, registry_poll_ms: 5_000 },
+    governance: {
+      lease_ms: 600_000,
+      ledger_timeout_ms: 50,
+      default_max_output_tokens: 4096,
+      max_output_tokens_by_model: [],
+      registry_poll_ms: 5_000,
+    },
     budgets: [],
     budget_templates: [],
     metrics: { consumer_labels: false },
