@@ -14,6 +14,7 @@ import { PriceBook, type PriceRates } from './metering/prices.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/http.js';
 import { createBudgetRegistry, createLedger, createStore } from './store/create.js';
+import { LazyConnection } from './store/redis-client.js';
 import { effectiveDefinitions } from './store/registry-merge.js';
 import { PolicySet } from './governance/policy-set.js';
 import { Admitter } from './governance/admission.js';
@@ -68,7 +69,9 @@ export interface TokenwardenServer {
 export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
   const log = hooks.logger ?? createLogger(config.logging.level);
   const metrics = new Metrics({ consumerLabels: config.metrics.consumer_labels });
-  const store = hooks.store ?? createStore(config.store);
+  // One Redis connection for the inventory, the budget ledger and the registry.
+  const redis = config.store.type === 'redis' ? new LazyConnection(config.store.redis) : null;
+  const store = hooks.store ?? createStore(config.store, redis?.client);
   const recorder = new Recorder(
     store,
     {
@@ -96,8 +99,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
   const prices = new PriceBook(config.metering.price_overrides, hooks.priceLookup ? { lookup: hooks.priceLookup } : {});
 
   // Budgets: config (hot-reloadable) merged with the API-defined ones in the registry; config wins.
-  const ledger = createLedger(config.store);
-  const registry = createBudgetRegistry(config.store);
+  const ledger = createLedger(config.store, redis?.client);
+  const registry = createBudgetRegistry(config.store, redis?.client);
   let fromConfig: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: config.budgets, templates: config.budget_templates };
   let api: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: [], templates: [] };
   let registryVersion = -1;
@@ -249,6 +252,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       await store.close();
       await ledger.close();
       await registry.close();
+      await redis?.close();
       await tokens.close();
       log.info('tokenwarden stopped');
     },

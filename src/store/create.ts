@@ -1,4 +1,5 @@
 /** Builds the configured stores: embedded memory (one sidecar) or shared Redis. */
+import type { Cluster, Redis } from 'ioredis';
 import type { StoreConfig } from '../config/types.js';
 import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
@@ -10,19 +11,20 @@ import type { BudgetRegistry } from './registry-types.js';
 import { MemoryBudgetRegistry } from './registry-memory.js';
 import { RedisBudgetRegistry } from './registry-redis.js';
 
-export function createStore(cfg: StoreConfig): InventoryStore {
-  if (cfg.type === 'redis') return new RedisStore({ redis: cfg.redis, retentionHours: cfg.retention_hours });
+/** With Redis, pass one `client` to share a connection between the inventory, ledger and registry. */
+export function createStore(cfg: StoreConfig, client?: Redis | Cluster): InventoryStore {
+  if (cfg.type === 'redis') return new RedisStore({ redis: cfg.redis, retentionHours: cfg.retention_hours, ...(client ? { client } : {}) });
   return new MemoryStore({ maxRecords: cfg.memory_max_records, retentionHours: cfg.retention_hours });
 }
 
 /** The budget ledger next to the inventory: in memory, or on the same Redis. */
-export function createLedger(cfg: StoreConfig): BudgetLedger {
+export function createLedger(cfg: StoreConfig, client?: Redis | Cluster): BudgetLedger {
   const wouldBlockRetentionMs = cfg.retention_hours * HOUR_MS;
-  if (cfg.type === 'redis') return new RedisLedger({ redis: cfg.redis, wouldBlockRetentionMs });
+  if (cfg.type === 'redis') return new RedisLedger({ redis: cfg.redis, wouldBlockRetentionMs, ...(client ? { client } : {}) });
   return new MemoryLedger({ wouldBlockRetentionMs });
 }
 
 /** Where budgets and templates created through the admin API are kept. */
-export function createBudgetRegistry(cfg: StoreConfig): BudgetRegistry {
-  return cfg.type === 'redis' ? new RedisBudgetRegistry({ redis: cfg.redis }) : new MemoryBudgetRegistry();
+export function createBudgetRegistry(cfg: StoreConfig, client?: Redis | Cluster): BudgetRegistry {
+  return cfg.type === 'redis' ? new RedisBudgetRegistry({ redis: cfg.redis, ...(client ? { client } : {}) }) : new MemoryBudgetRegistry();
 }

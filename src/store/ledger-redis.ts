@@ -20,7 +20,7 @@ import {
   wouldBlockHours,
 } from './ledger-memory.js';
 import { decodeReserve, encodeFinalise, encodeReserve, FINALISE_LUA, LedgerKeys, READ_LUA, RESERVE_LUA } from './ledger-script.js';
-import { createRedisClient } from './redis-client.js';
+import { LazyConnection } from './redis-client.js';
 
 export interface RedisLedgerOptions {
   redis: RedisConfig;
@@ -39,24 +39,19 @@ type ScriptClient = Client & {
 };
 
 export class RedisLedger implements BudgetLedger {
-  private readonly client: Client;
-  private readonly ownsClient: boolean;
+  private readonly conn: LazyConnection;
   private readonly keys: LedgerKeys;
   private readonly now: () => number;
   private readonly retentionMs: number;
-  private connecting: Promise<void> | null = null;
 
   constructor(opts: RedisLedgerOptions) {
     this.keys = new LedgerKeys(opts.redis.key_prefix);
     this.now = opts.now ?? Date.now;
     this.retentionMs = opts.wouldBlockRetentionMs ?? WOULD_BLOCK_RETENTION_MS;
-    this.ownsClient = opts.client === undefined;
-    this.client = opts.client ?? createRedisClient(opts.redis);
-    // Connection errors surface as rejected calls (admission's on_store_error policy decides).
-    if (this.ownsClient) this.client.on('error', () => {});
-    this.client.defineCommand('tokenwardenBudgetReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
-    this.client.defineCommand('tokenwardenBudgetFinalise', { numberOfKeys: 1, lua: FINALISE_LUA });
-    this.client.defineCommand('tokenwardenBudgetRead', { numberOfKeys: 1, lua: READ_LUA });
+    this.conn = new LazyConnection(opts.redis, opts.client);
+    this.conn.client.defineCommand('tokenwardenBudgetReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
+    this.conn.client.defineCommand('tokenwardenBudgetFinalise', { numberOfKeys: 1, lua: FINALISE_LUA });
+    this.conn.client.defineCommand('tokenwardenBudgetRead', { numberOfKeys: 1, lua: READ_LUA });
   }
 
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
@@ -107,27 +102,12 @@ export class RedisLedger implements BudgetLedger {
     await client.ping();
   }
 
-  async close(): Promise<void> {
-    if (!this.ownsClient) return;
-    if (this.client.status === 'ready') {
-      await this.client.quit().catch(() => this.client.disconnect());
-    } else {
-      this.client.disconnect();
-    }
+  close(): Promise<void> {
+    return this.conn.close();
   }
 
-  /**
-   * The client, connected on first use. Later, while Redis is unreachable, commands fail at once
-   * (no offline queue) and ioredis reconnects in the background.
-   */
   private async connected(): Promise<ScriptClient> {
-    if (this.client.status === 'wait') {
-      this.connecting = this.client.connect().finally(() => {
-        this.connecting = null;
-      });
-    }
-    if (this.connecting) await this.connecting;
-    return this.client as ScriptClient;
+    return (await this.conn.ready()) as ScriptClient;
   }
 }
 

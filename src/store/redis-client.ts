@@ -1,4 +1,5 @@
 /** Builds the ioredis client for a RedisConfig: a single server (url), Sentinel, or Cluster. */
+import { once } from 'node:events';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 
@@ -57,4 +58,41 @@ export function createRedisClient(cfg: RedisConfig): Redis | Cluster {
     });
   }
   return new Redis(cfg.url, { ...options, retryStrategy });
+}
+
+/**
+ * A Redis client connected on first use. While Redis is unreachable, commands fail at once (no
+ * offline queue) and ioredis reconnects in the background. A client passed in is shared and left
+ * open by close(); one created here is closed by it.
+ */
+export class LazyConnection {
+  readonly client: Redis | Cluster;
+  private readonly owns: boolean;
+  private connecting: Promise<void> | null = null;
+
+  constructor(cfg: RedisConfig, client?: Redis | Cluster) {
+    this.owns = client === undefined;
+    this.client = client ?? createRedisClient(cfg);
+    // Connection errors surface as rejected commands; without a listener ioredis would print them.
+    if (this.owns) this.client.on('error', () => {});
+  }
+
+  async ready(): Promise<Redis | Cluster> {
+    const client = this.client;
+    if (client.status === 'wait') {
+      this.connecting = client.connect().finally(() => {
+        this.connecting = null;
+      });
+    }
+    if (this.connecting) await this.connecting;
+    // A shared client may be mid-connect on another user's behalf: wait for it rather than fail.
+    else if (client.status === 'connecting' || client.status === 'connect') await once(client, 'ready');
+    return client;
+  }
+
+  async close(): Promise<void> {
+    if (!this.owns) return;
+    if (this.client.status === 'ready') await this.client.quit().catch(() => this.client.disconnect());
+    else this.client.disconnect();
+  }
 }

@@ -15,7 +15,7 @@
  */
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
-import { createRedisClient } from './redis-client.js';
+import { LazyConnection } from './redis-client.js';
 import { APPLY_BATCH_LUA, decodeBucket, decodeRecord, decodeRollup, encodeBatch, RedisKeys } from './redis-script.js';
 import { modelId, parseModelId, parseRecordId, recordId } from './rollup.js';
 import {
@@ -63,22 +63,17 @@ interface Candidate {
 }
 
 export class RedisStore implements InventoryStore {
-  private readonly client: Client;
-  private readonly ownsClient: boolean;
+  private readonly conn: LazyConnection;
   private readonly keys: RedisKeys;
   private readonly now: () => number;
   private readonly retentionHours: number;
-  private connecting: Promise<void> | null = null;
 
   constructor(opts: RedisStoreOptions) {
     this.keys = new RedisKeys(opts.redis.key_prefix);
     this.now = opts.now ?? Date.now;
     this.retentionHours = opts.retentionHours;
-    this.ownsClient = opts.client === undefined;
-    this.client = opts.client ?? createRedisClient(opts.redis);
-    // Connection errors surface as rejected commands (the Recorder and readiness report them).
-    if (this.ownsClient) this.client.on('error', () => {});
-    this.client.defineCommand('tokenwardenApplyBatch', { numberOfKeys: 1, lua: APPLY_BATCH_LUA });
+    this.conn = new LazyConnection(opts.redis, opts.client);
+    this.conn.client.defineCommand('tokenwardenApplyBatch', { numberOfKeys: 1, lua: APPLY_BATCH_LUA });
   }
 
   async apply(batch: InventoryBatch): Promise<void> {
@@ -147,27 +142,12 @@ export class RedisStore implements InventoryStore {
     await client.ping();
   }
 
-  async close(): Promise<void> {
-    if (!this.ownsClient) return;
-    if (this.client.status === 'ready') {
-      await this.client.quit().catch(() => this.client.disconnect());
-    } else {
-      this.client.disconnect();
-    }
+  close(): Promise<void> {
+    return this.conn.close();
   }
 
-  /**
-   * The client, connected on first use. Later, while Redis is unreachable, commands fail at once
-   * (no offline queue) and ioredis reconnects in the background.
-   */
   private async connected(): Promise<Client> {
-    if (this.client.status === 'wait') {
-      this.connecting = this.client.connect().finally(() => {
-        this.connecting = null;
-      });
-    }
-    if (this.connecting) await this.connecting;
-    return this.client;
+    return (await this.conn.ready()) as Client;
   }
 
   private indexFor(q: InventoryQuery): string {

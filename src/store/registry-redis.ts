@@ -10,7 +10,7 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
-import { createRedisClient } from './redis-client.js';
+import { LazyConnection } from './redis-client.js';
 import type { BudgetRegistry, DefinitionCollection, RegistrySnapshot } from './registry-types.js';
 
 export interface RedisRegistryOptions {
@@ -90,20 +90,15 @@ class RedisCollection<T extends { id: string }> implements DefinitionCollection<
 export class RedisBudgetRegistry implements BudgetRegistry {
   readonly budgets: DefinitionCollection<Budget>;
   readonly templates: DefinitionCollection<BudgetTemplate>;
-  private readonly client: Client;
-  private readonly ownsClient: boolean;
+  private readonly conn: LazyConnection;
   private readonly keys: RegistryKeys;
-  private connecting: Promise<void> | null = null;
 
   constructor(opts: RedisRegistryOptions) {
     this.keys = new RegistryKeys(opts.redis.key_prefix);
-    this.ownsClient = opts.client === undefined;
-    this.client = opts.client ?? createRedisClient(opts.redis);
-    // Connection errors surface as rejected commands (the admin API answers 503).
-    if (this.ownsClient) this.client.on('error', () => {});
-    this.client.defineCommand('tokenwardenRegistryCreate', { numberOfKeys: 2, lua: CREATE_LUA });
-    this.client.defineCommand('tokenwardenRegistryPut', { numberOfKeys: 2, lua: PUT_LUA });
-    this.client.defineCommand('tokenwardenRegistryDelete', { numberOfKeys: 2, lua: DELETE_LUA });
+    this.conn = new LazyConnection(opts.redis, opts.client);
+    this.conn.client.defineCommand('tokenwardenRegistryCreate', { numberOfKeys: 2, lua: CREATE_LUA });
+    this.conn.client.defineCommand('tokenwardenRegistryPut', { numberOfKeys: 2, lua: PUT_LUA });
+    this.conn.client.defineCommand('tokenwardenRegistryDelete', { numberOfKeys: 2, lua: DELETE_LUA });
     const scripts = (): Promise<ScriptClient> => this.connected() as Promise<ScriptClient>;
     this.budgets = new RedisCollection<Budget>(scripts, this.keys.budgets, this.keys.version);
     this.templates = new RedisCollection<BudgetTemplate>(scripts, this.keys.templates, this.keys.version);
@@ -123,24 +118,12 @@ export class RedisBudgetRegistry implements BudgetRegistry {
     };
   }
 
-  async close(): Promise<void> {
-    if (!this.ownsClient) return;
-    if (this.client.status === 'ready') {
-      await this.client.quit().catch(() => this.client.disconnect());
-    } else {
-      this.client.disconnect();
-    }
+  close(): Promise<void> {
+    return this.conn.close();
   }
 
-  /** The client, connected on first use (no offline queue: commands fail at once during an outage). */
   private async connected(): Promise<Client> {
-    if (this.client.status === 'wait') {
-      this.connecting = this.client.connect().finally(() => {
-        this.connecting = null;
-      });
-    }
-    if (this.connecting) await this.connecting;
-    return this.client;
+    return (await this.conn.ready()) as Client;
   }
 }
 
