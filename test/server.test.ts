@@ -17,19 +17,12 @@ import { fromStruct } from '../src/extproc/messages.js';
 import { createServer } from '../src/server.js';
 import { defaultConfig } from '../src/config/types.js';
 import { createLogger } from '../src/log.js';
+import { until } from './support/wait.js';
 
 const fixtures = loadFixtures();
 const fx = (name: string) => fixtures.find((f) => f.name === name)!;
 const basic = fx('openai_chat_completions_basic');
 const anthropicStream = fx('anthropic_messages_stream');
-
-async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('processing modes', () => {
   let srv: TestServer;
@@ -172,7 +165,7 @@ describe('other Envoy configurations', () => {
       expect(rec!.model).toBe(anthropicStream.expected.model);
       expect(rec!.reportedUsage).toEqual(anthropicStream.expected.usage);
     }
-    await waitFor(() => srv.server.activeStreams === 0);
+    await until(() => srv.server.activeStreams === 0, 'every stream to close');
   });
 
   it('BUFFERED_PARTIAL bodies that fit the buffer are metered like BUFFERED', async () => {
@@ -245,7 +238,7 @@ describe('stream endings and hostile sequences', () => {
     const [rec] = (await srv.waitForRecords(n + 1)).slice(n);
     expect(rec!.completion).toBe('aborted');
     expect(rec!.model).toBe(basic.expected.model);
-    await waitFor(() => srv.server.activeStreams === 0);
+    await until(() => srv.server.activeStreams === 0, 'every stream to close');
     expect(srv.logs.filter((l) => l.includes('"level":"error"'))).toEqual([]);
     client.close();
   });
@@ -279,7 +272,7 @@ describe('stream endings and hostile sequences', () => {
     s.write({ response_trailers: { trailers: headers([['x', '1']]) } });
     await s.next(6);
     s.halfCloseAndCancel();
-    await waitFor(() => srv.server.activeStreams === 0);
+    await until(() => srv.server.activeStreams === 0, 'every stream to close');
     expect(srv.records.length).toBe(n + 1);
     client.close();
   });
@@ -317,7 +310,7 @@ describe('stream endings and hostile sequences', () => {
     }
     await new Promise((r) => setTimeout(r, 200));
     for (const s of streams) s.halfCloseAndCancel();
-    await waitFor(() => srv.server.activeStreams === 0);
+    await until(() => srv.server.activeStreams === 0, 'every stream to close');
     // Still healthy afterwards.
     const envoy = new EnvoyEmulator(srv.address, SIDECAR);
     const r = await envoy.exchange({

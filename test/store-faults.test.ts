@@ -13,6 +13,7 @@ import { Recorder, type RecorderOptions } from '../src/store/recorder.js';
 import { RedisStore } from '../src/store/redis.js';
 import type { InventoryRecord, TokenCounts } from '../src/store/types.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
+import { until } from './support/wait.js';
 
 const COMMAND_TIMEOUT_MS = 200;
 const REPLY_DELAY_MS = 3 * COMMAND_TIMEOUT_MS;
@@ -141,13 +142,6 @@ function addInventory(t: Totals, r: InventoryRecord): void {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` (bounded): the test waits for a fault to be observed, never for a fixed time. */
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('Recorder + RedisStore under faults', () => {
   let redis: RedisServer;

@@ -10,6 +10,7 @@ import { RedisStore } from '../../src/store/redis.js';
 import { HOUR_MS } from '../../src/store/types.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { batch, delta, storeContract, T0 } from './contract.js';
+import { until } from '../support/wait.js';
 
 let server: RedisServer;
 let prefixSeq = 0;
@@ -26,13 +27,6 @@ function config(over: Partial<RedisConfig> = {}): RedisConfig {
   return { ...defaultConfig().store.redis, url: server.url, key_prefix: `t${process.pid}-${++prefixSeq}`, ...over };
 }
 
-async function until(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 storeContract('redis', async ({ now, retentionHours }) => {
   const store = new RedisStore({ redis: config(), retentionHours, now });
