@@ -18,7 +18,7 @@ import { errorFields, type Logger } from '../log.js';
 import type { PolicySet } from '../governance/policy-set.js';
 import { instantiate, parseInstanceId } from '../governance/templates.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
-import type { BudgetLedger, ItemState } from '../store/ledger-types.js';
+import type { BudgetLedger, ItemState } from '../governance/ledger.js';
 import { effectiveDefinitions, type EffectiveDefinitions } from '../store/registry-merge.js';
 import type { BudgetRegistry, DefinitionCollection } from '../store/registry-types.js';
 import { BodyError, budgetJson, parseBudgetBody, parseTemplateBody, templateJson } from './budgets-body.js';

@@ -4,7 +4,7 @@
  */
 import type { Budget, Limit, LimitMetric } from '../governance/types.js';
 import { counterKey, windowBounds } from '../governance/windows.js';
-import type { ItemState, WouldBlockCount } from '../store/ledger-types.js';
+import type { ItemState, WouldBlockCount } from '../governance/ledger.js';
 import { budgetDefinitionJson, limitEntryJson } from './budgets-body.js';
 import { isoTime, microToUsd } from './views.js';
 

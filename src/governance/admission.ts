@@ -4,7 +4,7 @@
  * (estimates, items, states) is pure and exported; `Admitter` only adds the ledger I/O and deadline.
  */
 import type { Usage } from '../domain.js';
-import type { BudgetLedger, ItemState, LedgerItem, ReserveResult } from '../store/ledger-types.js';
+import type { BudgetLedger, ItemState, LedgerItem, ReserveResult } from './ledger.js';
 import type { PolicySet } from './policy-set.js';
 import type { Budget, Limit, LimitMetric, RequestSubject } from './types.js';
 import { counterKey, ROLLING_SUB_BUCKETS, rollingBucket, windowBounds } from './windows.js';

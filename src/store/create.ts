@@ -4,7 +4,7 @@ import type { StoreConfig } from '../config/types.js';
 import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
 import { HOUR_MS, type InventoryStore } from './types.js';
-import type { BudgetLedger } from './ledger-types.js';
+import type { BudgetLedger } from '../governance/ledger.js';
 import { MemoryLedger } from './ledger-memory.js';
 import { RedisLedger } from './ledger-redis.js';
 import type { BudgetRegistry } from './registry-types.js';

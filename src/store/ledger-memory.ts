@@ -15,7 +15,7 @@
  *   SETTLE_GRACE_MS. A settle whose lease already expired still adds its actual usage, to every
  *   counter that still exists.
  */
-import type { BudgetLedger, ItemState, LedgerItem, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from './ledger-types.js';
+import type { BudgetLedger, ItemState, LedgerItem, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from '../governance/ledger.js';
 import { DAY_MS, HOUR_MS } from './types.js';
 
 export const ROLLING_SUB_BUCKETS = 6;

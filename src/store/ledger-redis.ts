@@ -10,7 +10,7 @@
  */
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
-import type { BudgetLedger, ItemState, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from './ledger-types.js';
+import type { BudgetLedger, ItemState, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from '../governance/ledger.js';
 import {
   parseWouldBlock,
   sortWouldBlock,

@@ -16,7 +16,7 @@
  *
  * Times in the scripts are the callers' epoch ms; TTLs are given relative to them.
  */
-import type { ItemState, ReserveRequest, ReserveResult, SettleRequest } from './ledger-types.js';
+import type { ItemState, ReserveRequest, ReserveResult, SettleRequest } from '../governance/ledger.js';
 import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, wouldBlockField } from './ledger-memory.js';
 import { HOUR_MS } from './types.js';
 

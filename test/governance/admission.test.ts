@@ -6,7 +6,7 @@ import { PolicySet } from '../../src/governance/policy-set.js';
 import type { Budget, Limit, RequestSubject } from '../../src/governance/types.js';
 import { counterKey, windowBounds } from '../../src/governance/windows.js';
 import { MemoryLedger } from '../../src/store/ledger-memory.js';
-import type { ReserveRequest, ReserveResult } from '../../src/store/ledger-types.js';
+import type { ReserveRequest, ReserveResult } from '../../src/governance/ledger.js';
 
 const T0 = Date.UTC(2025, 0, 15, 10, 0, 0);
 const DAY: Limit['window'] = { kind: 'day', timezone: 'Europe/Paris', weekStart: 1 };

@@ -4,7 +4,7 @@
  * and read ask the ledger's clock).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BudgetLedger, LedgerItem, ReserveRequest } from '../../src/store/ledger-types.js';
+import type { BudgetLedger, LedgerItem, ReserveRequest } from '../../src/governance/ledger.js';
 import { HOUR_MS } from '../../src/store/types.js';
 
 export interface LedgerUnderTest {
