@@ -95,8 +95,9 @@ export interface ExchangeRecord {
   usage: Usage;
   usageSource: UsageSource;
   /**
-   * Prompt tokens estimated before the call (tiktoken for OpenAI families, else a cheap bound),
-   * null when the request body was not readable.
+   * Prompt tokens estimated from the request (tiktoken for OpenAI families, else a cheap bound), when
+   * something needed them: budget admission before the call, or a response without usage. Null
+   * otherwise (the provider's own count is then the truth, and tokenising would be wasted work).
    */
   promptEstimate: { tokens: number; method: 'exact' | 'bound' } | null;
   /** Integer micro-dollars; null when unpriced (unknown price) or nothing to price. */

@@ -94,7 +94,10 @@ export class Exchange {
 
   private hadContentLength = false;
   private facts: RequestFacts | null = null;
-  /** Started as soon as the request body is parsed, in the tokenizer worker (never on this loop). */
+  /**
+   * Prompt tokens, counted in the tokenizer worker (never on this loop) only when something needs
+   * them: budget admission, or a response that reports no usage. Most exchanges need neither.
+   */
   private promptEstimate: Promise<TokenEstimate> | null = null;
   private reqChunks: Uint8Array[] = [];
   private reqBytes = 0;
@@ -214,7 +217,6 @@ export class Exchange {
     this.facts = facts;
     if (route.pathModel === null) this.model = facts.model;
     if (route.pathStream === undefined && facts.stream !== undefined) this.stream = facts.stream;
-    this.promptEstimate = this.deps.tokens.count(facts.promptText, route.provider, this.model, facts.extraTokens);
     return canRewrite ? this.maybeInjectUsage(body, parsed) : null;
   }
 
@@ -376,8 +378,16 @@ export class Exchange {
   /** What budget admission needs once the request body is read. */
   async admissionInput(): Promise<{ promptTokens: number; maxOutputTokens: number | null } | null> {
     if (!this.route || !this.facts) return null;
-    const prompt = this.promptEstimate ? await this.promptEstimate : null;
+    const prompt = await this.countPrompt();
     return { promptTokens: prompt?.tokens ?? 0, maxOutputTokens: this.facts.maxOutputTokens };
+  }
+
+  /** The prompt estimate, started on first need; null when the request body was not readable. */
+  private countPrompt(): Promise<TokenEstimate | null> {
+    const facts = this.facts;
+    if (!facts || !this.route) return Promise.resolve(null);
+    this.promptEstimate ??= this.deps.tokens.count(facts.promptText, this.route.provider, this.model, facts.extraTokens);
+    return this.promptEstimate;
   }
 
   /** Completes the exchange once (idempotent): decodes what is left and prices the usage. */
@@ -397,14 +407,13 @@ export class Exchange {
     const facts = this.acc?.result() ?? null;
     const ok2xx = this.status !== null && this.status >= 200 && this.status <= 299;
     const reported = ok2xx && facts?.usage ? facts.usage : null;
-    const prompt = this.promptEstimate ? await this.promptEstimate : null;
     let usage: Usage = { ...EMPTY_USAGE };
     let usageSource: UsageSource = 'none';
     if (reported && (reported.input_tokens !== null || reported.output_tokens !== null)) {
       usage = reported;
       usageSource = 'reported';
     } else if (ok2xx && complete && facts) {
-      usage = await this.estimate(prompt, facts.outputText);
+      usage = await this.estimate(await this.countPrompt(), facts.outputText);
       usageSource = 'estimated';
     }
     const responseModel = ok2xx ? (facts?.responseModel ?? null) : null;
@@ -424,7 +433,7 @@ export class Exchange {
       reportedUsage: reported,
       usage,
       usageSource,
-      promptEstimate: prompt,
+      promptEstimate: this.promptEstimate ? await this.promptEstimate : null,
       costMicroUsd: cost?.microUsd ?? null,
       unpriced: usageSource !== 'none' && cost === null,
       error: this.error,
