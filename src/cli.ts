@@ -4,7 +4,7 @@
  * failure, 2 usage or configuration error.
  */
 import { readFileSync } from 'node:fs';
-import { constants } from 'node:os';
+import { availableParallelism, constants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, formatIssue } from './config/errors.js';
 import { applyOverrides, FINGERPRINT_SECRET_ENV, loadConfigFile, parseConfig, type ConfigOverride } from './config/load.js';
@@ -27,6 +27,8 @@ Options for serve (flags override the configuration file):
   --admin-address ADDRESS  host:port, or "" to disable the admin API  (admin.address)
   --log-level LEVEL        debug, info, warn or error                 (logging.level)
   --no-watch               Reload --config only on SIGHUP, not when the file changes
+  --workers N              Worker processes sharing the gRPC address: a number, or "auto" for one
+                           per CPU (default 1). Use with store.type: redis; see the README
 
 Options for demo:
   --target ADDRESS         The server's gRPC address: host:port, [ipv6]:port or unix:/path
@@ -56,7 +58,7 @@ type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'validate'; file: string }
-  | { kind: 'serve'; configFile: string | undefined; overrides: ConfigOverride[]; watch: boolean }
+  | { kind: 'serve'; configFile: string | undefined; overrides: ConfigOverride[]; watch: boolean; workers: number }
   | { kind: 'demo'; target: string | undefined; count: number | undefined };
 
 /** parseArgs reports bad flags as TypeErrors with ERR_PARSE_ARGS_* codes; make them usage errors. */
@@ -108,6 +110,7 @@ function parseCommandLine(argv: readonly string[]): Command {
             'admin-address': { type: 'string' },
             'log-level': { type: 'string' },
             'no-watch': { type: 'boolean' },
+            workers: { type: 'string' },
           },
           allowPositionals: false,
           strict: true,
@@ -120,13 +123,24 @@ function parseCommandLine(argv: readonly string[]): Command {
         const value = values[flag as keyof typeof values];
         if (typeof value === 'string') overrides.push({ path, value, origin: `--${flag}` });
       }
-      return { kind: 'serve', configFile: values.config, overrides, watch: values['no-watch'] !== true };
+      const workers = values.workers === undefined ? 1 : parseWorkers(values.workers);
+      return { kind: 'serve', configFile: values.config, overrides, watch: values['no-watch'] !== true, workers };
     }
     case 'demo':
       return parseDemo(rest);
     default:
       throw new UsageError(command.startsWith('-') ? `unknown option: ${command}` : `unknown command: ${command}`);
   }
+}
+
+const MAX_WORKERS = 256;
+
+/** `--workers`: "auto" = the CPUs this process may use, else a whole number. */
+function parseWorkers(value: string): number {
+  if (value === 'auto') return availableParallelism();
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= MAX_WORKERS)) throw new UsageError(`--workers must be "auto" or a whole number from 1 to ${MAX_WORKERS}, got "${value}"`);
+  return n;
 }
 
 const MAX_DEMO_COUNT = 1_000_000;
@@ -277,7 +291,13 @@ async function startReloading(options: {
   return { reload, stop };
 }
 
-async function serve(configFile: string | undefined, overrides: readonly ConfigOverride[], watch: boolean): Promise<number> {
+async function serve(configFile: string | undefined, cliOverrides: readonly ConfigOverride[], watch: boolean, workers: number): Promise<number> {
+  // With --workers, this process is either the primary (which forks and supervises) or a worker.
+  const clustering = workers > 1 ? await import('./cluster.js') : null;
+  const worker = clustering?.isWorker() === true;
+  const overrides = worker
+    ? [...cliOverrides, { path: 'admin.address', value: clustering?.workerAdminAddress() ?? '', origin: 'the --workers primary' }]
+    : cliOverrides;
   // Taken before loading, so that a change made while the server starts is picked up by the watcher.
   const baseline = configFile === undefined || !watch ? undefined : fileFingerprint(configFile);
   // Reloads read the file exactly as startup does, command-line overrides included.
@@ -291,16 +311,18 @@ async function serve(configFile: string | undefined, overrides: readonly ConfigO
     printConfigError(error);
     return EXIT_USAGE;
   }
-  if (config.consumer.fingerprint_secret === DEV_FINGERPRINT_SECRET) {
+  // Workers inherit the primary's stderr: it has already warned.
+  if (!worker && config.consumer.fingerprint_secret === DEV_FINGERPRINT_SECRET) {
     process.stderr.write(
       `tokenwarden: warning: consumer.fingerprint_secret is the built-in development value; set ${FINGERPRINT_SECRET_ENV} ` +
         'or consumer.fingerprint_secret_env so API-key fingerprints cannot be recomputed by others\n',
     );
   }
+  if (clustering && !worker) return clustering.runPrimary({ workers, config, log: createLogger(config.logging.level) });
 
   // Installed before start() so that a signal during startup still leads to a graceful shutdown (and
   // SIGHUP, whose default action would end the process, to a reload once started).
-  const stopSignal = firstSignal();
+  const stopSignal: Promise<string> = clustering && worker ? Promise.race([firstSignal(), clustering.stopRequested()]) : firstSignal();
   let reloading: Reloading | undefined;
   let hangupWhileStarting = false;
   process.on('SIGHUP', () => {
@@ -324,7 +346,8 @@ async function serve(configFile: string | undefined, overrides: readonly ConfigO
     process.stderr.write(`${describeStartupError(error, config)}\n`);
     return EXIT_FAILURE;
   }
-  process.stdout.write(`tokenwarden ready grpc=${ready.grpcAddress} admin=${ready.adminAddress ?? 'disabled'}\n`);
+  if (clustering && worker) clustering.announceReady(server, ready);
+  else process.stdout.write(`tokenwarden ready grpc=${ready.grpcAddress} admin=${ready.adminAddress ?? 'disabled'}\n`);
 
   if (hangupWhileStarting) reloading.reload('SIGHUP');
 
@@ -360,7 +383,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'validate':
       return validate(command.file);
     case 'serve':
-      return serve(command.configFile, command.overrides, command.watch);
+      return serve(command.configFile, command.overrides, command.watch, command.workers);
     case 'demo':
       return demo(command.target, command.count);
   }

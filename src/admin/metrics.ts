@@ -137,7 +137,7 @@ export class Metrics {
       labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_operation_name', 'outcome', ...consumer],
       registers: [this.registry],
     });
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tokenwarden_process_' });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tokenwarden_' });
   }
 
   recordExchange(r: ExchangeRecord): void {
