@@ -1,0 +1,34 @@
+/**
+ * The load driver as its own process, so its CPU is not the server's:
+ *
+ *   npx tsx bench/driver/main.ts --target 127.0.0.1:50051 --scenario chat [--concurrency 16]
+ *       [--rps 0] [--duration 5s] [--count 0] [--warmup 200] [--connections 1] [--timeout 10s] [--out FILE]
+ *   npx tsx bench/driver/main.ts --list
+ *
+ * Writes the report (ghz's JSON format plus per-phase figures) to --out, or to stdout.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseDriverArgs } from './args.js';
+import { runLoad } from './load.js';
+import { SCENARIOS } from './scenarios.js';
+
+async function main(): Promise<void> {
+  const { out, list, ...options } = parseDriverArgs(process.argv.slice(2));
+  if (list) {
+    for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(18)} ${s.description}\n`);
+    return;
+  }
+  const report = await runLoad(options);
+  const text = JSON.stringify(report, null, 2);
+  if (out === null) process.stdout.write(`${text}\n`);
+  else {
+    writeFileSync(out, `${text}\n`);
+    const p99 = report.latencyDistribution.find((l) => l.percentage === 99)?.latency ?? 0;
+    process.stderr.write(`${options.scenario}: ${report.count} exchanges, ${report.rps.toFixed(0)}/s, p99 ${(p99 / 1e6).toFixed(2)} ms -> ${out}\n`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench driver: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(2);
+});

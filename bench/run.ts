@@ -1,0 +1,129 @@
+/**
+ * The short benchmark (`npm run bench`, under 2 minutes on 2 cores): for each scenario, the load
+ * driver (its own process) runs against the no-op ext_proc server and against tokenwarden (memory
+ * store, admin off), one after the other on the same machine, and a table puts them side by side.
+ * Reports in ghz's JSON format go to .bench-out/SCENARIO.{noop,tokenwarden}.json.
+ *
+ *   npx tsx bench/run.ts [--duration 4s] [--concurrency 16] [--scenario chat,chat-stream] [--out-dir .bench-out]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseDuration } from './driver/args.js';
+import type { BenchReport } from './driver/report.js';
+import { SCENARIOS } from './driver/scenarios.js';
+import { freePort } from '../test/support/sidecar-process.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TSX = ['--import', 'tsx'];
+
+interface Server {
+  name: 'noop' | 'tokenwarden';
+  child: ChildProcess;
+  address: string;
+}
+
+/** Spawns a server and resolves with the address from its ready line ("... ready grpc=HOST:PORT"). */
+function startServer(name: Server['name'], args: string[]): Promise<Server> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return new Promise((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c;
+      const m = / ready grpc=(\S+)/.exec(stdout);
+      if (m) resolve({ name, child, address: m[1]! });
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready:\n${stderr}`)));
+  });
+}
+
+function tokenwardenArgs(port: number): string[] {
+  // The built CLI when present (what users deploy), else the sources through tsx.
+  const entry = existsSync(path.join(ROOT, 'dist/cli.js')) ? ['dist/cli.js'] : [...TSX, 'src/cli.ts'];
+  return [...entry, 'serve', '--grpc-address', `127.0.0.1:${port}`, '--admin-address', '', '--log-level', 'warn', '--no-watch'];
+}
+
+function runDriver(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...TSX, 'bench/driver/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`driver exited ${code}: ${stderr.trim()}`))));
+  });
+}
+
+const ms = (ns: number): string => (ns / 1e6).toFixed(2);
+const p = (r: BenchReport, q: number): number => r.latencyDistribution.find((l) => l.percentage === q)?.latency ?? 0;
+
+function row(cells: readonly string[], widths: readonly number[]): string {
+  return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '4s' },
+      concurrency: { type: 'string', default: '16' },
+      scenario: { type: 'string' },
+      'out-dir': { type: 'string', default: '.bench-out' },
+    },
+    strict: true,
+  });
+  parseDuration(values.duration);
+  const names = values.scenario ? values.scenario.split(',') : SCENARIOS.map((s) => s.name);
+  const outDir = path.resolve(ROOT, values['out-dir']);
+  mkdirSync(outDir, { recursive: true });
+
+  const servers: Server[] = [];
+  const stopAll = (): void => {
+    for (const s of servers) s.child.kill('SIGTERM');
+  };
+  process.once('SIGINT', () => {
+    stopAll();
+    process.exit(130);
+  });
+  try {
+    servers.push(await startServer('noop', [...TSX, 'bench/noop-server.ts', '0']));
+    servers.push(await startServer('tokenwarden', tokenwardenArgs(await freePort())));
+    const widths = [17, 8, 8, 8, 8, 8, 8, 7, 7];
+    const lines = [
+      row(['scenario', 'noop/s', 'p50 ms', 'p99 ms', 'tw/s', 'p50 ms', 'p99 ms', 'ratio', 'errors'], widths),
+    ];
+    process.stdout.write(`${lines[0]}\n`);
+    const summary: Record<string, unknown>[] = [];
+    for (const name of names) {
+      const reports: Partial<Record<Server['name'], BenchReport>> = {};
+      try {
+        for (const server of servers) {
+          const out = path.join(outDir, `${name}.${server.name}.json`);
+          await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--warmup', '100', '--out', out]);
+          reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
+        }
+      } catch (e) {
+        process.stdout.write(`${name.padEnd(widths[0]!)}  failed: ${(e as Error).message}\n`);
+        continue;
+      }
+      const n = reports.noop!;
+      const t = reports.tokenwarden!;
+      const errors = Object.values(n.errorDistribution).concat(Object.values(t.errorDistribution)).reduce((a, b) => a + b, 0);
+      const ratio = n.rps > 0 ? t.rps / n.rps : 0;
+      const line = row([name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), String(errors)], widths);
+      lines.push(line);
+      process.stdout.write(`${line}\n`);
+      summary.push({ scenario: name, noop: { rps: n.rps, p50: p(n, 50), p99: p(n, 99), driverCores: n.driver.coresUsed }, tokenwarden: { rps: t.rps, p50: p(t, 50), p99: p(t, 99), driverCores: t.driver.coresUsed }, ratio, errors });
+    }
+    writeFileSync(path.join(outDir, 'summary.json'), `${JSON.stringify({ date: new Date().toISOString(), duration: values.duration, concurrency: Number(values.concurrency), scenarios: summary }, null, 2)}\n`);
+    process.stdout.write(`\nratio = tokenwarden rps / no-op rps (closed loop, concurrency ${values.concurrency}); reports in ${path.relative(ROOT, outDir) || '.'}/\n`);
+  } finally {
+    stopAll();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
