@@ -5,6 +5,7 @@
 import type { TokenwardenConfig } from './config/types.js';
 import { ExtProcServer } from './extproc/server.js';
 import type { StreamObserver } from './extproc/stream.js';
+import type { RequestKind } from './extproc/protocol.js';
 import { Exchange, type ExchangeDeps } from './traffic/exchange.js';
 import type { ConsumerIdentity, ExchangeRecord } from './domain.js';
 import { createRecognizer } from './traffic/recognize.js';
@@ -153,8 +154,18 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     limits: config.limits,
   };
 
+  const phase = (k: RequestKind) => metrics.phaseSeconds.labels({ phase: k });
+  const phaseChildren: Record<RequestKind, { observe(v: number): void }> = {
+    request_headers: phase('request_headers'),
+    request_body: phase('request_body'),
+    request_trailers: phase('request_trailers'),
+    response_headers: phase('response_headers'),
+    response_body: phase('response_body'),
+    response_trailers: phase('response_trailers'),
+  };
   const observer: StreamObserver = {
-    messageHandled: (kind, seconds) => metrics.phaseSeconds.observe({ phase: kind }, seconds),
+    // One labelled child per message kind, looked up once: observe() runs for every message.
+    messageHandled: (kind, seconds) => phaseChildren[kind].observe(seconds),
     protocolError: (reason) => metrics.protocolErrors.inc({ reason }),
     nonLlmRequest: () => metrics.nonLlm.inc(),
     record: (record) => {
