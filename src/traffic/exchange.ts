@@ -522,7 +522,13 @@ function parseJsonBody(body: Buffer, keys: readonly string[], fullLimit: number)
   }
   const scan = scanTopLevel(body, keys);
   if (!scan.ok) return INVALID;
-  return scan.isObject ? scannedObject(body, scan.values) : JSON.parse(body.toString('utf8'));
+  if (scan.isObject) return scannedObject(body, scan.values);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    // Valid but nested deeper than JSON.parse's stack allows: nothing can be read from it.
+    return INVALID;
+  }
 }
 
 function concat(chunks: Uint8Array[], total: number): Buffer {
@@ -541,7 +547,7 @@ function scannedObject(body: Buffer, values: Map<string, ScannedValue>): Record<
       try {
         out[k] = JSON.parse(body.subarray(v.start, v.end).toString('utf8'));
       } catch {
-        // A slice of a document that scanned as valid JSON parses; this only guards odd inputs.
+        // A valid slice can still be nested deeper than JSON.parse's stack allows: skip that key.
       }
     } else {
       out[k] = v;
