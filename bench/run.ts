@@ -1,19 +1,22 @@
 /**
  * The short benchmark (`npm run bench`, under 2 minutes on 2 cores): for each scenario, the load
- * driver (its own process) runs against the no-op ext_proc server and against tokenwarden (memory
- * store, admin off), one after the other on the same machine, and a table puts them side by side.
- * Reports in ghz's JSON format go to .bench-out/SCENARIO.{noop,tokenwarden}.json.
+ * driver (its own process) runs against the no-op ext_proc server and against tokenwarden (admin off;
+ * memory store, or a redis-server started for the scenarios that ask for it, and the bench budget
+ * for the budget scenarios), one after the other on the same machine, and a table puts them side by
+ * side. Reports in ghz's JSON format go to .bench-out/SCENARIO.{noop,tokenwarden}.json.
  *
  *   npx tsx bench/run.ts [--duration 4s] [--concurrency 16] [--scenario chat,chat-stream] [--out-dir .bench-out]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDuration } from './driver/args.js';
 import type { BenchReport } from './driver/report.js';
-import { SCENARIOS } from './driver/scenarios.js';
+import { BENCH_BUDGETS_YAML, findScenario, SCENARIOS, type Scenario, type ServerSetup } from './driver/scenarios.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import { freePort } from '../test/support/sidecar-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -23,11 +26,13 @@ interface Server {
   name: 'noop' | 'tokenwarden';
   child: ChildProcess;
   address: string;
+  exited: Promise<void>;
 }
 
 /** Spawns a server and resolves with the address from its ready line ("... ready grpc=HOST:PORT"). */
 function startServer(name: Server['name'], args: string[]): Promise<Server> {
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stdout = '';
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
@@ -35,16 +40,45 @@ function startServer(name: Server['name'], args: string[]): Promise<Server> {
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       stdout += c;
       const m = / ready grpc=(\S+)/.exec(stdout);
-      if (m) resolve({ name, child, address: m[1]! });
+      if (m) resolve({ name, child, address: m[1]!, exited });
     });
     child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready:\n${stderr}`)));
   });
 }
 
-function tokenwardenArgs(port: number): string[] {
+function tokenwardenArgs(port: number, configFile: string): string[] {
   // The built CLI when present (what users deploy), else the sources through tsx.
   const entry = existsSync(path.join(ROOT, 'dist/cli.js')) ? ['dist/cli.js'] : [...TSX, 'src/cli.ts'];
-  return [...entry, 'serve', '--grpc-address', `127.0.0.1:${port}`, '--admin-address', '', '--log-level', 'warn', '--no-watch'];
+  return [...entry, 'serve', '--config', configFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', '', '--log-level', 'warn', '--no-watch'];
+}
+
+/** A tokenwarden process for one ServerSetup, with the redis-server it uses when the setup asks. */
+interface Tokenwarden {
+  key: string;
+  server: Server;
+  redis: RedisServer | null;
+}
+
+const setupKey = (s: ServerSetup): string => `${s.store}${s.budget ? '-budget' : ''}`;
+
+async function startTokenwarden(setup: ServerSetup, configDir: string): Promise<Tokenwarden> {
+  const key = setupKey(setup);
+  const redis = setup.store === 'redis' ? await startRedis() : null;
+  try {
+    const file = path.join(configDir, `${key}.yaml`);
+    const store = redis ? `{ type: redis, redis: { url: "${redis.url}" } }` : '{ type: memory }';
+    writeFileSync(file, [`store: ${store}`, ...(setup.budget ? [BENCH_BUDGETS_YAML] : [])].join('\n') + '\n');
+    return { key, server: await startServer('tokenwarden', tokenwardenArgs(await freePort(), file)), redis };
+  } catch (e) {
+    await redis?.close();
+    throw e;
+  }
+}
+
+async function stopTokenwarden(tw: Tokenwarden): Promise<void> {
+  tw.server.child.kill('SIGTERM');
+  await tw.server.exited;
+  await tw.redis?.close();
 }
 
 function runDriver(args: string[]): Promise<void> {
@@ -58,6 +92,18 @@ function runDriver(args: string[]): Promise<void> {
 
 const ms = (ns: number): string => (ns / 1e6).toFixed(2);
 const p = (r: BenchReport, q: number): number => r.latencyDistribution.find((l) => l.percentage === q)?.latency ?? 0;
+
+/**
+ * Streaming scenarios (several response body chunks, each answered): tokenwarden's p99 round trip
+ * per chunk minus the no-op's, ns. Null for the others (one chunk is a phase, not a stream; in
+ * observability mode nothing is answered, so nothing is timed).
+ */
+function chunkP99Delta(s: Scenario, n: BenchReport, t: BenchReport): number | null {
+  if (s.observability || s.responseChunks.length < 2) return null;
+  const nb = n.phases.response_body;
+  const tb = t.phases.response_body;
+  return nb && tb ? tb.p99 - nb.p99 : null;
+}
 
 function row(cells: readonly string[], widths: readonly number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -78,27 +124,37 @@ async function main(): Promise<void> {
   const outDir = path.resolve(ROOT, values['out-dir']);
   mkdirSync(outDir, { recursive: true });
 
-  const servers: Server[] = [];
+  const configDir = mkdtempSync(path.join(tmpdir(), 'tw-bench-'));
+  let noop: Server | null = null;
+  let tw: Tokenwarden | null = null;
   const stopAll = (): void => {
-    for (const s of servers) s.child.kill('SIGTERM');
+    noop?.child.kill('SIGTERM');
+    tw?.server.child.kill('SIGTERM');
+    tw?.redis?.kill('SIGTERM');
   };
   process.once('SIGINT', () => {
     stopAll();
     process.exit(130);
   });
   try {
-    servers.push(await startServer('noop', [...TSX, 'bench/noop-server.ts', '0']));
-    servers.push(await startServer('tokenwarden', tokenwardenArgs(await freePort())));
-    const widths = [17, 8, 8, 8, 8, 8, 8, 7, 7];
+    noop = await startServer('noop', [...TSX, 'bench/noop-server.ts', '0']);
+    const widths = [17, 8, 8, 8, 8, 8, 8, 7, 9, 7];
     const lines = [
-      row(['scenario', 'noop/s', 'p50 ms', 'p99 ms', 'tw/s', 'p50 ms', 'p99 ms', 'ratio', 'errors'], widths),
+      row(['scenario', 'noop/s', 'p50 ms', 'p99 ms', 'tw/s', 'p50 ms', 'p99 ms', 'ratio', 'chunk µs', 'errors'], widths),
     ];
     process.stdout.write(`${lines[0]}\n`);
     const summary: Record<string, unknown>[] = [];
     for (const name of names) {
+      const scenario = findScenario(name);
       const reports: Partial<Record<Server['name'], BenchReport>> = {};
       try {
-        for (const server of servers) {
+        // One tokenwarden per setup, replaced (with its redis-server) when the next scenario needs another.
+        if (tw?.key !== setupKey(scenario.setup)) {
+          if (tw) await stopTokenwarden(tw);
+          tw = null;
+          tw = await startTokenwarden(scenario.setup, configDir);
+        }
+        for (const server of [noop, tw.server]) {
           const out = path.join(outDir, `${name}.${server.name}.json`);
           await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--warmup', '100', '--out', out]);
           reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
@@ -111,15 +167,21 @@ async function main(): Promise<void> {
       const t = reports.tokenwarden!;
       const errors = Object.values(n.errorDistribution).concat(Object.values(t.errorDistribution)).reduce((a, b) => a + b, 0);
       const ratio = n.rps > 0 ? t.rps / n.rps : 0;
-      const line = row([name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), String(errors)], widths);
+      const chunk = chunkP99Delta(scenario, n, t);
+      const line = row([name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), chunk === null ? '-' : (chunk / 1e3).toFixed(0), String(errors)], widths);
       lines.push(line);
       process.stdout.write(`${line}\n`);
-      summary.push({ scenario: name, noop: { rps: n.rps, p50: p(n, 50), p99: p(n, 99), driverCores: n.driver.coresUsed }, tokenwarden: { rps: t.rps, p50: p(t, 50), p99: p(t, 99), driverCores: t.driver.coresUsed }, ratio, errors });
+      summary.push({ scenario: name, noop: { rps: n.rps, p50: p(n, 50), p99: p(n, 99), driverCores: n.driver.coresUsed }, tokenwarden: { rps: t.rps, p50: p(t, 50), p99: p(t, 99), driverCores: t.driver.coresUsed }, ratio, chunkP99DeltaNs: chunk, errors });
     }
     writeFileSync(path.join(outDir, 'summary.json'), `${JSON.stringify({ date: new Date().toISOString(), duration: values.duration, concurrency: Number(values.concurrency), scenarios: summary }, null, 2)}\n`);
-    process.stdout.write(`\nratio = tokenwarden rps / no-op rps (closed loop, concurrency ${values.concurrency}); reports in ${path.relative(ROOT, outDir) || '.'}/\n`);
+    process.stdout.write(
+      `\nratio = tokenwarden rps / no-op rps (closed loop, concurrency ${values.concurrency}); ` +
+        `chunk µs = tokenwarden p99 per response body chunk - no-op's (streaming scenarios); reports in ${path.relative(ROOT, outDir) || '.'}/\n`,
+    );
   } finally {
-    stopAll();
+    noop?.child.kill('SIGTERM');
+    if (tw) await stopTokenwarden(tw);
+    rmSync(configDir, { recursive: true, force: true });
   }
 }
 

@@ -12,7 +12,9 @@ import { frame, FrameReader } from '../bench/driver/grpc-frame.js';
 import { ghzConfig } from '../bench/driver/ghz-config.js';
 import { runLoad, DEFAULT_LOAD } from '../bench/driver/load.js';
 import { histogram, percentile } from '../bench/driver/report.js';
-import { SCENARIOS, scenarioSteps, type Scenario } from '../bench/driver/scenarios.js';
+import { BENCH_BUDGETS_YAML, findScenario, SCENARIOS, scenarioSteps, type Scenario } from '../bench/driver/scenarios.js';
+import { parseConfig } from '../src/config/load.js';
+import { startRedis, type RedisServer } from './support/redis-server.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -48,6 +50,34 @@ describe('gRPC framing', () => {
     const f = frame(Buffer.from('x'));
     f[0] = 1;
     expect(() => new FrameReader().push(f)).toThrow(/compressed/);
+  });
+});
+
+describe('scenario data', () => {
+  const consumerOf = (s: Scenario, exchange: number): string | undefined =>
+    scenarioSteps(s, exchange)[0]!.message.request_headers!.headers!.headers!.find((h) => h.key === 'x-consumer-id')?.raw_value?.toString();
+
+  it('churn-10k cycles through 10,000 consumers, its other messages identical', () => {
+    const s = findScenario('churn-10k');
+    const seen = new Set(Array.from({ length: 10_000 }, (_, i) => consumerOf(s, i)));
+    expect(seen.size).toBe(10_000);
+    expect(consumerOf(s, 10_000)).toBe(consumerOf(s, 0));
+    const encoded = (i: number) => scenarioSteps(s, i).slice(1).map((st) => encodeRequest(st.message).toString('base64'));
+    expect(encoded(7)).toEqual(encoded(0));
+  });
+
+  it('every other scenario has one consumer; the budget scenarios send chat traffic', () => {
+    for (const s of SCENARIOS.filter((x) => x.name !== 'churn-10k')) expect(consumerOf(s, 0)).toBe(consumerOf(s, 1));
+    for (const name of ['budget-memory', 'budget-redis', 'churn-10k']) {
+      const steps = scenarioSteps(findScenario(name)).slice(1).map((st) => encodeRequest(st.message));
+      expect(steps).toEqual(scenarioSteps(findScenario('chat')).slice(1).map((st) => encodeRequest(st.message)));
+    }
+  });
+
+  it('the bench budget is a valid enforce budget that selects the chat traffic', () => {
+    const [budget, ...rest] = parseConfig(BENCH_BUDGETS_YAML, 'bench').budgets;
+    expect(rest).toEqual([]);
+    expect(budget).toMatchObject({ id: 'bench-enforce', mode: 'enforce', selector: { providers: ['openai'] } });
   });
 });
 
@@ -147,7 +177,8 @@ describe('driver against tokenwarden', () => {
   });
   afterAll(() => tw.stop());
 
-  for (const s of SCENARIOS) {
+  // The budget scenarios need their own server (below); the same traffic on this one is chat's.
+  for (const s of SCENARIOS.filter((x) => !x.setup.budget && x.setup.store === 'memory')) {
     it(`${s.name}: every exchange completes and is recorded`, async () => {
       const before = tw.records.length;
       const r = await load(tw.address, s);
@@ -164,6 +195,55 @@ describe('driver against tokenwarden', () => {
       expect(records).toHaveLength(countFor(s));
       expect(new Set(records.map((x) => x.provider)).size).toBe(1);
       expect(records.every((x) => x.usage != null)).toBe(true);
+    });
+  }
+});
+
+describe('driver against tokenwarden: churn and budget scenarios', () => {
+  it('churn-10k: each exchange is recorded under its own consumer', async () => {
+    const tw = await startTestServer();
+    try {
+      const s = findScenario('churn-10k');
+      const r = await load(tw.address, s);
+      expect(r.statusCodeDistribution).toEqual({ OK: countFor(s) });
+      const records = await tw.waitForRecords(countFor(s), 20_000);
+      const consumers = new Set(records.map((x) => x.consumer?.id));
+      expect(consumers.size).toBe(countFor(s));
+      expect(consumers.has('bench-consumer-0')).toBe(true);
+    } finally {
+      await tw.stop();
+    }
+  });
+
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(() => redis.close());
+
+  for (const name of ['budget-memory', 'budget-redis']) {
+    it(`${name}: one admitted ledger decision per exchange, nothing refused`, async () => {
+      const s = findScenario(name);
+      const { budgets } = parseConfig(BENCH_BUDGETS_YAML, 'bench');
+      const tw = await startTestServer((c) => {
+        c.budgets = budgets;
+        if (s.setup.store === 'redis') {
+          c.store.type = 'redis';
+          c.store.redis.url = redis.url;
+        }
+      });
+      try {
+        const r = await load(tw.address, s);
+        expect(r.errorDistribution).toEqual({});
+        expect(r.answers).toEqual(expectedAnswers(s));
+        const records = await tw.waitForRecords(countFor(s), 20_000);
+        expect(records.every((x) => x.blockedBy.length === 0 && x.promptEstimate !== null)).toBe(true);
+        const decisions = (await tw.server.metrics.budgetDecisions.get()).values;
+        expect(decisions.map((v) => [v.labels.budget, v.labels.decision, v.value])).toEqual([['bench-enforce', 'admitted', countFor(s)]]);
+        expect((await tw.server.metrics.budgetStoreErrors.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+      } finally {
+        await tw.stop();
+      }
     });
   }
 });

@@ -24,11 +24,18 @@ export interface PreparedStep {
 export interface PreparedScenario {
   scenario: Scenario;
   steps: readonly PreparedStep[];
+  /** The request headers message of each consumer (`Scenario.consumers`), taken in turn per exchange. */
+  requestHeaderFrames: readonly Buffer[];
+  /** Exchanges started with this plan: picks the next consumer. */
+  started: number;
 }
 
 export function prepare(scenario: Scenario): PreparedScenario {
   const steps = scenarioSteps(scenario).map((s) => ({ phase: s.phase, frame: frame(encodeRequest(s.message)) }));
-  return { scenario, steps };
+  const requestHeaderFrames = Array.from({ length: Math.max(1, scenario.consumers) }, (_, i) =>
+    i === 0 ? steps[0]!.frame : frame(encodeRequest(scenarioSteps(scenario, i)[0]!.message)),
+  );
+  return { scenario, steps, requestHeaderFrames, started: 0 };
 }
 
 /** Where an exchange reports what it saw; the load loop aggregates it. */
@@ -138,10 +145,11 @@ export async function runExchange(
     return new Promise((resolve) => (waiting = resolve));
   };
 
+  const headers = plan.requestHeaderFrames[plan.started++ % plan.requestHeaderFrames.length]!;
   let protocolError: string | null = null;
   try {
-    if (plan.scenario.observability) await mirror(stream, plan);
-    else await converse(stream, plan, sink, next);
+    if (plan.scenario.observability) await mirror(stream, plan, headers);
+    else await converse(stream, plan, headers, sink, next);
   } catch (e) {
     protocolError = (e as Error).message;
     stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -164,6 +172,7 @@ export async function runExchange(
 async function converse(
   stream: http2.ClientHttp2Stream,
   plan: PreparedScenario,
+  headers: Buffer,
   sink: ExchangeSink,
   next: () => Promise<Answer | null>,
 ): Promise<void> {
@@ -175,7 +184,7 @@ async function converse(
     if (step.phase === 'response_headers' && responseHeaders === HeaderSendMode.SKIP) continue;
     if (step.phase === 'response_body' && responseBody === BodySendMode.NONE) continue;
     const sent = process.hrtime.bigint();
-    stream.write(step.frame);
+    stream.write(step === plan.steps[0] ? headers : step.frame);
     const a = await next();
     if (a === null) throw new ExchangeFailed(`stream ended before the answer to ${step.phase}`);
     const answer = decodeResponse(a.body);
@@ -196,11 +205,11 @@ async function converse(
   stream.end();
 }
 
-async function mirror(stream: http2.ClientHttp2Stream, plan: PreparedScenario): Promise<void> {
+async function mirror(stream: http2.ClientHttp2Stream, plan: PreparedScenario, headers: Buffer): Promise<void> {
   for (const step of plan.steps) {
     // The server may end the RPC early (it has all it needs): stop mirroring then, like Envoy.
     if (stream.closed || stream.destroyed) return;
-    if (!stream.write(step.frame)) await new Promise<void>((resolve) => {
+    if (!stream.write(step === plan.steps[0] ? headers : step.frame)) await new Promise<void>((resolve) => {
       stream.once('drain', resolve);
       stream.once('close', resolve);
     });

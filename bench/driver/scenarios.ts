@@ -24,9 +24,45 @@ export interface Scenario {
   requestBody: Buffer | null;
   responseHeaders: HeaderList;
   responseChunks: readonly Buffer[];
+  /**
+   * Distinct `x-consumer-id` values the exchanges cycle through (exchange i is consumer i mod N);
+   * 1 keeps the one header of `requestHeaders`. Only the request headers message differs.
+   */
+  consumers: number;
+  /** What tokenwarden runs with; the no-op server ignores it (its traffic is the same). */
+  setup: ServerSetup;
 }
 
+/**
+ * budget: one enforce budget that applies to the scenario's traffic with limits nothing reaches, so
+ * every exchange makes one ledger decision and none is refused. store: where the inventory and the
+ * budget ledger live.
+ */
+export interface ServerSetup {
+  budget: boolean;
+  store: 'memory' | 'redis';
+}
+
+const PLAIN: ServerSetup = { budget: false, store: 'memory' };
+
+/**
+ * tokenwarden's `budgets:` section for a scenario with `setup.budget`: enforce mode, selecting the
+ * OpenAI traffic, with limits no bench run reaches (a refusal would skip the upstream half of the
+ * exchange and flatter the figures). A token limit makes admission estimate the prompt, as it must.
+ */
+export const BENCH_BUDGETS_YAML = [
+  'budgets:',
+  '  - id: bench-enforce',
+  '    mode: enforce',
+  '    select: { providers: [openai] }',
+  '    limits:',
+  '      - { total_tokens: 1000000000000, per: day }',
+  '      - { requests: 1000000000, per: day }',
+].join('\n');
+
 const json = (value: unknown): string => JSON.stringify(value);
+
+const CONSUMER_HEADER = 'x-consumer-id';
 
 const post = (authority: string, path: string, body: Buffer, extra: HeaderList): HeaderList => [
   [':method', 'POST'],
@@ -36,7 +72,7 @@ const post = (authority: string, path: string, body: Buffer, extra: HeaderList):
   ['content-type', 'application/json'],
   ['content-length', String(body.length)],
   ['x-request-id', 'bench-0001'],
-  ['x-consumer-id', 'bench-consumer'],
+  [CONSUMER_HEADER, 'bench-consumer'],
   ...extra,
 ];
 
@@ -170,6 +206,20 @@ function build(): Scenario[] {
     requestBody: chatStream,
     responseHeaders: sse,
     responseChunks: openaiStreamChunks(100),
+    consumers: 1,
+    setup: PLAIN,
+  };
+  const chatScenario: Scenario = {
+    name: 'chat',
+    description: 'OpenAI chat completion, non-streaming, 2 KB prompt, one JSON response chunk',
+    observability: false,
+    headersOnly: false,
+    requestHeaders: openaiHeaders(chat),
+    requestBody: chat,
+    responseHeaders: status200('application/json'),
+    responseChunks: [openaiChatResponse()],
+    consumers: 1,
+    setup: PLAIN,
   };
   return [
     {
@@ -188,17 +238,10 @@ function build(): Scenario[] {
       requestBody: null,
       responseHeaders: status200('application/json'),
       responseChunks: [Buffer.from(json({ id: 88213, items: 3 }))],
+      consumers: 1,
+      setup: PLAIN,
     },
-    {
-      name: 'chat',
-      description: 'OpenAI chat completion, non-streaming, 2 KB prompt, one JSON response chunk',
-      observability: false,
-      headersOnly: false,
-      requestHeaders: openaiHeaders(chat),
-      requestBody: chat,
-      responseHeaders: status200('application/json'),
-      responseChunks: [openaiChatResponse()],
-    },
+    chatScenario,
     { name: 'chat-stream', description: 'OpenAI chat completion streaming: 100 SSE chunks, usage in the last', ...streamScenario },
     {
       name: 'anthropic-stream',
@@ -212,6 +255,8 @@ function build(): Scenario[] {
       requestBody: anthropic,
       responseHeaders: sse,
       responseChunks: anthropicStreamChunks(50),
+      consumers: 1,
+      setup: PLAIN,
     },
     {
       name: 'bedrock-stream',
@@ -225,6 +270,8 @@ function build(): Scenario[] {
       requestBody: bedrock,
       responseHeaders: status200('application/vnd.amazon.eventstream'),
       responseChunks: bedrockStreamChunks(50),
+      consumers: 1,
+      setup: PLAIN,
     },
     {
       name: 'prompt-1mb',
@@ -235,6 +282,8 @@ function build(): Scenario[] {
       requestBody: prompt1mb,
       responseHeaders: status200('application/json'),
       responseChunks: [openaiChatResponse()],
+      consumers: 1,
+      setup: PLAIN,
     },
     {
       name: 'observability',
@@ -242,6 +291,9 @@ function build(): Scenario[] {
       ...streamScenario,
       observability: true,
     },
+    { ...chatScenario, name: 'budget-memory', description: 'chat with an enforce budget that applies (never reached) on the memory store: one ledger decision per exchange', setup: { budget: true, store: 'memory' } },
+    { ...chatScenario, name: 'budget-redis', description: 'budget-memory with the inventory and the budget ledger on Redis: one Redis round trip per decision', setup: { budget: true, store: 'redis' } },
+    { ...chatScenario, name: 'churn-10k', description: 'chat where each exchange comes from another of 10,000 consumers (x-consumer-id): inventory churn', consumers: 10_000 },
   ];
 }
 
@@ -263,10 +315,23 @@ export interface Step {
 
 const headerMap = (list: HeaderList) => ({ headers: list.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) });
 
-/** The messages Envoy sends for the scenario, in order (the first carries observability_mode). */
-export function scenarioSteps(s: Scenario): Step[] {
+/** The request headers of the scenario's exchange number `exchange` (its consumer set). */
+export function exchangeRequestHeaders(s: Scenario, exchange: number): HeaderList {
+  if (s.consumers <= 1) return s.requestHeaders;
+  const consumer = `bench-consumer-${exchange % s.consumers}`;
+  return s.requestHeaders.map(([name, value]) => [name, name === CONSUMER_HEADER ? consumer : value] as const);
+}
+
+/**
+ * The messages Envoy sends for the scenario's exchange number `exchange`, in order (the first
+ * carries observability_mode). Exchanges differ only in their consumer (see `Scenario.consumers`).
+ */
+export function scenarioSteps(s: Scenario, exchange = 0): Step[] {
   const steps: Step[] = [
-    { phase: 'request_headers', message: { request_headers: { headers: headerMap(s.requestHeaders), end_of_stream: s.requestBody === null } } },
+    {
+      phase: 'request_headers',
+      message: { request_headers: { headers: headerMap(exchangeRequestHeaders(s, exchange)), end_of_stream: s.requestBody === null } },
+    },
   ];
   if (s.observability) steps[0]!.message.observability_mode = true;
   if (s.headersOnly) return steps;
