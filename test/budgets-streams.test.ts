@@ -1,10 +1,11 @@
 /**
- * stop_streams: a streamed response that runs past what its enforce budget can still afford is
- * stopped (Envoy resets the client's stream); its output so far is counted as estimated usage.
+ * Budgets and responses: stop_streams (a streamed response that runs past what its enforce budget
+ * can still afford is stopped, its output so far counted as estimated usage), the per-model output
+ * reservation, and observability mode leaving budget counters alone.
  */
 import { describe, expect, it } from 'vitest';
 import { EnvoyEmulator } from './emulator/envoy.js';
-import { SIDECAR } from './support/envoy-modes.js';
+import { OBSERVABILITY, SIDECAR } from './support/envoy-modes.js';
 import { startTestServer } from './support/server.js';
 import type { Budget } from '../src/governance/types.js';
 
@@ -95,6 +96,31 @@ describe('output reservation without max_tokens', () => {
     await envoy.close();
     // Admitted with 60 output tokens held: 40 of 100 left at the decision.
     expect(r.downstream.headers?.get('x-tokenwarden-remaining-output-tokens')).toBe('40');
+    await srv.stop();
+  });
+});
+
+describe('budgets and observability mode', () => {
+  it('a discovery gateway never touches budget counters (traffic seen by both is not counted twice)', async () => {
+    const srv = await startTestServer((c) => {
+      c.admin.address = '127.0.0.1:0';
+      c.budgets = [{ ...budget(false), limits: [{ metric: 'requests', max: 1, window: { kind: 'day', timezone: 'UTC', weekStart: 1 } }] }];
+    });
+    const envoy = new EnvoyEmulator(srv.address, OBSERVABILITY);
+    const answer = JSON.stringify({ model: 'gpt-4o-mini', choices: [], usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } });
+    for (let i = 0; i < 3; i++) {
+      const r = await envoy.exchange({
+        request: request({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+        upstream: { headers: [[':status', '200'], ['content-type', 'application/json']], body_chunks: [Buffer.from(answer)] },
+      });
+      expect(r.downstream.status).toBe(200);
+    }
+    await envoy.close();
+    await srv.waitForRecords(3);
+    const res = await fetch(`http://${srv.adminAddress}/api/v1/budgets/output-cap`);
+    const body = (await res.json()) as { limits: { used: number; reserved: number }[] };
+    expect(res.status).toBe(200);
+    expect(body.limits[0]).toMatchObject({ used: 0, reserved: 0 });
     await srv.stop();
   });
 });
