@@ -15,6 +15,7 @@ import { headers, rawClient } from './support/raw-client.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { freePort, startSidecar, type Sidecar } from './support/sidecar-process.js';
+import { eventually } from './support/wait.js';
 
 let sequence = 0;
 
@@ -90,18 +91,6 @@ async function limitState(srv: TestServer, id: string): Promise<{ max: number; u
   return ((await res.json()) as { limits: { max: number; used: number; reserved: number }[] }).limits[0]!;
 }
 
-async function eventually(check: () => Promise<void>, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
 
 async function storeErrors(srv: TestServer): Promise<Record<string, number>> {
   const metric = await srv.server.metrics.budgetStoreErrors.get();

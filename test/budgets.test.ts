@@ -12,6 +12,7 @@ import { SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures, type Fixture } from './support/fixtures.js';
 import { headers, rawClient } from './support/raw-client.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { eventually } from './support/wait.js';
 
 const fixtures = loadFixtures();
 const fixture = (name: string): Fixture => fixtures.find((f) => f.name === name)!;
@@ -131,19 +132,6 @@ async function budgetView(srv: TestServer, id: string): Promise<{ id: string; so
   return body;
 }
 
-/** Retries the assertions until they pass (settlement runs after the last answer to Envoy). */
-async function eventually(check: () => Promise<void>, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-}
 
 async function decisions(srv: TestServer, budget: string): Promise<Record<string, number>> {
   const metric = await srv.server.metrics.budgetDecisions.get();
