@@ -1,11 +1,14 @@
 /**
  * The short benchmark (`npm run bench`, under 2 minutes on 2 cores): for each scenario, the load
- * driver (its own process) runs against the no-op ext_proc server and against tokenwarden (admin off;
+ * driver (its own process) runs against the no-op ext_proc server and against tokenwarden (admin API on loopback for its /metrics;
  * memory store, or a redis-server started for the scenarios that ask for it, and the bench budget
  * for the budget scenarios), one after the other on the same machine, and a table puts them side by
- * side. Reports in ghz's JSON format go to .bench-out/SCENARIO.{noop,tokenwarden}.json.
+ * side. Then, for the scenarios with latency targets, both servers run again in an open loop at half
+ * the no-op's maximum rate, where queueing no longer hides the work: the p99 of each phase over the
+ * no-op's is the latency tokenwarden adds. Reports in ghz's JSON format go to
+ * .bench-out/SCENARIO.{noop,tokenwarden}[.open].json.
  *
- *   npx tsx bench/run.ts [--duration 4s] [--concurrency 16] [--scenario chat,chat-stream] [--out-dir .bench-out]
+ *   npx tsx bench/run.ts [--duration 3s] [--concurrency 16] [--scenario chat,chat-stream] [--out-dir .bench-out]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDuration } from './driver/args.js';
 import type { BenchReport } from './driver/report.js';
-import { BENCH_BUDGETS_YAML, findScenario, SCENARIOS, type Scenario, type ServerSetup } from './driver/scenarios.js';
+import { quantileBound, scrapePhaseBuckets, type PhaseBuckets } from './server-phases.js';
+import { BENCH_BUDGETS_YAML, findScenario, PHASES, SCENARIOS, type Phase, type Scenario, type ServerSetup } from './driver/scenarios.js';
 import { startRedis, type RedisServer } from '../test/support/redis-server.js';
 import { freePort } from '../test/support/sidecar-process.js';
 
@@ -26,6 +30,8 @@ interface Server {
   name: 'noop' | 'tokenwarden';
   child: ChildProcess;
   address: string;
+  /** tokenwarden's admin API (its /metrics), on loopback. */
+  admin: string | null;
   exited: Promise<void>;
 }
 
@@ -39,17 +45,17 @@ function startServer(name: Server['name'], args: string[]): Promise<Server> {
   return new Promise((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       stdout += c;
-      const m = / ready grpc=(\S+)/.exec(stdout);
-      if (m) resolve({ name, child, address: m[1]!, exited });
+      const m = / ready grpc=(\S+)(?: admin=(\S+))?/.exec(stdout);
+      if (m) resolve({ name, child, address: m[1]!, admin: m[2] && m[2] !== 'disabled' ? m[2] : null, exited });
     });
     child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready:\n${stderr}`)));
   });
 }
 
-function tokenwardenArgs(port: number, configFile: string): string[] {
+function tokenwardenArgs(port: number, adminPort: number, configFile: string): string[] {
   // The built CLI when present (what users deploy), else the sources through tsx.
   const entry = existsSync(path.join(ROOT, 'dist/cli.js')) ? ['dist/cli.js'] : [...TSX, 'src/cli.ts'];
-  return [...entry, 'serve', '--config', configFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', '', '--log-level', 'warn', '--no-watch'];
+  return [...entry, 'serve', '--config', configFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--no-watch'];
 }
 
 /** A tokenwarden process for one ServerSetup, with the redis-server it uses when the setup asks. */
@@ -68,7 +74,7 @@ async function startTokenwarden(setup: ServerSetup, configDir: string): Promise<
     const file = path.join(configDir, `${key}.yaml`);
     const store = redis ? `{ type: redis, redis: { url: "${redis.url}" } }` : '{ type: memory }';
     writeFileSync(file, [`store: ${store}`, ...(setup.budget ? [BENCH_BUDGETS_YAML] : [])].join('\n') + '\n');
-    return { key, server: await startServer('tokenwarden', tokenwardenArgs(await freePort(), file)), redis };
+    return { key, server: await startServer('tokenwarden', tokenwardenArgs(await freePort(), await freePort(), file)), redis };
   } catch (e) {
     await redis?.close();
     throw e;
@@ -105,6 +111,21 @@ function chunkP99Delta(s: Scenario, n: BenchReport, t: BenchReport): number | nu
   return nb && tb ? tb.p99 - nb.p99 : null;
 }
 
+/**
+ * Scenarios re-run in an open loop at half the no-op's maximum: the targets on added latency are
+ * per phase at 50% load (chat), per stream chunk (chat-stream) and per budget decision (budget-redis).
+ */
+const OPEN_LOOP_SCENARIOS = new Set(['chat', 'chat-stream', 'budget-redis']);
+/** Exchanges an open loop may have in flight before new ones wait (they still count from their schedule). */
+const OPEN_LOOP_MAX_IN_FLIGHT = '256';
+
+/** tokenwarden's p99 round trip of `phase` minus the no-op's, ns; null when either lacks the phase. */
+function phaseP99Delta(phase: Phase, n: BenchReport, t: BenchReport): number | null {
+  const a = n.phases[phase];
+  const b = t.phases[phase];
+  return a && b ? b.p99 - a.p99 : null;
+}
+
 function row(cells: readonly string[], widths: readonly number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 }
@@ -112,7 +133,7 @@ function row(cells: readonly string[], widths: readonly number[]): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      duration: { type: 'string', default: '4s' },
+      duration: { type: 'string', default: '3s' },
       concurrency: { type: 'string', default: '16' },
       scenario: { type: 'string' },
       'out-dir': { type: 'string', default: '.bench-out' },
@@ -138,15 +159,17 @@ async function main(): Promise<void> {
   });
   try {
     noop = await startServer('noop', [...TSX, 'bench/noop-server.ts', '0']);
-    const widths = [17, 8, 8, 8, 8, 8, 8, 7, 9, 7];
+    const widths = [17, 8, 8, 8, 8, 8, 8, 7, 9, 8, 8, 7];
     const lines = [
-      row(['scenario', 'noop/s', 'p50 ms', 'p99 ms', 'tw/s', 'p50 ms', 'p99 ms', 'ratio', 'chunk µs', 'errors'], widths),
+      row(['scenario', 'noop/s', 'p50 ms', 'p99 ms', 'tw/s', 'p50 ms', 'p99 ms', 'ratio', 'chunk µs', 'srv req', 'srv resp', 'errors'], widths),
     ];
     process.stdout.write(`${lines[0]}\n`);
     const summary: Record<string, unknown>[] = [];
+    const openLoop: { scenario: Scenario; rps: number }[] = [];
     for (const name of names) {
       const scenario = findScenario(name);
       const reports: Partial<Record<Server['name'], BenchReport>> = {};
+      let serverPhases: [PhaseBuckets, PhaseBuckets] | null = null;
       try {
         // One tokenwarden per setup, replaced (with its redis-server) when the next scenario needs another.
         if (tw?.key !== setupKey(scenario.setup)) {
@@ -156,8 +179,10 @@ async function main(): Promise<void> {
         }
         for (const server of [noop, tw.server]) {
           const out = path.join(outDir, `${name}.${server.name}.json`);
+          const before = server.admin ? await scrapePhaseBuckets(server.admin) : null;
           await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--warmup', '100', '--out', out]);
           reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
+          if (before && server.admin) serverPhases = [before, await scrapePhaseBuckets(server.admin)];
         }
       } catch (e) {
         process.stdout.write(`${name.padEnd(widths[0]!)}  failed: ${(e as Error).message}\n`);
@@ -168,15 +193,58 @@ async function main(): Promise<void> {
       const errors = Object.values(n.errorDistribution).concat(Object.values(t.errorDistribution)).reduce((a, b) => a + b, 0);
       const ratio = n.rps > 0 ? t.rps / n.rps : 0;
       const chunk = chunkP99Delta(scenario, n, t);
-      const line = row([name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), chunk === null ? '-' : (chunk / 1e3).toFixed(0), String(errors)], widths);
+      const srv = (phase: Phase): number | null => (serverPhases ? quantileBound(serverPhases[0], serverPhases[1], phase, 0.99) : null);
+      const srvReq = srv('request_body');
+      const srvResp = srv('response_body');
+      const bound = (sec: number | null): string => (sec === null ? '-' : sec === Infinity ? '>250000' : `≤${Math.round(sec * 1e6)}`);
+      const line = row([name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), chunk === null ? '-' : (chunk / 1e3).toFixed(0), bound(srvReq), bound(srvResp), String(errors)], widths);
       lines.push(line);
       process.stdout.write(`${line}\n`);
-      summary.push({ scenario: name, noop: { rps: n.rps, p50: p(n, 50), p99: p(n, 99), driverCores: n.driver.coresUsed }, tokenwarden: { rps: t.rps, p50: p(t, 50), p99: p(t, 99), driverCores: t.driver.coresUsed }, ratio, chunkP99DeltaNs: chunk, errors });
+      summary.push({ scenario: name, noop: { rps: n.rps, p50: p(n, 50), p99: p(n, 99), driverCores: n.driver.coresUsed }, tokenwarden: { rps: t.rps, p50: p(t, 50), p99: p(t, 99), driverCores: t.driver.coresUsed }, ratio, chunkP99DeltaNs: chunk, serverP99UpperBoundSeconds: { request_body: srvReq, response_body: srvResp }, errors });
+      if (OPEN_LOOP_SCENARIOS.has(name) && n.rps > 0) openLoop.push({ scenario, rps: Math.max(1, Math.round(n.rps / 2)) });
     }
-    writeFileSync(path.join(outDir, 'summary.json'), `${JSON.stringify({ date: new Date().toISOString(), duration: values.duration, concurrency: Number(values.concurrency), scenarios: summary }, null, 2)}\n`);
+    const open: Record<string, unknown>[] = [];
+    if (openLoop.length > 0) {
+      const ow = [17, 7, 10, 10, 10, 10, 9, 9, 7];
+      const head = row(['at 50% load', 'rps', 'req hdr', 'req body', 'resp hdr', 'resp body', 'noop p99', 'tw p99', 'errors'], ow);
+      lines.push('', head);
+      process.stdout.write(`\n${head}\n`);
+      for (const { scenario, rps } of openLoop) {
+        const reports: Partial<Record<Server['name'], BenchReport>> = {};
+        try {
+          if (tw?.key !== setupKey(scenario.setup)) {
+            if (tw) await stopTokenwarden(tw);
+            tw = null;
+            tw = await startTokenwarden(scenario.setup, configDir);
+          }
+          for (const server of [noop, tw.server]) {
+            const out = path.join(outDir, `${scenario.name}.${server.name}.open.json`);
+            await runDriver(['--target', server.address, '--scenario', scenario.name, '--duration', values.duration, '--rps', String(rps), '--concurrency', OPEN_LOOP_MAX_IN_FLIGHT, '--warmup', '100', '--out', out]);
+            reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
+          }
+        } catch (e) {
+          process.stdout.write(`${scenario.name.padEnd(ow[0]!)}  failed: ${(e as Error).message}\n`);
+          continue;
+        }
+        const n = reports.noop!;
+        const t = reports.tokenwarden!;
+        const deltas = PHASES.map((ph) => phaseP99Delta(ph, n, t));
+        const errors = Object.values(n.errorDistribution).concat(Object.values(t.errorDistribution)).reduce((a, b) => a + b, 0);
+        const us = (d: number | null): string => (d === null ? '-' : `${(d / 1e3).toFixed(0)}`);
+        const line = row([scenario.name, String(rps), ...deltas.map(us), ms(p(n, 99)), ms(p(t, 99)), String(errors)], ow);
+        lines.push(line);
+        process.stdout.write(`${line}\n`);
+        open.push({ scenario: scenario.name, rps, phaseP99DeltaNs: Object.fromEntries(PHASES.map((ph, i) => [ph, deltas[i]])), noopP99: p(n, 99), tokenwardenP99: p(t, 99), errors });
+      }
+    }
+    writeFileSync(path.join(outDir, 'summary.json'), `${JSON.stringify({ date: new Date().toISOString(), duration: values.duration, concurrency: Number(values.concurrency), scenarios: summary, openLoop: open }, null, 2)}\n`);
     process.stdout.write(
       `\nratio = tokenwarden rps / no-op rps (closed loop, concurrency ${values.concurrency}); ` +
-        `chunk µs = tokenwarden p99 per response body chunk - no-op's (streaming scenarios); reports in ${path.relative(ROOT, outDir) || '.'}/\n`,
+        `chunk µs = tokenwarden p99 per response body chunk - no-op's (streaming scenarios).\n` +
+        `srv req / srv resp = tokenwarden's own p99 from receiving a request_body / response_body message to writing its answer ` +
+        `(its phase histogram: the bucket's upper bound, µs), i.e. the budget decision and the per-chunk work without the loopback trip.\n` +
+        `at 50% load: open loop at half the no-op's max rate; each phase = tokenwarden's p99 round trip minus the no-op's, µs ` +
+        `(resp body: per chunk); p99 ms = whole exchange. Reports in ${path.relative(ROOT, outDir) || '.'}/\n`,
     );
   } finally {
     noop?.child.kill('SIGTERM');

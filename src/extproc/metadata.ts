@@ -16,16 +16,8 @@ function wrap(cfg: MetadataConfig, fields: Fields, aiGateway?: Fields): WireStru
   const ns: Fields = {};
   ns[cfg.namespace] = fields as MetadataValue;
   if (cfg.ai_gateway_compat && aiGateway) ns[AI_GATEWAY_NAMESPACE] = aiGateway as MetadataValue;
-  return toStruct(dropUndefined(ns));
-}
-
-function dropUndefined(f: Fields): { [k: string]: MetadataValue } {
-  const out: { [k: string]: MetadataValue } = {};
-  for (const [k, v] of Object.entries(f)) {
-    if (v === undefined) continue;
-    out[k] = v !== null && typeof v === 'object' && !Array.isArray(v) ? dropUndefined(v as Fields) : v;
-  }
-  return out;
+  // toStruct leaves out undefined values at every depth: unknown keys are simply absent.
+  return toStruct(ns);
 }
 
 /** Keys known once the request is complete: lets routing/rate-limit filters see the model early. */

@@ -168,8 +168,12 @@ export function encodeRequest(msg: WireProcessingRequest): Buffer {
 export function decodeResponse(buf: Buffer): WireProcessingResponse {
   return ProcessingResponse.decode(buf) as unknown as WireProcessingResponse;
 }
+/**
+ * The answers are built in protobufjs' own plain shape (field names, numbers, Buffers), so they are
+ * encoded as they are: no fromObject copy on the hot path.
+ */
 export function encodeResponse(msg: WireProcessingResponse): Buffer {
-  return Buffer.from(ProcessingResponse.encode(ProcessingResponse.fromObject(msg)).finish());
+  return Buffer.from(ProcessingResponse.encode(msg).finish());
 }
 
 /** The kind of a decoded ProcessingRequest (its oneof), or undefined when empty. */
