@@ -20,6 +20,7 @@ import { effectiveDefinitions } from './store/registry-merge.js';
 import { PolicySet } from './governance/policy-set.js';
 import { Admitter } from './governance/admission.js';
 import type { Budget, BudgetTemplate } from './governance/types.js';
+import { Catalog, EMPTY_DEFINITIONS } from './catalog/catalog.js';
 import { BudgetGovernor } from './extproc/governor.js';
 import { compileGlob } from './glob.js';
 import { Recorder } from './store/recorder.js';
@@ -138,6 +139,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       log.warn('budget ledger call failed', { op: e.op, decision, ...errorFields(e.error) });
     },
   });
+  // The catalog in force (owners, consumers, resources, sanction policies).
+  let catalog: Catalog = new Catalog(EMPTY_DEFINITIONS);
   const governor = new BudgetGovernor({
     policies: () => policies,
     admitter,

@@ -14,6 +14,7 @@ import { withDeadline } from './deadline.js';
 import { ApiError, jsonReply, type Reply } from './reply.js';
 import { budgetRoutes, type BudgetsApiDeps } from './budgets-api.js';
 import { dispatchJsonRoute, hasBody, type JsonRoute } from './json-routes.js';
+import { ConsoleFiles } from './console.js';
 
 export interface AdminOptions {
   address: string;
@@ -49,6 +50,7 @@ export class AdminServer {
   private readonly server: http.Server;
   private readonly routes: Map<string, Route>;
   private readonly jsonRoutes: JsonRoute[];
+  private readonly console = new ConsoleFiles();
 
   constructor(private readonly opts: AdminOptions) {
     const api = apiRoutes({
@@ -101,6 +103,10 @@ export class AdminServer {
       throw new ApiError(401, 'unauthorized', presented ? 'invalid bearer token' : 'a bearer token is required', null, {
         'www-authenticate': presented ? 'Bearer realm="tokenwarden", error="invalid_token"' : 'Bearer realm="tokenwarden"',
       });
+    }
+    if (!route && (req.method === 'GET' || req.method === 'HEAD') && !path.startsWith('/api/')) {
+      const page = this.console.serve(path);
+      if (page) return page;
     }
     if (!route) {
       const reply = await dispatchJsonRoute(this.jsonRoutes, req, path, new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
