@@ -260,7 +260,7 @@ interface Reloading {
 }
 
 /**
- * Hot reload of budgets and templates from the configuration file: `reload` (used for SIGHUP) and,
+ * Hot reload of budgets, templates and the catalog from the configuration file: `reload` (used for SIGHUP) and,
  * with `watch`, whenever the file changes.
  */
 async function startReloading(options: {
@@ -281,7 +281,11 @@ async function startReloading(options: {
     file: configFile,
     initial: options.config,
     load: options.load,
-    apply: (budgets, templates) => server.reloadBudgets(budgets, templates),
+    apply: (budgets, templates, catalog) => {
+      // Budgets first: they can refuse (duplicate ids), and then nothing is applied.
+      server.reloadBudgets(budgets, templates);
+      server.reloadCatalog(catalog);
+    },
     log,
     done: reloadMetrics(server),
   });

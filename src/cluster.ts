@@ -18,7 +18,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { request, createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
-import { bearerMatches } from './admin/auth.js';
+import { adminTokens, authenticate, type NamedToken } from './admin/auth.js';
 import { parseAddress } from './config/schema.js';
 import type { TokenwardenConfig } from './config/types.js';
 import type { Logger } from './log.js';
@@ -198,7 +198,7 @@ export async function runPrimary(opts: { workers: number; config: TokenwardenCon
   let frontAddress: string | null = null;
   if (privateAdmin !== '') {
     try {
-      front = adminFront(config.admin.token, privateAdmin, log);
+      front = adminFront(adminTokens(config.admin.token, config.admin.tokens), privateAdmin, log);
       frontAddress = await listen(front, config.admin.address);
     } catch (error) {
       process.stderr.write(`tokenwarden: cannot listen on ${config.admin.address}: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -236,7 +236,7 @@ async function listen(server: Server, address: string): Promise<string> {
 }
 
 /** The primary's admin server: aggregated /metrics here, everything else from a worker. */
-function adminFront(token: string, workerAdmin: string, log: Logger): Server {
+function adminFront(tokens: readonly NamedToken[], workerAdmin: string, log: Logger): Server {
   const aggregator = new AggregatorRegistry();
   const target = parseAddress(workerAdmin, false);
   if (typeof target === 'string' || target.kind !== 'tcp') throw new Error(`invalid worker admin address ${workerAdmin}`);
@@ -246,7 +246,8 @@ function adminFront(token: string, workerAdmin: string, log: Logger): Server {
       proxy(req, res, target.host, target.port);
       return;
     }
-    if (token !== '' && !bearerMatches(req.headers.authorization, token)) {
+    // Any configured token (viewer or admin) may read metrics, as on a worker's own admin server.
+    if (tokens.length > 0 && authenticate(req.headers.authorization, tokens) === null) {
       const presented = req.headers.authorization !== undefined;
       res.writeHead(401, {
         'content-type': 'application/json',

@@ -108,8 +108,11 @@ export interface ExchangeRecord {
   /** The client's stream got stream_options.include_usage added by tokenwarden. */
   usageInjected: boolean;
   /**
-   * Enforce-mode budgets that refused the request (answered 429 by tokenwarden, nothing went
-   * upstream) or, with stop_streams, stopped its streamed response.
+   * What refused the request (tokenwarden answered it, nothing went upstream): enforce-mode budget
+   * ids (429), or `policy:<id>` for an enforce sanction policy (403). Budgets with stop_streams that
+   * stopped the streamed response are listed too.
    */
   blockedBy: string[];
+  /** The model is not sanctioned for this consumer under a monitor or enforce policy (flagged or blocked). */
+  unsanctioned: boolean;
 }

@@ -14,13 +14,16 @@ import { TokenCounter } from './metering/tokens.js';
 import { PriceBook, type PriceRates } from './metering/prices.js';
 import { Metrics } from './admin/metrics.js';
 import { AdminServer } from './admin/http.js';
-import { createBudgetRegistry, createLedger, createStore } from './store/create.js';
+import { priceBookListPrices, showbackRoutes } from './admin/showback-api.js';
+import { createBudgetRegistry, createCatalogRegistry, createLedger, createStore } from './store/create.js';
 import { LazyConnection } from './store/redis-client.js';
 import { effectiveDefinitions } from './store/registry-merge.js';
 import { PolicySet } from './governance/policy-set.js';
 import { Admitter } from './governance/admission.js';
 import type { Budget, BudgetTemplate } from './governance/types.js';
-import { Catalog, EMPTY_DEFINITIONS } from './catalog/catalog.js';
+import { Catalog, EMPTY_DEFINITIONS, effectiveCatalog, type CatalogDefinitions } from './catalog/catalog.js';
+import type { CatalogView, ResourcePrice } from './catalog/types.js';
+import { configCatalog } from './config/watch.js';
 import { BudgetGovernor } from './extproc/governor.js';
 import { compileGlob } from './glob.js';
 import { Recorder } from './store/recorder.js';
@@ -66,6 +69,18 @@ export interface TokenwardenServer {
   reloadBudgets(budgets: Budget[], templates: BudgetTemplate[]): void;
   /** Re-reads budgets created through the admin API now (it also happens every registry_poll_ms). */
   refreshBudgets(): Promise<void>;
+  /** The catalog in force: config merged with the admin API's definitions (config wins on the same id). */
+  readonly catalog: CatalogView;
+  /** Replaces the catalog definitions from configuration (hot reload). */
+  reloadCatalog(definitions: CatalogDefinitions): void;
+  /** Re-reads the catalog defined through the admin API now (it also happens every registry_poll_ms). */
+  refreshCatalog(): Promise<void>;
+}
+
+/** A resource's price override as PriceBook rates; absent classes stay undefined and keep the bundled price. */
+function resourceRates(price: ResourcePrice | undefined): PriceRates | null {
+  if (price === undefined) return null;
+  return { input: price.input_mtok, cached_input: price.cached_input_mtok, cache_write: price.cache_write_mtok, output: price.output_mtok } as PriceRates;
 }
 
 export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
@@ -98,7 +113,12 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     },
   );
   const tokens = new TokenCounter({ maxExactBytes: config.metering.max_exact_tokenize_bytes });
-  const prices = new PriceBook(config.metering.price_overrides, hooks.priceLookup ? { lookup: hooks.priceLookup } : {});
+  // Prices: config overrides, then the embedder's lookup, then catalog resources' price overrides
+  // (read from the catalog in force at each exchange), then the bundled catalog.
+  const customLookup = hooks.priceLookup;
+  const prices = new PriceBook(config.metering.price_overrides, {
+    lookup: (provider, model) => customLookup?.(provider, model) ?? resourceRates(catalog.resource(provider, model)?.price),
+  });
 
   // Budgets: config (hot-reloadable) merged with the API-defined ones in the registry; config wins.
   const ledger = createLedger(config.store, redis?.client);
@@ -139,12 +159,36 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       log.warn('budget ledger call failed', { op: e.op, decision, ...errorFields(e.error) });
     },
   });
-  // The catalog in force (owners, consumers, resources, sanction policies).
-  let catalog: Catalog = new Catalog(EMPTY_DEFINITIONS);
+  // The catalog in force (owners, consumers, resources, sanction policies): config (hot-reloadable)
+  // merged with the API-defined ones in the registry, config winning; rebuilt when either changes.
+  const catalogRegistry = createCatalogRegistry(config.store, redis?.client);
+  let catalogConfig: CatalogDefinitions = configCatalog(config);
+  let catalogApi: CatalogDefinitions = EMPTY_DEFINITIONS;
+  let catalogRegistryVersion = -1;
+  // The view's version: bumped on every rebuild, whatever caused it.
+  let catalogBuilds = 0;
+  const buildCatalog = (): Catalog => new Catalog(effectiveCatalog(catalogConfig, catalogApi).definitions, ++catalogBuilds);
+  let catalog: Catalog = buildCatalog();
+  const refreshCatalog = async (): Promise<void> => {
+    const version = await catalogRegistry.version();
+    if (version === catalogRegistryVersion) return;
+    const { version: snapshotVersion, ...definitions } = await catalogRegistry.snapshot();
+    catalogApi = definitions;
+    catalog = buildCatalog();
+    catalogRegistryVersion = snapshotVersion;
+  };
+  const refreshRegistries = (): Promise<void> =>
+    Promise.all([
+      refreshBudgets().catch((err: unknown) => log.warn('cannot refresh API-defined budgets', errorFields(err))),
+      refreshCatalog().catch((err: unknown) => log.warn('cannot refresh the API-defined catalog', errorFields(err))),
+    ]).then(() => {});
   const governor = new BudgetGovernor({
     policies: () => policies,
     admitter,
+    catalog: () => catalog,
     decided: (budget, decision) => metrics.budgetDecisions.inc({ budget, decision }),
+    unsanctioned: (e) =>
+      metrics.unsanctionedRequests.inc({ gen_ai_provider_name: e.provider, gen_ai_request_model: e.model, policy: e.policy, decision: e.decision }),
   });
   const configured = createConsumerResolver(config.consumer);
   const custom = hooks.resolveConsumer;
@@ -213,8 +257,19 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
         ready: () => serving,
         store,
         token: config.admin.token,
+        tokens: config.admin.tokens,
         logger: log,
         budgets: { policies: () => policies, registry, ledger },
+        catalog: { registry: catalogRegistry, config: () => catalogConfig, changed: refreshCatalog, view: () => catalog },
+        extraRoutes: showbackRoutes({
+          store,
+          catalog: () => catalog,
+          prices: priceBookListPrices(prices),
+          budgets: (subject) => policies.applicable(subject).map((b) => b.id),
+          storeTimeoutMs: 5_000,
+          now: Date.now,
+          logger: log,
+        }),
       })
     : null;
 
@@ -233,6 +288,21 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       log.debug('budgets replaced', { budgets: budgets.length, templates: templates.length });
     },
     refreshBudgets,
+    get catalog() {
+      return catalog;
+    },
+    reloadCatalog(definitions) {
+      catalogConfig = definitions;
+      catalog = buildCatalog();
+      log.debug('catalog replaced', {
+        owners: definitions.owners.length,
+        consumers: definitions.consumers.length,
+        consumer_rules: definitions.consumerRules.length,
+        resources: definitions.resources.length,
+        policies: definitions.policies.length,
+      });
+    },
+    refreshCatalog,
     async start() {
       const grpcAddress = await grpcServer.start();
       let adminAddress: string | null = null;
@@ -243,10 +313,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
         throw err;
       }
       recorder.start();
-      await refreshBudgets().catch((err: unknown) => log.warn('cannot read API-defined budgets yet; retrying', errorFields(err)));
-      registryTimer = setInterval(() => {
-        refreshBudgets().catch((err: unknown) => log.warn('cannot refresh API-defined budgets', errorFields(err)));
-      }, config.governance.registry_poll_ms);
+      await refreshRegistries();
+      registryTimer = setInterval(() => void refreshRegistries(), config.governance.registry_poll_ms);
       registryTimer.unref();
       serving = true;
       // Load the tokenizer in the background so the first estimate does not pay for it.
@@ -266,6 +334,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       await store.close();
       await ledger.close();
       await registry.close();
+      await catalogRegistry.close();
       await redis?.close();
       await tokens.close();
       log.info('tokenwarden stopped');

@@ -214,7 +214,7 @@ describe('valid configuration files', () => {
         shutdown_grace_ms: 1500,
         skip_non_llm: false,
       },
-      admin: { address: '[::1]:9901', token: 'admin-token' },
+      admin: { address: '[::1]:9901', token: 'admin-token', tokens: [] },
       metadata: { namespace: 'com.example.tokenwarden', ai_gateway_compat: true, model_header: 'x-requested-model' },
       discovery: {
         self_hosted: [
@@ -289,6 +289,11 @@ describe('valid configuration files', () => {
           source: 'config',
         },
       ],
+      owners: [],
+      consumers: [],
+      consumer_rules: [],
+      resources: [],
+      policies: [],
       logging: { level: 'warn' },
     });
   });

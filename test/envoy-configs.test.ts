@@ -155,6 +155,7 @@ function emittedMetadataKeys(): string[] {
     completion: 'complete',
     usageInjected: false,
     blockedBy: [],
+    unsanctioned: false,
   };
   const metadata = fromStruct(exchangeMetadata(record, DEFAULTS.metadata));
   const ns = metadata[DEFAULTS.metadata.namespace];

@@ -32,6 +32,7 @@ function rec(over: Partial<ExchangeRecord> = {}): ExchangeRecord {
     completion: 'complete',
     usageInjected: false,
     blockedBy: [],
+    unsanctioned: false,
     ...over,
   };
 }

@@ -96,6 +96,7 @@ function record(i: number, over: Partial<ExchangeRecord> = {}): ExchangeRecord {
     completion: 'complete',
     usageInjected: false,
     blockedBy: [],
+    unsanctioned: false,
     ...over,
   };
 }

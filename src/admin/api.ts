@@ -2,7 +2,10 @@
  * The /api/v1 handlers: parse the query (pure, query.ts), ask the store under a deadline, shape the
  * answer (views.ts, csv.ts). Any store failure or timeout is a 503, never a crash or a hang.
  */
-import type { InventoryRecord, InventoryStore, Page } from '../store/types.js';
+import type { ConsumerSummary, InventoryRecord, InventoryStore, Page } from '../store/types.js';
+import type { CatalogView, ResolvedConsumer } from '../catalog/types.js';
+import { allConsumers } from './catalog-inventory.js';
+import { takeConsumerFilter, type ConsumerFilter } from './catalog-query.js';
 import type { Logger } from '../log.js';
 import { errorFields } from '../log.js';
 import { withDeadline } from './deadline.js';
@@ -18,6 +21,8 @@ export interface ApiDeps {
   storeTimeoutMs: number;
   now(): number;
   logger?: Logger;
+  /** The catalog in force: each consumer's resolution (owner, status, labels) and its filters. */
+  catalog?(): CatalogView;
 }
 
 export type Handler = (params: URLSearchParams) => Promise<Reply>;
@@ -36,9 +41,14 @@ export function apiRoutes(deps: ApiDeps): Map<string, Handler> {
     [
       '/api/v1/consumers',
       async (params) => {
-        const q = parsePage(params);
-        const page = await call('consumers', () => deps.store.consumers(q));
-        return jsonReply(200, pageJson(page, q, consumerJson));
+        const { filter, rest } = takeConsumerFilter(params);
+        const q = parsePage(rest);
+        const view = deps.catalog?.();
+        const json = (c: ConsumerSummary) => (view ? { ...consumerJson(c), resolution: view.consumer(c.consumer) } : consumerJson(c));
+        if (filter === null) return jsonReply(200, pageJson(await call('consumers', () => deps.store.consumers(q)), q, json));
+        // Filters apply to the resolution, which the store does not know: filter every consumer here.
+        const matching = (await allConsumers(deps.store, call)).filter((c) => matches(c.consumer, view?.consumer(c.consumer), filter));
+        return jsonReply(200, pageJson({ items: matching.slice(q.offset, q.offset + q.limit), total: matching.length }, q, json));
       },
     ],
     [
@@ -84,6 +94,14 @@ async function callStore<T>(deps: ApiDeps, what: string, run: () => Promise<T>):
     deps.logger?.warn('inventory store call failed', { call: what, ...errorFields(err) });
     throw new ApiError(503, 'store_unavailable', 'the inventory store did not answer; try again later');
   }
+}
+
+function matches(id: string, resolved: ResolvedConsumer | undefined, f: ConsumerFilter): boolean {
+  const status = resolved?.status ?? 'discovered';
+  if (f.status !== undefined && status !== f.status) return false;
+  if (f.owner !== undefined && (resolved?.owner ?? null) !== f.owner) return false;
+  if (f.q !== undefined && !id.toLowerCase().includes(f.q) && !(resolved?.displayName ?? '').toLowerCase().includes(f.q)) return false;
+  return true;
 }
 
 function csvReply(filename: string, body: string | AsyncIterable<string>): Reply {

@@ -11,6 +11,7 @@
  *   GET    /api/v1/would-block             would-block counts by budget and consumer over a time range
  *
  * Config definitions are read-only here (409): the config file wins over the API for the same id.
+ * Every write is recorded in the audit log (when one is given), by the request's token name.
  * API definitions are read from the store on every request, so a change is visible at once here;
  * admission sees it when the sidecar next polls the registry's version.
  */
@@ -21,6 +22,8 @@ import type { Budget, BudgetTemplate } from '../governance/types.js';
 import type { BudgetLedger, ItemState } from '../governance/ledger.js';
 import { effectiveDefinitions, type EffectiveDefinitions } from '../store/registry-merge.js';
 import type { BudgetRegistry, DefinitionCollection } from '../store/registry-types.js';
+import type { AuditLog } from '../store/catalog-types.js';
+import { auditor } from './catalog-audit.js';
 import { BodyError, budgetJson, parseBudgetBody, parseTemplateBody, templateJson } from './budgets-body.js';
 import { budgetStateJson, limitCounters, wouldBlockJson, type WouldBlockFilter } from './budgets-views.js';
 import { withDeadline } from './deadline.js';
@@ -33,6 +36,8 @@ export interface BudgetsApiDeps {
   policies(): PolicySet;
   registry: BudgetRegistry;
   ledger: BudgetLedger;
+  /** Where writes are recorded (the catalog registry's audit log). */
+  audit?: AuditLog;
   /** Longest wait for one store call (503 beyond). */
   storeTimeoutMs: number;
   now(): number;
@@ -49,6 +54,7 @@ const TEMPLATES = '/api/v1/budget-templates';
 
 export function budgetRoutes(deps: BudgetsApiDeps): JsonRoute[] {
   const call = <T>(what: string, run: () => Promise<T>): Promise<T> => callStore(deps, what, run);
+  const audit = auditor({ audit: deps.audit, now: deps.now, storeTimeoutMs: deps.storeTimeoutMs, logger: deps.logger });
   const configBudgets = (): Budget[] => deps.policies().budgets().filter((b) => b.source === 'config');
   const configTemplates = (): BudgetTemplate[] => deps.policies().templates().filter((t) => t.source === 'config');
   const definitions = async (): Promise<EffectiveDefinitions> => {
@@ -87,6 +93,13 @@ export function budgetRoutes(deps: BudgetsApiDeps): JsonRoute[] {
       return def;
     };
     const location = (id: string) => ({ location: `${base}/${encodeURIComponent(id)}` });
+    const entity = kind === 'budget' ? 'budget' : 'template';
+    /** The definition before a change, as the API shows it (read only when there is an audit log). */
+    const previous = async (id: string): Promise<{ before?: Record<string, unknown> }> => {
+      if (deps.audit === undefined) return {};
+      const def = await call('registry', () => collection().get(id));
+      return def === null ? {} : { before: view(def) };
+    };
     return [
       {
         method: 'POST',
@@ -96,6 +109,7 @@ export function budgetRoutes(deps: BudgetsApiDeps): JsonRoute[] {
           if (!(await call('registry', () => collection().create(def)))) {
             throw new ApiError(409, 'already_exists', `${kind} ${JSON.stringify(def.id)} already exists; use PUT ${base}/{id} to replace it`, 'id');
           }
+          await audit.record(input, { action: 'create', entity, id: def.id, after: view(def) });
           return jsonReply(201, view(def), location(def.id));
         },
       },
@@ -105,7 +119,9 @@ export function budgetRoutes(deps: BudgetsApiDeps): JsonRoute[] {
         async handle(input) {
           readOnly(input.id);
           const def = await parsed(input, input.id);
+          const before = await previous(def.id);
           const outcome = await call('registry', () => collection().put(def));
+          await audit.record(input, { action: outcome === 'created' ? 'create' : 'update', entity, id: def.id, ...before, after: view(def) });
           return outcome === 'created' ? jsonReply(201, view(def), location(def.id)) : jsonReply(200, view(def));
         },
       },
@@ -114,7 +130,9 @@ export function budgetRoutes(deps: BudgetsApiDeps): JsonRoute[] {
         path: `${base}/{id}`,
         async handle(input) {
           readOnly(input.id);
+          const before = await previous(input.id);
           if (!(await call('registry', () => collection().delete(input.id)))) throw notFound(kind, input.id, 'created through the API');
+          await audit.record(input, { action: 'delete', entity, id: input.id, ...before });
           return { status: 204, headers: {}, body: '' };
         },
       },

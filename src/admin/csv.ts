@@ -6,7 +6,7 @@
 import type { InventoryRecord, TokenCounts, UsagePoint } from '../store/types.js';
 import { isoTime, microToUsd } from './views.js';
 
-type Cell = string | number | null;
+export type Cell = string | number | null;
 
 const FORMULA_START = /^[=+\-@\t\r]/;
 
@@ -23,9 +23,9 @@ export function csvRow(cells: readonly Cell[]): string {
 }
 
 const TOKEN_CLASSES = ['input', 'cached_input', 'cache_write', 'output', 'reasoning'] as const;
-const TOKEN_COLUMNS = (['reported', 'estimated'] as const).flatMap((source) => TOKEN_CLASSES.map((c) => `${source}_${c}_tokens`));
+export const TOKEN_COLUMNS = (['reported', 'estimated'] as const).flatMap((source) => TOKEN_CLASSES.map((c) => `${source}_${c}_tokens`));
 
-function tokenCells(reported: TokenCounts, estimated: TokenCounts): number[] {
+export function tokenCells(reported: TokenCounts, estimated: TokenCounts): number[] {
   return [...TOKEN_CLASSES.map((c) => reported[c]), ...TOKEN_CLASSES.map((c) => estimated[c])];
 }
 

@@ -1,6 +1,7 @@
 /**
- * The admin HTTP server: health, readiness, Prometheus metrics and the inventory API (api.ts).
- * Routing, auth, limits and writing replies live here; handlers return a Reply.
+ * The admin HTTP server: health, readiness, Prometheus metrics, the inventory API (api.ts), the
+ * budgets and catalog APIs and the console. Routing, auth (named tokens with roles), limits and
+ * writing replies live here; handlers return a Reply.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +10,10 @@ import type { Metrics } from './metrics.js';
 import type { InventoryStore } from '../store/types.js';
 import { errorFields, type Logger } from '../log.js';
 import { apiRoutes, type Handler } from './api.js';
-import { bearerMatches } from './auth.js';
+import { adminTokens, authenticate, ANONYMOUS, type Identity, type NamedToken } from './auth.js';
+import { withActor } from './catalog-audit.js';
+import { catalogRoutes, type CatalogApiDeps } from './catalog-api.js';
+import type { CatalogView } from '../catalog/types.js';
 import { withDeadline } from './deadline.js';
 import { ApiError, jsonReply, type Reply } from './reply.js';
 import { budgetRoutes, type BudgetsApiDeps } from './budgets-api.js';
@@ -20,8 +24,10 @@ export interface AdminOptions {
   address: string;
   metrics: Metrics;
   store: InventoryStore;
-  /** Bearer token required on /api/* and /metrics; empty = no auth. */
+  /** Bearer token required on /api/* and /metrics (the token named `admin`, role admin). */
   token: string;
+  /** Named tokens with roles, besides `token`. With neither, there is no auth (actor `anonymous`, role admin). */
+  tokens?: NamedToken[];
   /** True while the gRPC server is serving. */
   ready(): boolean;
   /** Longest wait for one store call before answering 503 (default 5 s). */
@@ -32,12 +38,20 @@ export interface AdminOptions {
   now?(): number;
   logger?: Logger;
   /** The budgets API (reads and, with a token when configured, writes). */
-  budgets?: Omit<BudgetsApiDeps, 'storeTimeoutMs' | 'now' | 'logger'>;
+  budgets?: Omit<BudgetsApiDeps, 'storeTimeoutMs' | 'now' | 'logger' | 'audit'>;
+  /** The catalog API; its audit log also records budget and template writes. */
+  catalog?: Omit<CatalogApiDeps, 'store' | 'budgets' | 'storeTimeoutMs' | 'now' | 'logger'> & {
+    /** The catalog in force, for each consumer's resolution in /api/v1/consumers. */
+    view(): CatalogView;
+  };
+  /** More JSON routes (e.g. showback), served with the same auth, roles and actor binding. */
+  extraRoutes?: JsonRoute[];
 }
 
 /** Longest request target accepted (414 beyond). */
 export const MAX_URL_BYTES = 8 * 1024;
 const ALLOW = 'GET, HEAD';
+const READ_METHODS = new Set(['GET', 'HEAD']);
 const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
 
 interface Route {
@@ -51,28 +65,29 @@ export class AdminServer {
   private readonly routes: Map<string, Route>;
   private readonly jsonRoutes: JsonRoute[];
   private readonly console = new ConsoleFiles();
+  private readonly tokens: NamedToken[];
 
   constructor(private readonly opts: AdminOptions) {
-    const api = apiRoutes({
-      store: opts.store,
+    this.tokens = adminTokens(opts.token, opts.tokens);
+    const shared = {
       storeTimeoutMs: opts.storeTimeoutMs ?? 5_000,
       now: opts.now ?? Date.now,
       ...(opts.logger ? { logger: opts.logger } : {}),
-    });
+    };
+    const catalog = opts.catalog;
+    const api = apiRoutes({ store: opts.store, ...shared, ...(catalog ? { catalog: catalog.view } : {}) });
     this.routes = new Map<string, Route>([
       ['/healthz', { auth: false, handle: async () => jsonReply(200, { status: 'ok' }) }],
       ['/readyz', { auth: false, handle: () => this.readiness() }],
       ['/metrics', { auth: true, handle: () => this.metrics() }],
       ...[...api].map(([path, handle]): [string, Route] => [path, { auth: true, handle }]),
     ]);
-    this.jsonRoutes = opts.budgets
-      ? budgetRoutes({
-          ...opts.budgets,
-          storeTimeoutMs: opts.storeTimeoutMs ?? 5_000,
-          now: opts.now ?? Date.now,
-          ...(opts.logger ? { logger: opts.logger } : {}),
-        })
-      : [];
+    const budgets = opts.budgets;
+    this.jsonRoutes = [
+      ...(budgets ? budgetRoutes({ ...budgets, ...shared, ...(catalog ? { audit: catalog.registry.audit } : {}) }) : []),
+      ...(catalog ? catalogRoutes({ ...catalog, store: opts.store, ...shared, ...(budgets ? { budgets: { policies: budgets.policies, registry: budgets.registry } } : {}) }) : []),
+      ...(opts.extraRoutes ?? []),
+    ];
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
     this.server.on('clientError', answerClientError);
@@ -98,18 +113,17 @@ export class AdminServer {
     const path = q === -1 ? target : target.slice(0, q);
     const route = this.routes.get(path);
     // Unknown /api paths need the token too, so the API's shape cannot be probed without it.
-    if ((route?.auth ?? path.startsWith('/api/')) && !this.authorized(req)) {
-      const presented = req.headers.authorization !== undefined;
-      throw new ApiError(401, 'unauthorized', presented ? 'invalid bearer token' : 'a bearer token is required', null, {
-        'www-authenticate': presented ? 'Bearer realm="tokenwarden", error="invalid_token"' : 'Bearer realm="tokenwarden"',
-      });
+    const who = (route?.auth ?? path.startsWith('/api/')) ? this.identify(req) : ANONYMOUS;
+    if (who.role === 'viewer' && !READ_METHODS.has(req.method ?? 'GET')) {
+      throw new ApiError(403, 'forbidden', `the token "${who.name}" has the viewer role, which may only read (GET, HEAD)`);
     }
     if (!route && (req.method === 'GET' || req.method === 'HEAD') && !path.startsWith('/api/')) {
       const page = this.console.serve(path);
       if (page) return page;
     }
     if (!route) {
-      const reply = await dispatchJsonRoute(this.jsonRoutes, req, path, new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
+      const routes = [whoami(who), ...withActor(this.jsonRoutes, who)];
+      const reply = await dispatchJsonRoute(routes, req, path, new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
       if (reply) return reply;
       throw new ApiError(404, 'not_found', `no endpoint at ${path}`);
     }
@@ -118,8 +132,14 @@ export class AdminServer {
     return route.handle(new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
   }
 
-  private authorized(req: http.IncomingMessage): boolean {
-    return this.opts.token === '' || bearerMatches(req.headers.authorization, this.opts.token);
+  /** The request's identity; 401 when a token is required and none of the configured ones was presented. */
+  private identify(req: http.IncomingMessage): Identity {
+    const who = authenticate(req.headers.authorization, this.tokens);
+    if (who !== null) return who;
+    const presented = req.headers.authorization !== undefined;
+    throw new ApiError(401, 'unauthorized', presented ? 'invalid bearer token' : 'a bearer token is required', null, {
+      'www-authenticate': presented ? 'Bearer realm="tokenwarden", error="invalid_token"' : 'Bearer realm="tokenwarden"',
+    });
   }
 
   private async readiness(): Promise<Reply> {
@@ -157,6 +177,11 @@ export class AdminServer {
       this.server.closeAllConnections();
     });
   }
+}
+
+/** `GET /api/v1/whoami`: the name and role of the token used (the console shows it and hides writes from viewers). */
+function whoami(who: Identity): JsonRoute {
+  return { method: 'GET', path: '/api/v1/whoami', handle: async () => jsonReply(200, { name: who.name, role: who.role }) };
 }
 
 function notReady(reason: string, message: string): Reply {

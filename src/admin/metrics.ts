@@ -92,6 +92,12 @@ export class Metrics {
     labelNames: ['budget', 'decision'],
     registers: [this.registry],
   });
+  readonly unsanctionedRequests = new Counter({
+    name: 'tokenwarden_unsanctioned_requests_total',
+    help: 'Requests for models not sanctioned for their consumer, by the policy that applied (global or an owner id) and its decision: flagged (monitor, or observability mode) or blocked (enforce, answered 403).',
+    labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'policy', 'decision'],
+    registers: [this.registry],
+  });
   readonly budgetStoreErrors = new Counter({
     name: 'tokenwarden_budget_store_errors_total',
     help: 'Ledger calls that failed or missed their deadline, by operation and what on_store_error decided.',

@@ -102,6 +102,7 @@ export class Catalog implements CatalogView {
   private readonly resources: Map<string, Resource>;
   private readonly policies: Map<string, CompiledPolicy>;
   private readonly resolved = new Map<string, ResolvedConsumer>();
+  readonly policiesActive: boolean;
 
   constructor(
     readonly definitions: CatalogDefinitions,
@@ -114,6 +115,7 @@ export class Catalog implements CatalogView {
       .map((rule) => ({ rule, glob: compileGlob(rule.match) }));
     this.resources = new Map(definitions.resources.map((r) => [resourceId(r.provider, r.model), r]));
     this.policies = new Map(definitions.policies.map((p) => [p.id, { policy: p, allow: p.allow.map(compileGlob) }]));
+    this.policiesActive = definitions.policies.some((p) => p.mode !== 'off');
   }
 
   consumer(id: string): ResolvedConsumer {

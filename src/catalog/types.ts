@@ -97,7 +97,7 @@ export interface SanctionPolicy {
 
 export const GLOBAL_POLICY_ID = 'global';
 
-/** One change made through the admin API (or a config reload), readable as an audit log. */
+/** One change made through the admin API, readable as an audit log (config-file changes live in its Git history). */
 export interface AuditEntry {
   /** Epoch ms. */
   at: number;
@@ -138,6 +138,8 @@ export interface SanctionVerdict {
  */
 export interface CatalogView {
   readonly version: number;
+  /** False when no policy can flag a request (none, or all `off`): the request path skips the check. */
+  readonly policiesActive: boolean;
   consumer(id: string): ResolvedConsumer;
   owner(id: string): Owner | null;
   resource(provider: string, model: string): Resource | null;

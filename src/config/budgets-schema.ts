@@ -60,7 +60,7 @@ const PROVIDERS: Record<ProviderName, true> = {
   openai_compatible: true,
   unknown: true,
 };
-const PROVIDER_NAMES = Object.keys(PROVIDERS);
+export const PROVIDER_NAMES = Object.keys(PROVIDERS);
 
 const APIS: Record<ApiKind, true> = {
   chat_completions: true,
@@ -131,7 +131,7 @@ const MAX_USD = 1e9;
 const MAX_ROLLING_SECONDS = 31 * 86_400;
 
 const ID_CHARS = '[A-Za-z0-9][A-Za-z0-9_.-]*';
-const TEMPLATE_ID = new RegExp(`^${ID_CHARS}$`);
+export const TEMPLATE_ID = new RegExp(`^${ID_CHARS}$`);
 /** `<template id>:<group value>` overrides a template instance. */
 const BUDGET_ID = new RegExp(`^${ID_CHARS}(?::\\S.*)?$`);
 
@@ -155,7 +155,7 @@ function providerPattern(): Schema<string> {
   };
 }
 
-function labels(): Schema<Record<string, string>> {
+export function labels(): Schema<Record<string, string>> {
   const labelValue = text({ minLength: 1, maxLength: 256 });
   return {
     parse(value, path, issues) {
@@ -279,19 +279,19 @@ export const templateSchema: Schema<TemplateEntry> = obj(
   { required: ['id', 'group_by', 'limits'] },
 );
 
-/** A list whose entries' `id`s must be unique; reported at the repeated id. */
-function uniqueIds<T>(schema: Schema<T[]>): Schema<T[]> {
+/** A list whose entries' `key` (default `id`) must be unique; reported at the repeated value. */
+export function uniqueIds<T>(schema: Schema<T[]>, key = 'id'): Schema<T[]> {
   return {
     parse(value, path, issues) {
       const parsed = schema.parse(value, path, issues);
       if (!Array.isArray(value)) return parsed;
       const first = new Map<string, number>();
       value.forEach((entry, index) => {
-        const id = isMapping(entry) ? entry['id'] : undefined;
+        const id = isMapping(entry) ? entry[key] : undefined;
         if (typeof id !== 'string') return;
         const seen = first.get(id);
         if (seen === undefined) first.set(id, index);
-        else issues.push({ path: [...path, index, 'id'], message: `duplicate id; first used at ${formatPath([...path, seen])}` });
+        else issues.push({ path: [...path, index, key], message: `duplicate ${key}; first used at ${formatPath([...path, seen])}` });
       });
       return parsed;
     },

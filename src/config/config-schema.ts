@@ -1,7 +1,8 @@
 /** The tokenwarden configuration schema, built from the declarative builders in schema.ts. */
 import type { ProviderName } from '../domain.js';
 import type { PathSegment } from './errors.js';
-import { budgetsSchema, checkBudgetReferences, templatesSchema } from './budgets-schema.js';
+import { budgetsSchema, checkBudgetReferences, templatesSchema, uniqueIds } from './budgets-schema.js';
+import { catalogSections, checkCatalogReferences } from './catalog-schema.js';
 import {
   address,
   bool,
@@ -134,6 +135,29 @@ const redisSchema = obj(
   { nullIsAbsent: true, check: eitherValueOrEnv('url', 'url_env') },
 );
 
+/** `admin.tokens`: named tokens with a role (ids unique; the loader resolves `token_env`). */
+const adminTokensSchema = uniqueIds(
+  list(
+    obj(
+      {
+        name: text({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/, patternHint: 'a name (letters, digits, "_", ".", "@" or "-")' }),
+        token: text({ minLength: 1, maxLength: 4096, secret: true }),
+        token_env: envName(),
+        role: oneOf(['admin', 'viewer']),
+      },
+      {
+        required: ['name', 'role'],
+        check(entry, path, issues) {
+          eitherValueOrEnv('token', 'token_env')(entry, path, issues);
+          if (entry.token === undefined && entry.token_env === undefined) issues.push({ path: [...path, 'token'], message: 'missing required key (or token_env)' });
+        },
+      },
+    ),
+    { maxItems: 1_000 },
+  ),
+  'name',
+);
+
 const section = <F extends Fields>(fields: F, check?: ObjOptions<F, never>['check']): ObjSchema<F, never> =>
   obj(fields, check === undefined ? { nullIsAbsent: true } : { nullIsAbsent: true, check });
 
@@ -151,6 +175,7 @@ export const configSchema = obj(
       address: address({ allowUnix: false, allowEmpty: true }),
       token: text({ minLength: 1, maxLength: 4096, secret: true }),
       token_env: envName(),
+      tokens: adminTokensSchema,
     },
     eitherValueOrEnv('token', 'token_env'),
   ),
@@ -232,11 +257,13 @@ export const configSchema = obj(
   }),
   budgets: budgetsSchema,
   budget_templates: templatesSchema,
+  ...catalogSections,
   logging: section({ level: oneOf(LOG_LEVELS) }),
   },
   {
     check(doc, path, issues) {
       issues.push(...checkBudgetReferences(doc, path));
+      issues.push(...checkCatalogReferences(doc, path));
     },
   },
 );

@@ -8,6 +8,7 @@ import { ConfigError, formatPath, type ConfigIssue, type PathSegment } from './e
 import { isMapping, type Issue, type Mapping, type Schema } from './schema.js';
 import { configSchema, type ConfigDocument } from './config-schema.js';
 import { toBudgets, toTemplates } from './budgets-schema.js';
+import { toConsumer, toOwner, toPolicies, toResource, toRule } from './catalog-schema.js';
 import { defaultConfig, type TokenwardenConfig } from './types.js';
 
 /** When set (and non-empty) it replaces `consumer.fingerprint_secret`, whatever the file says. */
@@ -189,6 +190,19 @@ function resolveSecrets(document: ConfigDocument, env: Environment, issues: Issu
     }
     node[key] = value;
   }
+  const admin = patch['admin'];
+  const tokens = isMapping(admin) && Array.isArray(admin['tokens']) ? admin['tokens'] : [];
+  tokens.forEach((entry: unknown, index) => {
+    if (!isMapping(entry) || entry['token_env'] === undefined) return;
+    const variable = String(entry['token_env']);
+    delete entry['token_env'];
+    const value = env[variable];
+    if (value === undefined || value === '') {
+      issues.push({ path: ['admin', 'tokens', index, 'token_env'], message: `environment variable ${variable} ${value === undefined ? 'is not set' : 'is empty'}` });
+      return;
+    }
+    entry['token'] = value;
+  });
   return patch as DeepPartial<TokenwardenConfig>;
 }
 
@@ -200,12 +214,24 @@ function isLoopbackHost(address: string): boolean {
 /** Rules that span several keys, checked on the final configuration (file + flags). */
 function crossFieldIssues(config: TokenwardenConfig): Issue[] {
   const issues: Issue[] = [];
-  if (config.admin.address !== '' && config.admin.token === '' && !isLoopbackHost(config.admin.address)) {
+  const { address, token, tokens } = config.admin;
+  const hasAdmin = token !== '' || tokens.some((t) => t.role === 'admin');
+  if (address !== '' && !hasAdmin && !isLoopbackHost(address)) {
     issues.push({
       path: ['admin', 'token'],
-      message: `is required when admin.address (${config.admin.address}) is not a loopback address: set admin.token or admin.token_env`,
+      message: `is required when admin.address (${address}) is not a loopback address: set admin.token or admin.token_env, or an admin.tokens entry with role admin`,
     });
   }
+  // admin.token is the token named "admin"; two tokens with one value would make the actor ambiguous.
+  const named = new Map<string, string>(token === '' ? [] : [[token, 'admin.token']]);
+  tokens.forEach((t, index) => {
+    if (token !== '' && t.name === 'admin') {
+      issues.push({ path: ['admin', 'tokens', index, 'name'], message: '"admin" is the name of admin.token; choose another name' });
+    }
+    const first = named.get(t.token);
+    if (first !== undefined) issues.push({ path: ['admin', 'tokens', index, 'token'], message: `is the same token as ${first}; every token must be different` });
+    else named.set(t.token, `admin.tokens[${index}]`);
+  });
   return issues;
 }
 
@@ -250,6 +276,12 @@ export function parseConfig(text: string, source: string, env: Environment = pro
         // Budgets are written in a YAML-friendly shape (cost in USD, `per: month`); convert them.
         if (document.budgets !== undefined) patch.budgets = toBudgets(document);
         if (document.budget_templates !== undefined) patch.budget_templates = toTemplates(document);
+        // Catalog sections are written in snake_case; the catalog model is camelCase.
+        if (document.owners !== undefined) patch.owners = document.owners.map((e) => toOwner(e, 'yaml', 'config'));
+        if (document.consumers !== undefined) patch.consumers = document.consumers.map((e) => toConsumer(e, 'yaml', 'config'));
+        if (document.consumer_rules !== undefined) patch.consumer_rules = document.consumer_rules.map((e) => toRule(e, 'yaml', 'config'));
+        if (document.resources !== undefined) patch.resources = document.resources.map((e) => toResource(e, 'yaml', 'config'));
+        if (document.policies !== undefined) patch.policies = toPolicies(document.policies);
       }
     }
   }

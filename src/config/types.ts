@@ -3,6 +3,7 @@
  * The YAML file uses the same snake_case keys (see README "Configuration reference").
  */
 import type { Budget, BudgetTemplate } from '../governance/types.js';
+import type { ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
 
 export interface TlsConfig {
   cert_file: string;
@@ -24,14 +25,28 @@ export interface GrpcConfig {
   skip_non_llm: boolean;
 }
 
+export type AdminRole = 'admin' | 'viewer';
+
+/** A named admin API token: the name is the actor in the audit log, the role what it may do. */
+export interface AdminTokenConfig {
+  name: string;
+  /** From `token` or the variable named by `token_env`. */
+  token: string;
+  /** viewer: GET and HEAD only; admin: everything. */
+  role: AdminRole;
+}
+
 export interface AdminConfig {
   /** `host:port`, or empty to disable the admin HTTP server. */
   address: string;
   /**
    * Bearer token required on /api/* and /metrics (from `token` or the variable named by
-   * `token_env`). Empty = no auth, which is refused unless `address` is a loopback address.
+   * `token_env`); the same as a token named `admin` with role admin. With neither this nor
+   * `tokens` there is no auth, which is refused unless `address` is a loopback address.
    */
   token: string;
+  /** Named tokens with roles, besides `token`. */
+  tokens: AdminTokenConfig[];
 }
 
 export interface RedisConfig {
@@ -167,6 +182,13 @@ export interface TokenwardenConfig {
   governance: GovernanceConfig;
   budgets: Budget[];
   budget_templates: BudgetTemplate[];
+  /** The catalog (config-as-code; the config wins over the admin API on the same id). */
+  owners: Owner[];
+  consumers: ConsumerEntry[];
+  consumer_rules: ConsumerRule[];
+  resources: Resource[];
+  /** `policies:` in the file (`unsanctioned` and `owners.<id>`), as policies with ids global / owner id. */
+  policies: SanctionPolicy[];
   metrics: MetricsConfig;
   logging: LoggingConfig;
 }
@@ -181,7 +203,7 @@ export function defaultConfig(): TokenwardenConfig {
       shutdown_grace_ms: 10_000,
       skip_non_llm: true,
     },
-    admin: { address: '127.0.0.1:9090', token: '' },
+    admin: { address: '127.0.0.1:9090', token: '', tokens: [] },
     metadata: { namespace: 'tokenwarden', ai_gateway_compat: false, model_header: '' },
     discovery: { self_hosted: [], host_name_conventions: true },
     consumer: {
@@ -229,6 +251,11 @@ export function defaultConfig(): TokenwardenConfig {
     },
     budgets: [],
     budget_templates: [],
+    owners: [],
+    consumers: [],
+    consumer_rules: [],
+    resources: [],
+    policies: [],
     metrics: { consumer_labels: false },
     logging: { level: 'info' },
   };

@@ -1,13 +1,15 @@
 /**
  * Hot reload of the configuration file: noticing that the file changed (`watchConfig`), and what a
- * changed file means for a running server (`diffSections`, `createReloader`). Only budgets and budget
- * templates are applied live; every other section needs a restart and is reported as such.
+ * changed file means for a running server (`diffSections`, `createReloader`). Only budgets, budget
+ * templates and the catalog sections are applied live; every other section needs a restart and is
+ * reported as such.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
+import type { CatalogDefinitions } from '../catalog/catalog.js';
 import type { Logger } from '../log.js';
 import { ConfigError, formatIssue } from './errors.js';
 import { MAX_CONFIG_FILE_BYTES } from './load.js';
@@ -128,7 +130,18 @@ export function watchConfig(path: string, onChange: () => void, options: WatchOp
 }
 
 /** Sections a reload applies to the running server; the others take effect on restart. */
-export const LIVE_SECTIONS: readonly string[] = ['budgets', 'budget_templates'];
+export const LIVE_SECTIONS: readonly string[] = ['budgets', 'budget_templates', 'owners', 'consumers', 'consumer_rules', 'resources', 'policies'];
+
+/** The catalog sections of a configuration, as the catalog model holds them. */
+export function configCatalog(config: TokenwardenConfig): CatalogDefinitions {
+  return {
+    owners: config.owners,
+    consumers: config.consumers,
+    consumerRules: config.consumer_rules,
+    resources: config.resources,
+    policies: config.policies,
+  };
+}
 
 export interface SectionDiff {
   /** Changed sections that a reload applies. */
@@ -161,7 +174,7 @@ export function diffSections(old: TokenwardenConfig, next: TokenwardenConfig): S
   return diff;
 }
 
-/** applied: new budgets/templates in force; unchanged: nothing to apply; refused: old policy kept. */
+/** applied: new budgets/templates/catalog in force; unchanged: nothing to apply; refused: old policy kept. */
 export type ReloadResult = 'applied' | 'unchanged' | 'refused';
 
 export interface ReloaderDeps {
@@ -171,16 +184,16 @@ export interface ReloaderDeps {
   initial: TokenwardenConfig;
   /** Reads and validates the whole file as startup does (throws `ConfigError` when it is invalid). */
   load(): TokenwardenConfig;
-  /** Puts budgets and templates in force; throws, keeping the current ones, when it cannot. */
-  apply(budgets: Budget[], templates: BudgetTemplate[]): void;
+  /** Puts budgets, templates and the catalog in force; throws, keeping the current ones, when it cannot. */
+  apply(budgets: Budget[], templates: BudgetTemplate[], catalog: CatalogDefinitions): void;
   log: Logger;
   /** Told every result, e.g. to count it. */
   done?(result: ReloadResult): void;
 }
 
 /**
- * Returns `reload(trigger)`: re-read and re-validate the whole file, apply its budgets and templates
- * when they changed, and say which other changed sections wait for a restart. A file that would not
+ * Returns `reload(trigger)`: re-read and re-validate the whole file, apply its budgets, templates
+ * and catalog when any of them changed, and say which other changed sections wait for a restart. A file that would not
  * start the server is refused as a whole and the policy in force is kept. Never throws.
  */
 export function createReloader(deps: ReloaderDeps): (trigger: string) => ReloadResult {
@@ -188,7 +201,7 @@ export function createReloader(deps: ReloaderDeps): (trigger: string) => ReloadR
   let running = deps.initial;
 
   const refuse = (trigger: string, problems: string[]): ReloadResult => {
-    log.error('configuration reload refused; the budgets and templates in force are kept', { file, trigger, problems });
+    log.error('configuration reload refused; the budgets, templates and catalog in force are kept', { file, trigger, problems });
     return 'refused';
   };
 
@@ -203,21 +216,27 @@ export function createReloader(deps: ReloaderDeps): (trigger: string) => ReloadR
     let result: ReloadResult = 'unchanged';
     if (diff.live.length > 0) {
       try {
-        deps.apply(next.budgets, next.budget_templates);
+        deps.apply(next.budgets, next.budget_templates, configCatalog(next));
       } catch (error) {
         return refuse(trigger, [error instanceof Error ? error.message : String(error)]);
       }
-      running = { ...running, budgets: next.budgets, budget_templates: next.budget_templates };
+      const live = Object.fromEntries(LIVE_SECTIONS.map((section) => [section, next[section as keyof TokenwardenConfig]]));
+      running = { ...running, ...live };
       result = 'applied';
-      log.info('configuration reloaded; new budgets and templates in force', {
+      log.info('configuration reloaded; new budgets, templates and catalog in force', {
         file,
         trigger,
         sections: diff.live,
         budgets: next.budgets.length,
         templates: next.budget_templates.length,
+        owners: next.owners.length,
+        consumers: next.consumers.length,
+        consumer_rules: next.consumer_rules.length,
+        resources: next.resources.length,
+        policies: next.policies.length,
       });
     } else {
-      log.info('configuration re-read; budgets and templates unchanged', { file, trigger });
+      log.info('configuration re-read; budgets, templates and catalog unchanged', { file, trigger });
     }
     if (diff.restart.length > 0) {
       log.warn(`configuration sections changed that take effect only after a restart: ${diff.restart.join(', ')}`, {

@@ -1,48 +1,102 @@
 /**
- * The budget governor of the ext_proc path: when a request is complete it asks the Admitter (one
- * ledger round trip), turns a refusal into a 429 in the provider's format and an admission into
- * response headers, and settles or releases the reservation once the exchange is recorded.
+ * The governor of the ext_proc path. When a request is complete it first applies the catalog's
+ * unsanctioned-model policy (an enforce policy answers 403 in the provider's format before any
+ * budget is asked; a monitor policy flags), then asks the Admitter (one ledger round trip) with the
+ * consumer's catalog labels and attached templates, turns a refusal into a 429 in the provider's
+ * format and an admission into response headers, and settles or releases the reservation once the
+ * exchange is recorded.
  */
 import { randomUUID } from 'node:crypto';
 import type { ExchangeRecord } from '../domain.js';
 import type { ExchangeGovernor, GovernorDecision } from './stream.js';
 import type { Exchange } from '../traffic/exchange.js';
 import { ANONYMOUS_CONSUMER } from '../store/aggregate.js';
+import { Catalog, EMPTY_DEFINITIONS, governanceLabels } from '../catalog/catalog.js';
+import type { CatalogView } from '../catalog/types.js';
 import type { Admission, Admitter } from '../governance/admission.js';
-import { admittedHeaders } from '../governance/headers.js';
+import { admittedHeaders, headerText } from '../governance/headers.js';
 import type { PolicySet } from '../governance/policy-set.js';
-import { rejectionFor } from '../governance/rejection.js';
+import { rejectionFor, sanctionRejection } from '../governance/rejection.js';
+import { policyBlocker, SanctionCheck, UNSANCTIONED_HEADER, type Unsanctioned } from '../governance/sanction.js';
 import type { RequestSubject } from '../governance/types.js';
 
 export type DecisionKind = 'admitted' | 'blocked' | 'would_block';
+export type SanctionDecisionKind = 'flagged' | 'blocked';
 
 interface BudgetDecision extends GovernorDecision {
-  admission: Admission;
+  /** Null when no budget was asked (none applies, or a policy refused first). */
+  admission: Admission | null;
+}
+
+export interface UnsanctionedEvent {
+  provider: string;
+  model: string;
+  policy: string;
+  decision: SanctionDecisionKind;
 }
 
 export interface GovernorOptions {
   policies: () => PolicySet;
   admitter: Admitter;
+  /** The catalog in force, read per request (owners, labels, attached templates, sanction policies). */
+  catalog?: () => CatalogView;
   /** Called once per decision and budget (metrics). */
   decided?(budgetId: string, kind: DecisionKind): void;
+  /** Called once per request a sanction policy flags or blocks (metrics). */
+  unsanctioned?(event: UnsanctionedEvent): void;
   now?: () => number;
 }
 
+const EMPTY_CATALOG = new Catalog(EMPTY_DEFINITIONS);
+
 export class BudgetGovernor implements ExchangeGovernor {
-  constructor(private readonly opts: GovernorOptions) {}
+  private readonly catalog: () => CatalogView;
+  private readonly sanction: SanctionCheck;
+
+  constructor(private readonly opts: GovernorOptions) {
+    this.catalog = opts.catalog ?? (() => EMPTY_CATALOG);
+    this.sanction = new SanctionCheck(this.catalog);
+  }
+
+  flag(ex: Exchange): void {
+    const route = ex.route;
+    if (!route) return;
+    const found = this.sanction.check(ex.consumer?.id ?? '', route.provider, ex.model ?? '');
+    if (found) this.note(ex, route.provider, found, 'flagged');
+  }
 
   async admit(ex: Exchange): Promise<BudgetDecision | null> {
     const route = ex.route;
     if (!route) return null;
+    const model = ex.model ?? '';
+    const consumerId = ex.consumer?.id;
+    const unsanctioned = this.sanction.check(consumerId ?? '', route.provider, model);
+    if (unsanctioned?.mode === 'enforce') {
+      this.note(ex, route.provider, unsanctioned, 'blocked');
+      // Refused before any budget is asked: nothing is reserved for a request that never goes upstream.
+      const r = sanctionRejection(route.api, route.provider, model, unsanctioned.policy);
+      const reject = { ...r, blockedBy: [policyBlocker(unsanctioned.policy)], details: 'tokenwarden_model_not_sanctioned' };
+      return { reject, responseHeaders: {}, outputCap: null, admission: null } satisfies BudgetDecision;
+    }
+    const flagged: Record<string, string> = {};
+    if (unsanctioned) {
+      this.note(ex, route.provider, unsanctioned, 'flagged');
+      flagged[UNSANCTIONED_HEADER] = headerText(unsanctioned.resource);
+    }
+
+    const resolved = consumerId === undefined ? null : this.catalog().consumer(consumerId);
     const subject: RequestSubject = {
-      consumer: ex.consumer?.id ?? ANONYMOUS_CONSUMER,
-      labels: {},
+      consumer: consumerId ?? ANONYMOUS_CONSUMER,
+      labels: resolved === null ? {} : governanceLabels(resolved),
       provider: route.provider,
-      model: ex.model ?? '',
+      model,
       api: route.api,
     };
+    if (resolved !== null && resolved.budgetTemplates.length > 0) subject.templates = resolved.budgetTemplates;
     // Most traffic has no budget: no prompt estimate to wait for, no ledger call.
-    if (this.opts.policies().applicable(subject).length === 0) return null;
+    if (this.opts.policies().applicable(subject).length === 0) {
+      return unsanctioned ? { reject: null, responseHeaders: flagged, outputCap: null, admission: null } : null;
+    }
     const input = await ex.admissionInput();
     const now = (this.opts.now ?? Date.now)();
     const admission = await this.opts.admitter.admit({
@@ -57,19 +111,25 @@ export class BudgetGovernor implements ExchangeGovernor {
     this.report(admission);
     if (!admission.admitted) {
       const r = rejectionFor(route.api, route.provider, admission.blockedBy, now);
-      const reject = { ...r, budgets: admission.blockedBy.map((b) => b.budget.id) };
+      const reject = { ...r, blockedBy: admission.blockedBy.map((b) => b.budget.id), details: 'tokenwarden_budget_exceeded' };
       return { reject, responseHeaders: {}, outputCap: null, admission } satisfies BudgetDecision;
     }
     const outputCap = outputCapOf(admission, input?.promptTokens ?? 0);
-    return { reject: null, responseHeaders: admittedHeaders(admission, now), outputCap, admission } satisfies BudgetDecision;
+    const responseHeaders = { ...admittedHeaders(admission, now), ...flagged };
+    return { reject: null, responseHeaders, outputCap, admission } satisfies BudgetDecision;
   }
 
   async finish(decision: BudgetDecision, record: ExchangeRecord): Promise<void> {
     const admission = decision.admission;
-    if (!admission.admitted) return;
+    if (admission === null || !admission.admitted) return;
     // Nothing was used (failed upstream call, cancelled before any usage): give the reservation back.
     if (record.usageSource === 'none') return this.opts.admitter.release(admission);
     return this.opts.admitter.settle(admission, { usage: record.usage, costMicroUsd: record.costMicroUsd });
+  }
+
+  private note(ex: Exchange, provider: string, u: Unsanctioned, decision: SanctionDecisionKind): void {
+    ex.unsanctioned = true;
+    this.opts.unsanctioned?.({ provider, model: ex.model ?? '', policy: u.policy, decision });
   }
 
   private report(a: Admission): void {

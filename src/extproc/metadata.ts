@@ -32,6 +32,7 @@ export function requestMetadata(ex: Exchange, cfg: MetadataConfig): WireStruct {
       stream: route ? ex.stream : undefined,
       consumer: ex.consumer?.id,
       error: ex.error ?? undefined,
+      unsanctioned: ex.unsanctioned || undefined,
     },
     { model_name_override: ex.model ?? undefined },
   );
@@ -62,6 +63,8 @@ export function exchangeMetadata(r: ExchangeRecord, cfg: MetadataConfig): WireSt
       usage_source: r.usageSource,
       cost_usd: r.costMicroUsd === null ? undefined : r.costMicroUsd / 1e6,
       error: r.error ?? undefined,
+      // Only when a sanction policy flagged or blocked the model: absent otherwise (policy off).
+      unsanctioned: r.unsanctioned || undefined,
     },
     {
       llm_input_token: num(u.input_tokens),

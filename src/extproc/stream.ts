@@ -31,11 +31,14 @@ export interface StreamObserver {
   internalError(err: unknown): void;
 }
 
-/** What budgets decided for one request (see src/governance/governor.ts). */
+/** What sanction policies and budgets decided for one request (see src/extproc/governor.ts). */
 export interface GovernorDecision {
-  /** Set when an enforce budget refuses: answered as an immediate response; nothing goes upstream. */
-  reject: { status: number; headers: Record<string, string>; body: string; budgets: string[] } | null;
-  /** Headers added to the response of an admitted request (remaining budget, would-block). */
+  /**
+   * Set when an enforce policy or budget refuses: answered as an immediate response (Envoy's
+   * `details` names why); nothing goes upstream. `blockedBy` becomes the record's.
+   */
+  reject: { status: number; headers: Record<string, string>; body: string; blockedBy: string[]; details: string } | null;
+  /** Headers added to the response of an admitted request (remaining budget, would-block, unsanctioned). */
   responseHeaders: Record<string, string>;
   /**
    * Budgets with stop_streams: the output (tokens) a streamed response may reach before it is
@@ -44,10 +47,15 @@ export interface GovernorDecision {
   outputCap: { tokens: number; budgets: string[] } | null;
 }
 
-/** Budget admission and settlement, when budgets are configured. */
+/** Sanction policies, budget admission and settlement. */
 export interface ExchangeGovernor {
-  /** Decides once the request is complete (inline mode only); null when no budget applies. */
+  /** Decides once the request is complete (inline mode only); null when nothing applies. */
   admit(ex: Exchange): Promise<GovernorDecision | null>;
+  /**
+   * Once the request is complete when it cannot be held (observability mode, streamed request body):
+   * policies only flag it (ex.unsanctioned, metrics).
+   */
+  flag(ex: Exchange): void;
   /** Settles (or releases) what admit reserved, once the exchange is recorded. Never rejects. */
   finish(decision: GovernorDecision, record: ExchangeRecord): Promise<void>;
 }
@@ -212,27 +220,35 @@ export class ProcessStream {
   }
 
   private onRequestBody(ex: Exchange, body: WireHttpBody): WireProcessingResponse | Promise<WireProcessingResponse> {
+    const eos = body.end_of_stream === true;
+    const governor = this.opts.governor;
     if (this.requestDuplex) {
-      if (this.llm) ex.onRequestBody(body.body ?? EMPTY, body.end_of_stream === true);
+      if (this.llm) {
+        ex.onRequestBody(body.body ?? EMPTY, eos);
+        // Earlier chunks already went upstream: too late to refuse, not to flag.
+        if (eos) governor?.flag(ex);
+      }
       return echo('request_body', body);
     }
     if (!this.llm) return { request_body: {} };
-    const eos = body.end_of_stream === true;
     const rewrite = ex.onRequestBody(body.body ?? EMPTY, eos);
-    const governor = this.opts.governor;
-    if (!eos || !governor || this.observability) return this.requestBodyAnswer(ex, eos, rewrite);
-    // Budgets decide before anything reaches the upstream: one ledger round trip, then the answer.
+    if (!eos || !governor) return this.requestBodyAnswer(ex, eos, rewrite);
+    if (this.observability) {
+      governor.flag(ex);
+      return this.requestBodyAnswer(ex, eos, rewrite);
+    }
+    // Policies and budgets decide before anything reaches the upstream, then the answer.
     return governor.admit(ex).then((decision) => {
       this.decision = decision;
       if (!decision?.reject) return this.requestBodyAnswer(ex, eos, rewrite);
       const r = decision.reject;
-      ex.rejectLocally(r.status, r.budgets);
+      ex.rejectLocally(r.status, r.blockedBy);
       return {
         immediate_response: {
           status: { code: r.status },
           headers: headerMutation(r.headers),
           body: Buffer.from(r.body, 'utf8'),
-          details: 'tokenwarden_budget_exceeded',
+          details: r.details,
         },
         dynamic_metadata: requestMetadata(ex, this.opts.metadata),
       };

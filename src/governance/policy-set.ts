@@ -1,6 +1,7 @@
 /**
  * The budgets that apply to a request: explicit budgets (config, admin API) whose selector matches,
- * plus one instance per matching template for the request's group value.
+ * plus one instance per matching template for the request's group value. A template attached to the
+ * consumer in the catalog (RequestSubject.templates) matches it whatever its consumer selection says.
  *
  * Precedence: an explicit budget whose id is an instance id, `<template id>:<group value>`, is an
  * override. It takes that instance's place: it applies where the instance would (the template's
@@ -9,7 +10,7 @@
  * template that does not exist applies to nothing (config validation reports it).
  */
 import { LRUCache } from 'lru-cache';
-import { compileSelector, type SubjectPredicate } from './select.js';
+import { compileResourceSelector, compileSelector, type SubjectPredicate } from './select.js';
 import { groupValue, instantiate, instanceId, parseInstanceId } from './templates.js';
 import type { Budget, BudgetTemplate, RequestSubject } from './types.js';
 
@@ -24,6 +25,8 @@ interface CompiledBudget {
 interface CompiledTemplate {
   template: BudgetTemplate;
   matches: SubjectPredicate;
+  /** For consumers the template is attached to (RequestSubject.templates). */
+  matchesResource: SubjectPredicate;
   /** Overrides by group value. */
   overrides: Map<string, CompiledBudget>;
 }
@@ -36,6 +39,11 @@ function isGroupValue(template: BudgetTemplate, group: string): boolean {
   if (template.groupBy !== 'model') return true;
   const slash = group.indexOf('/');
   return slash > 0 && slash < group.length - 1;
+}
+
+/** The consumer's catalog entry attaches the template, and the request is for one of its resources. */
+function attached(entry: CompiledTemplate, subject: RequestSubject): boolean {
+  return subject.templates !== undefined && subject.templates.includes(entry.template.id) && entry.matchesResource(subject);
 }
 
 export class PolicySet {
@@ -53,7 +61,12 @@ export class PolicySet {
         throw new Error(`budget template id ${JSON.stringify(template.id)} must not contain ":"`);
       }
       if (this.templateById.has(template.id)) throw new Error(`duplicate budget template id ${JSON.stringify(template.id)}`);
-      const entry: CompiledTemplate = { template, matches: compileSelector(template.selector), overrides: new Map() };
+      const entry: CompiledTemplate = {
+        template,
+        matches: compileSelector(template.selector),
+        matchesResource: compileResourceSelector(template.selector),
+        overrides: new Map(),
+      };
       this.compiled.push(entry);
       this.templateById.set(template.id, entry);
     }
@@ -72,7 +85,7 @@ export class PolicySet {
     const out: Budget[] = [];
     for (const entry of this.explicit) if (entry.matches(subject)) out.push(entry.budget);
     for (const entry of this.compiled) {
-      if (!entry.matches(subject)) continue;
+      if (!entry.matches(subject) && !attached(entry, subject)) continue;
       const group = groupValue(entry.template.groupBy, subject);
       if (group === undefined) continue;
       const override = entry.overrides.get(group);

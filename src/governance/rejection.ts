@@ -1,15 +1,18 @@
 /**
- * The 429 answer for a request an enforce budget refused, in the error format of the API the
- * client called, so its SDK raises its usual rate-limit error (and honours `retry-after`). The
- * message names the budgets, their limits and when they reset: never prompt text or keys.
+ * tokenwarden's own answers to requests it refuses, in the error format of the API the client called
+ * so its SDK raises its usual error: 429 for an enforce budget (rate-limit error, honouring
+ * `retry-after`; the message names the budgets, their limits and when they reset), 403 for a model an
+ * enforce sanction policy does not allow (permission error naming the model and the policy). Never
+ * prompt text or keys.
  */
 import type { ApiKind } from '../domain.js';
 import type { BudgetState, LimitState } from './admission.js';
 import { BUDGET_HEADER, headerText, limitHeaders, REJECTED_PREFIX, secondsUntil, usd } from './headers.js';
+import { POLICY_HEADER, UNSANCTIONED_HEADER } from './sanction.js';
 import type { Limit } from './types.js';
 
 export interface Rejection {
-  status: 429;
+  status: 429 | 403;
   headers: Record<string, string>;
   body: string;
 }
@@ -117,4 +120,39 @@ export function rejectionFor(api: ApiKind, provider: string, blocked: readonly B
   if (blocked.length > 0) headers[BUDGET_HEADER] = blocked.map((s) => headerText(s.budget.id)).join(',');
   if (format === 'bedrock') headers['x-amzn-errortype'] = 'ThrottlingException';
   return { status: 429, headers, body: JSON.stringify(bodyFor(format, message, isRateLimit(blocked))) };
+}
+
+export const NOT_SANCTIONED_CODE = 'model_not_sanctioned';
+
+function forbiddenBody(format: ErrorFormat, message: string): unknown {
+  switch (format) {
+    case 'openai':
+      // What OpenAI itself answers with a 403 (the SDKs raise PermissionDeniedError).
+      return { error: { message, type: 'request_forbidden', param: null, code: NOT_SANCTIONED_CODE } };
+    case 'anthropic':
+      return { type: 'error', error: { type: 'permission_error', message } };
+    case 'google':
+      return { error: { code: 403, message, status: 'PERMISSION_DENIED' } };
+    case 'bedrock':
+    case 'cohere':
+      return { message };
+    case 'ollama':
+      return { error: message };
+  }
+}
+
+/** The 403 for a request an enforce sanction policy refused: `model` at `provider` is not sanctioned. */
+export function sanctionRejection(api: ApiKind, provider: string, model: string, policy: string): Rejection {
+  const format = errorFormatFor(api);
+  const resource = `${provider}/${model}`;
+  const message =
+    `tokenwarden refused this request: model ${JSON.stringify(model)} at ${provider} is not sanctioned ` +
+    `(${NOT_SANCTIONED_CODE}, policy ${JSON.stringify(policy)}); ask your platform team to sanction ${JSON.stringify(resource)} or allow it in the policy.`;
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    [UNSANCTIONED_HEADER]: headerText(resource),
+    [POLICY_HEADER]: headerText(policy),
+  };
+  if (format === 'bedrock') headers['x-amzn-errortype'] = 'AccessDeniedException';
+  return { status: 403, headers, body: JSON.stringify(forbiddenBody(format, message)) };
 }

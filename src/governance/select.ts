@@ -48,3 +48,15 @@ export function compileSelector(sel: Selector): SubjectPredicate {
   if (checks.length === 1) return first;
   return (s) => checks.every((check) => check(s));
 }
+
+/**
+ * The resource half of a selector (providers, models, apis): what still narrows a template attached
+ * to a consumer, whose consumer half (consumers, labels) the attachment replaces.
+ */
+export function compileResourceSelector(sel: Selector): SubjectPredicate {
+  const resources: Selector = {};
+  if (sel.providers !== undefined) resources.providers = sel.providers;
+  if (sel.models !== undefined) resources.models = sel.models;
+  if (sel.apis !== undefined) resources.apis = sel.apis;
+  return compileSelector(resources);
+}

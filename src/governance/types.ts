@@ -75,6 +75,11 @@ export interface RequestSubject {
   consumer: string;
   /** Labels of the consumer when known (resolved owners, teams); empty until then. */
   labels: Readonly<Record<string, string>>;
+  /**
+   * Budget templates attached to the consumer in the catalog: they apply to it whatever their
+   * consumer selection (consumers, labels) says; their providers, models and apis still narrow.
+   */
+  templates?: readonly string[];
   provider: string;
   model: string;
   api: ApiKind;

@@ -3,8 +3,8 @@
  * Recorder uses them to aggregate exchanges between flushes.
  */
 import type { ExchangeRecord } from '../domain.js';
-import { ERROR_KINDS, TOKEN_CLASSES } from './rollup.js';
-import { emptyErrors, emptyTokens, type ErrorCounts, type InventoryDelta, type InventoryKey, type TokenCounts } from './types.js';
+import { addBucket, apiParts, emptyBucket, ERROR_KINDS, TOKEN_CLASSES } from './rollup.js';
+import { emptyErrors, emptyTokens, type ApiCounts, type ErrorCounts, type InventoryDelta, type InventoryKey, type TokenCounts } from './types.js';
 
 /** The consumer of an exchange no resolver could identify. */
 export const ANONYMOUS_CONSUMER = 'anonymous';
@@ -39,7 +39,10 @@ function tokensOf(r: ExchangeRecord): TokenCounts {
   };
 }
 
-/** The delta of one exchange: tokens go to `reported` or `estimated` by the record's usage source. */
+/**
+ * The delta of one exchange: tokens go to `reported` or `estimated` by the record's usage source.
+ * It needs no split by API (InventoryDelta.byApi): its lastApi is its API; mergeDelta adds one.
+ */
 export function deltaOf(r: ExchangeRecord): InventoryDelta {
   const errors = emptyErrors();
   const kind = errorKind(r);
@@ -60,6 +63,18 @@ export function deltaOf(r: ExchangeRecord): InventoryDelta {
   };
 }
 
+/** Adds `parts` into `into`, API by API (in place: record() runs this per exchange). */
+function addParts(into: ApiCounts[], parts: readonly ApiCounts[]): void {
+  for (const part of parts) {
+    let sum = into.find((p) => p.api === part.api);
+    if (!sum) {
+      sum = { api: part.api, ...emptyBucket() };
+      into.push(sum);
+    }
+    addBucket(sum, part);
+  }
+}
+
 function addInto<K extends string>(into: Record<K, number>, from: Record<K, number>, keys: readonly K[]): void {
   for (const k of keys) into[k] += from[k];
 }
@@ -69,6 +84,9 @@ function addInto<K extends string>(into: Record<K, number>, from: Record<K, numb
  * lastSeen; on a tie, the later one) gives lastApi and consumerResolver.
  */
 export function mergeDelta(into: InventoryDelta, later: InventoryDelta): void {
+  // Split by API first: the split of a delta without one depends on lastApi, changed below.
+  into.byApi ??= apiParts(into);
+  addParts(into.byApi, apiParts(later));
   into.firstSeen = Math.min(into.firstSeen, later.firstSeen);
   if (later.lastSeen >= into.lastSeen) {
     into.lastSeen = later.lastSeen;

@@ -10,8 +10,11 @@ import { RedisLedger } from './ledger-redis.js';
 import type { BudgetRegistry } from './registry-types.js';
 import { MemoryBudgetRegistry } from './registry-memory.js';
 import { RedisBudgetRegistry } from './registry-redis.js';
+import type { CatalogRegistry } from './catalog-types.js';
+import { MemoryCatalogRegistry } from './catalog-memory.js';
+import { RedisCatalogRegistry } from './catalog-redis.js';
 
-/** With Redis, pass one `client` to share a connection between the inventory, ledger and registry. */
+/** With Redis, pass one `client` to share a connection between the inventory, ledger and registries. */
 export function createStore(cfg: StoreConfig, client?: Redis | Cluster): InventoryStore {
   if (cfg.type === 'redis') return new RedisStore({ redis: cfg.redis, retentionHours: cfg.retention_hours, ...(client ? { client } : {}) });
   return new MemoryStore({ maxRecords: cfg.memory_max_records, retentionHours: cfg.retention_hours });
@@ -27,4 +30,9 @@ export function createLedger(cfg: StoreConfig, client?: Redis | Cluster): Budget
 /** Where budgets and templates created through the admin API are kept. */
 export function createBudgetRegistry(cfg: StoreConfig, client?: Redis | Cluster): BudgetRegistry {
   return cfg.type === 'redis' ? new RedisBudgetRegistry({ redis: cfg.redis, ...(client ? { client } : {}) }) : new MemoryBudgetRegistry();
+}
+
+/** Where the catalog (owners, consumers, rules, resources, policies) and its audit log are kept. */
+export function createCatalogRegistry(cfg: StoreConfig, client?: Redis | Cluster): CatalogRegistry {
+  return cfg.type === 'redis' ? new RedisCatalogRegistry({ redis: cfg.redis, ...(client ? { client } : {}) }) : new MemoryCatalogRegistry();
 }

@@ -3,27 +3,28 @@
  * - at most `maxRecords` records; the least recently updated is evicted (counted in `evictions`);
  * - the consumer and provider/model rollups are the sums of the retained records, so they shrink with
  *   evictions and never outnumber the records;
- * - at most `maxBuckets` hourly buckets (per key and hour), within retention; the oldest go first;
+ * - at most `maxBuckets` hourly buckets (per key, API and hour), within retention; the oldest go first;
  * - batch ids are remembered for 24 hours, at most `maxBatchIds` of them (the oldest forgotten first).
  */
 import { LRUCache } from 'lru-cache';
 import {
+  addBucket,
   addCounters,
+  apiParts,
   applyDelta,
+  bucketId,
   cloneRecord,
   cloneRollup,
   deltaHour,
+  emptyBucket,
   emptyRollup,
   modelId,
   newRecord,
   parseModelId,
   recordId,
-  TOKEN_CLASSES,
-  totalErrors,
 } from './rollup.js';
 import {
   byLastSeenDesc,
-  emptyBucket,
   oldestRetainedHour,
   pageOf,
   queryInventory,
@@ -69,7 +70,7 @@ export class MemoryStore implements InventoryStore {
   private readonly records: LRUCache<string, InventoryRecord>;
   private readonly consumerRollups = new Map<string, RollupEntry>();
   private readonly modelRollups = new Map<string, RollupEntry>();
-  /** hour -> record id -> bucket. */
+  /** hour -> bucket id (record id and API) -> bucket. */
   private readonly hours = new Map<number, Map<string, BucketEntry>>();
   private bucketCount = 0;
   private prunedBefore = Number.NEGATIVE_INFINITY;
@@ -156,29 +157,27 @@ export class MemoryStore implements InventoryStore {
     addToRollup(this.consumerRollups, delta.key.consumer, id, delta);
     addToRollup(this.modelRollups, modelId(delta.key.provider, delta.key.model), id, delta);
     const hour = deltaHour(delta);
-    if (hour >= oldestHour) this.addToBucket(hour, id, delta);
+    if (hour >= oldestHour) this.addToBucket(hour, delta);
   }
 
-  private addToBucket(hour: number, id: string, delta: InventoryDelta): void {
-    let buckets = this.hours.get(hour);
-    if (!buckets) {
-      buckets = new Map();
-      this.hours.set(hour, buckets);
-    }
-    let entry = buckets.get(id);
-    if (!entry) {
-      entry = { hour, key: { ...delta.key }, counts: emptyBucket() };
-      buckets.set(id, entry);
-      this.bucketCount++;
-      if (this.bucketCount > this.maxBuckets) this.dropOldestBucket();
-    }
-    const c = entry.counts;
-    c.requests += delta.requests;
-    c.errors += totalErrors(delta.errors);
-    c.costMicroUsd += delta.costMicroUsd;
-    for (const k of TOKEN_CLASSES) {
-      c.reported[k] += delta.reported[k];
-      c.estimated[k] += delta.estimated[k];
+  private addToBucket(hour: number, delta: InventoryDelta): void {
+    for (const part of apiParts(delta)) {
+      // Looked up per part: dropping the oldest bucket may remove this hour's map.
+      let buckets = this.hours.get(hour);
+      if (!buckets) {
+        buckets = new Map();
+        this.hours.set(hour, buckets);
+      }
+      const key = { ...delta.key, api: part.api };
+      const id = bucketId(key);
+      let entry = buckets.get(id);
+      if (!entry) {
+        entry = { hour, key, counts: emptyBucket() };
+        buckets.set(id, entry);
+        this.bucketCount++;
+        if (this.bucketCount > this.maxBuckets) this.dropOldestBucket();
+      }
+      addBucket(entry.counts, part);
     }
   }
 

@@ -2,17 +2,17 @@
  * Query semantics shared by both InventoryStore implementations: inventory filters, sort order and
  * pages; rollup order; usage time series from hourly buckets. Stores only gather candidates.
  */
-import { alignDown, recordId, TOKEN_CLASSES, totalTokens } from './rollup.js';
+import { addBucket, alignDown, bucketId, emptyBucket, recordId, totalTokens } from './rollup.js';
 import {
   DAY_MS,
-  emptyTokens,
   HOUR_MS,
+  type BucketCounts,
   type InventoryKey,
   type InventoryQuery,
   type InventoryRecord,
   type InventorySortField,
   type Page,
-  type TokenCounts,
+  type UsageKey,
   type UsagePoint,
   type UsageQuery,
 } from './types.js';
@@ -96,23 +96,15 @@ function compare(a: number | string, b: number | string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The counters of one hourly bucket of one inventory key. */
-export interface BucketCounts {
-  requests: number;
-  errors: number;
-  reported: TokenCounts;
-  estimated: TokenCounts;
-  costMicroUsd: number;
-}
-
 export interface BucketEntry {
   hour: number;
-  key: InventoryKey;
+  key: UsageKey;
   counts: BucketCounts;
 }
 
-export function emptyBucket(): BucketCounts {
-  return { requests: 0, errors: 0, reported: emptyTokens(), estimated: emptyTokens(), costMicroUsd: 0 };
+/** A bucket's key passes the usage query's filters (consumer, provider, model, api). */
+export function matchesBucket(key: UsageKey, q: UsageQuery): boolean {
+  return matchesKey(key, q) && (q.api === undefined || key.api === q.api);
 }
 
 /** The oldest hourly bucket still within retention: its hour ends after `now - retention`. */
@@ -136,10 +128,19 @@ export function usageHours(q: UsageQuery, now: number, retentionHours: number): 
   };
 }
 
-function groupOf(key: InventoryKey, q: UsageQuery): string {
-  if (q.groupBy === 'consumer') return key.consumer;
-  if (q.groupBy === 'provider') return key.provider;
-  return `${key.provider}/${key.model}`;
+function groupOf(key: UsageKey, q: UsageQuery): string {
+  switch (q.groupBy) {
+    case 'consumer':
+      return key.consumer;
+    case 'provider':
+      return key.provider;
+    case 'api':
+      return key.api;
+    case 'key':
+      return bucketId(key);
+    default:
+      return `${key.provider}/${key.model}`;
+  }
 }
 
 /** Groups bucket entries into points, sorted by group then bucketStart. Entries outside `hours` are ignored. */
@@ -147,22 +148,16 @@ export function usagePoints(entries: Iterable<BucketEntry>, q: UsageQuery, hours
   const size = bucketSize(q);
   const points = new Map<string, UsagePoint>();
   for (const e of entries) {
-    if (e.hour < hours.from || e.hour >= hours.to || !matchesKey(e.key, q)) continue;
+    if (e.hour < hours.from || e.hour >= hours.to || !matchesBucket(e.key, q)) continue;
     const group = groupOf(e.key, q);
     const bucketStart = alignDown(e.hour, size);
     const id = `${group}\u0000${bucketStart}`;
     let p = points.get(id);
     if (!p) {
-      p = { group, bucketStart, ...emptyBucket() };
+      p = { group, bucketStart, ...emptyBucket(), ...(q.groupBy === 'key' ? { key: { ...e.key } } : {}) };
       points.set(id, p);
     }
-    p.requests += e.counts.requests;
-    p.errors += e.counts.errors;
-    p.costMicroUsd += e.counts.costMicroUsd;
-    for (const c of TOKEN_CLASSES) {
-      p.reported[c] += e.counts.reported[c];
-      p.estimated[c] += e.counts.estimated[c];
-    }
+    addBucket(p, e.counts);
   }
   return [...points.values()].sort((a, b) => compare(a.group, b.group) || a.bucketStart - b.bucketStart);
 }

@@ -13,16 +13,20 @@
  *   {p}:mod:<model id>            hash: the provider/model rollup
  *   {p}:modrecs:<model id>        zset: the provider/model's record ids by lastSeen (ZCARD = distinct consumers)
  *   {p}:idx:rec / idx:con / idx:mod   zsets by lastSeen: every record id / consumer / model id
- *   {p}:hour:<hour>:<record id>   hash: the record's hourly bucket, expires with retention
- *   {p}:hourrecs:<hour>           set: record ids with a bucket in that hour, expires with retention
+ *   {p}:hour:<hour>:<bucket id>   hash: one record's bucket for one API in that hour, expires with retention
+ *   {p}:hourrecs:<hour>           set: bucket ids with a bucket in that hour, expires with retention
  *   {p}:hours                     zset: hours that have buckets (trimmed to retention by every batch)
  *
- * Record and model ids are JSON arrays (see rollup.ts), computed here in Node rather than in Lua.
+ * Record, bucket and model ids are JSON arrays (see rollup.ts), computed here in Node rather than in
+ * Lua. A bucket id is [consumer, provider, model, api]; buckets written before buckets had an API
+ * have the record id ([consumer, provider, model]) instead and read back with api "".
  */
-import { deltaHour, ERROR_KINDS, modelId, recordId, TOKEN_CLASSES, totalErrors } from './rollup.js';
-import { oldestRetainedHour, type BucketCounts } from './query.js';
+import { apiParts, bucketId, deltaHour, ERROR_KINDS, modelId, recordId, TOKEN_CLASSES } from './rollup.js';
+import { oldestRetainedHour } from './query.js';
 import {
   HOUR_MS,
+  type ApiCounts,
+  type BucketCounts,
   type InventoryBatch,
   type InventoryDelta,
   type InventoryKey,
@@ -103,11 +107,13 @@ for _, d in ipairs(cjson.decode(ARGV[3])) do
   rollup(p .. 'con:' .. d.con, p .. 'idx:con', d.con, p .. 'conrecs:' .. d.con, d, last)
   rollup(p .. 'mod:' .. d.mod, p .. 'idx:mod', d.mod, p .. 'modrecs:' .. d.mod, d, last)
   if d.hour then
-    local bucket = p .. 'hour:' .. d.hour .. ':' .. d.rec
     local members = p .. 'hourrecs:' .. d.hour
-    incr(bucket, d.b)
-    redis.call('PEXPIRE', bucket, d.ttl)
-    redis.call('SADD', members, d.rec)
+    for _, b in ipairs(d.b) do
+      local bucket = p .. 'hour:' .. d.hour .. ':' .. b.id
+      incr(bucket, b.n)
+      redis.call('PEXPIRE', bucket, d.ttl)
+      redis.call('SADD', members, b.id)
+    end
     redis.call('PEXPIRE', members, d.ttl)
     redis.call('ZADD', p .. 'hours', d.hour, d.hour)
   end
@@ -136,13 +142,20 @@ function recordCounters(d: InventoryDelta): Record<string, number> {
   return n;
 }
 
-function bucketCounters(d: InventoryDelta): Record<string, number> {
-  const n: Record<string, number> = { requests: Math.round(d.requests) };
-  put(n, 'errors', totalErrors(d.errors));
-  put(n, 'cost', d.costMicroUsd);
-  putTokens(n, 'rep', d.reported);
-  putTokens(n, 'est', d.estimated);
+function bucketCounters(part: ApiCounts): Record<string, number> {
+  const n: Record<string, number> = { requests: Math.round(part.requests) };
+  put(n, 'errors', part.errors);
+  put(n, 'cost', part.costMicroUsd);
+  put(n, 'estcost', part.estimatedCostMicroUsd);
+  put(n, 'unpriced', part.unpricedRequests);
+  putTokens(n, 'rep', part.reported);
+  putTokens(n, 'est', part.estimated);
   return n;
+}
+
+/** The delta's buckets in its hour: one per API. */
+function buckets(d: InventoryDelta): { id: string; n: Record<string, number> }[] {
+  return apiParts(d).map((part) => ({ id: bucketId({ ...d.key, api: part.api }), n: bucketCounters(part) }));
 }
 
 /** The script's arguments for one batch; buckets already past retention are left out. */
@@ -163,7 +176,7 @@ export function encodeBatch(keys: RedisKeys, batch: InventoryBatch, now: number,
     };
     if (hour < oldestHour) return encoded;
     // The bucket expires when its hour leaves retention on the store's clock.
-    return { ...encoded, hour: String(hour), ttl: hour + HOUR_MS + retentionHours * HOUR_MS - now, b: bucketCounters(d) };
+    return { ...encoded, hour: String(hour), ttl: hour + HOUR_MS + retentionHours * HOUR_MS - now, b: buckets(d) };
   });
   return {
     key: keys.batch(batch.id),
@@ -212,6 +225,8 @@ export function decodeBucket(hash: Record<string, string>): BucketCounts {
     requests: num(hash, 'requests'),
     errors: num(hash, 'errors'),
     costMicroUsd: num(hash, 'cost'),
+    estimatedCostMicroUsd: num(hash, 'estcost'),
+    unpricedRequests: num(hash, 'unpriced'),
     reported: tokens(hash, 'rep'),
     estimated: tokens(hash, 'est'),
   };

@@ -9,7 +9,8 @@
  *   lastSeen with no other filter, only the page's records are read; otherwise every candidate record
  *   is read (in chunks) and filtered, sorted and paged in Node. So a query costs at most one read per
  *   record of the chosen index.
- * - usage() reads the bucket ids of the retained hours in range and then only the matching buckets.
+ * - usage() reads the bucket ids of the retained hours in range and then only the matching buckets
+ *   (ids carry the key and the API, so filters cost no reads).
  * - Commands time out after command_timeout_ms and fail at once while Redis is unreachable (no
  *   offline queue): the Recorder retries, and batches are idempotent.
  */
@@ -17,8 +18,9 @@ import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import { LazyConnection } from './redis-client.js';
 import { APPLY_BATCH_LUA, decodeBucket, decodeRecord, decodeRollup, encodeBatch, RedisKeys } from './redis-script.js';
-import { modelId, parseModelId, parseRecordId, recordId } from './rollup.js';
+import { modelId, parseBucketId, parseModelId, parseRecordId, recordId } from './rollup.js';
 import {
+  matchesBucket,
   matchesKey,
   orderedByLastSeenOnly,
   pageOf,
@@ -37,6 +39,7 @@ import type {
   InventoryStore,
   ModelSummary,
   Page,
+  UsageKey,
   UsagePoint,
   UsageQuery,
 } from './types.js';
@@ -120,11 +123,11 @@ export class RedisStore implements InventoryStore {
     if (hours.from >= hours.to) return [];
     const hourList = (await client.zrangebyscore(this.keys.hours, hours.from, `(${hours.to}`)).map(Number);
     const members = await chunked(client, hourList, (p, h) => p.smembers(this.keys.hourRecords(h)));
-    const wanted: { hour: number; id: string; key: InventoryKey }[] = [];
+    const wanted: { hour: number; id: string; key: UsageKey }[] = [];
     hourList.forEach((hour, i) => {
       for (const id of members[i] as string[]) {
-        const key = parseRecordId(id);
-        if (matchesKey(key, query)) wanted.push({ hour, id, key });
+        const key = parseBucketId(id);
+        if (matchesBucket(key, query)) wanted.push({ hour, id, key });
       }
     });
     const buckets = await chunked(client, wanted, (p, w) => p.hgetall(this.keys.bucket(w.hour, w.id)));

@@ -3,12 +3,15 @@ import {
   emptyErrors,
   emptyTokens,
   HOUR_MS,
+  type ApiCounts,
+  type BucketCounts,
   type ErrorCounts,
   type InventoryDelta,
   type InventoryKey,
   type InventoryRecord,
   type Rollup,
   type TokenCounts,
+  type UsageKey,
 } from './types.js';
 
 export const TOKEN_CLASSES = ['input', 'cached_input', 'cache_write', 'output', 'reasoning'] as const satisfies readonly (keyof TokenCounts)[];
@@ -22,6 +25,19 @@ export function recordId(key: InventoryKey): string {
 export function parseRecordId(id: string): InventoryKey {
   const [consumer, provider, model] = JSON.parse(id) as [string, string, string];
   return { consumer, provider, model };
+}
+
+/**
+ * An hourly bucket's identity within its hour: the record id's parts plus the API (JSON, like
+ * recordId). A 3-part id (buckets written before buckets had an API) parses with api "".
+ */
+export function bucketId(key: UsageKey): string {
+  return JSON.stringify([key.consumer, key.provider, key.model, key.api]);
+}
+
+export function parseBucketId(id: string): UsageKey {
+  const [consumer, provider, model, api] = JSON.parse(id) as [string, string, string, string?];
+  return { consumer, provider, model, api: api ?? '' };
 }
 
 /** A provider/model pair's identity (JSON for the same reason as recordId). */
@@ -112,4 +128,43 @@ export function cloneRollup<T extends Rollup>(r: T): T {
 
 export function cloneRecord(r: InventoryRecord): InventoryRecord {
   return { ...cloneRollup(r), key: { ...r.key }, responseModels: [...r.responseModels] };
+}
+
+export function emptyBucket(): BucketCounts {
+  return { requests: 0, errors: 0, reported: emptyTokens(), estimated: emptyTokens(), costMicroUsd: 0, estimatedCostMicroUsd: 0, unpricedRequests: 0 };
+}
+
+function hasTokens(t: TokenCounts): boolean {
+  return TOKEN_CLASSES.some((c) => t[c] !== 0);
+}
+
+/** Adds the counters of `from` to `into`. */
+export function addBucket(into: BucketCounts, from: BucketCounts): void {
+  into.requests += from.requests;
+  into.errors += from.errors;
+  into.costMicroUsd += from.costMicroUsd;
+  into.estimatedCostMicroUsd += from.estimatedCostMicroUsd;
+  into.unpricedRequests += from.unpricedRequests;
+  for (const c of TOKEN_CLASSES) {
+    into.reported[c] += from.reported[c];
+    into.estimated[c] += from.estimated[c];
+  }
+}
+
+/** A delta's counters by API: its own split, else all of it under lastApi (see InventoryDelta.byApi). */
+export function apiParts(d: InventoryDelta): ApiCounts[] {
+  if (d.byApi) return d.byApi;
+  const onlyEstimated = hasTokens(d.estimated) && !hasTokens(d.reported);
+  return [
+    {
+      api: d.lastApi,
+      requests: d.requests,
+      errors: totalErrors(d.errors),
+      reported: { ...d.reported },
+      estimated: { ...d.estimated },
+      costMicroUsd: d.costMicroUsd,
+      estimatedCostMicroUsd: onlyEstimated ? d.costMicroUsd : 0,
+      unpricedRequests: d.unpricedRequests,
+    },
+  ];
 }

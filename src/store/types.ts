@@ -55,8 +55,8 @@ export interface Rollup {
   unpricedRequests: number;
 }
 
-/** Additive changes to one inventory record (and its rollups and hourly bucket). */
-export interface InventoryDelta extends Rollup {
+/** One inventory record: the aggregate of every delta applied for its key. */
+export interface InventoryRecord extends Rollup {
   key: InventoryKey;
   /** API of the latest exchange (with lastSeen as its time). */
   lastApi: string;
@@ -66,8 +66,36 @@ export interface InventoryDelta extends Rollup {
   consumerResolver: string | null;
 }
 
-/** One inventory record: the aggregate of every delta applied for its key (same shape). */
-export type InventoryRecord = InventoryDelta;
+/**
+ * The counters of one hourly bucket: one consumer x provider x model x API in one UTC hour.
+ * `estimatedCostMicroUsd` is the part of `costMicroUsd` priced from estimated usage.
+ */
+export interface BucketCounts {
+  requests: number;
+  /** Requests that ended in an error (of any kind). */
+  errors: number;
+  reported: TokenCounts;
+  estimated: TokenCounts;
+  costMicroUsd: number;
+  estimatedCostMicroUsd: number;
+  /** Exchanges that had usage but no known price. */
+  unpricedRequests: number;
+}
+
+/** A delta's counters for one API. */
+export interface ApiCounts extends BucketCounts {
+  api: string;
+}
+
+/** Additive changes to one inventory record (and its rollups and hourly buckets). */
+export interface InventoryDelta extends InventoryRecord {
+  /**
+   * The delta's counters split by API (they add up to the delta's own counters): each part goes to
+   * the hourly bucket of its API. Absent (deltas made by hand), the whole delta is filed under
+   * lastApi, its cost as estimated when it has only estimated tokens.
+   */
+  byApi?: ApiCounts[];
+}
 
 /**
  * A batch of deltas with a unique id. Applying the same batch id twice must count it once (a
@@ -118,7 +146,8 @@ export interface Page<T> {
   total: number;
 }
 
-export type UsageGroupBy = 'consumer' | 'provider' | 'model';
+/** `key`: consumer x provider x model x API, the hourly buckets' own identity (see UsagePoint.key). */
+export type UsageGroupBy = 'consumer' | 'provider' | 'model' | 'api' | 'key';
 export type UsageBucket = 'hour' | 'day';
 
 export interface UsageQuery {
@@ -131,18 +160,24 @@ export interface UsageQuery {
   consumer?: string;
   provider?: string;
   model?: string;
+  api?: string;
 }
 
-/** One bucket of one group. `group` is the consumer, the provider, or `provider/model`. */
-export interface UsagePoint {
+/** What identifies an hourly bucket. `api` is "" in buckets written before buckets had an API. */
+export interface UsageKey extends InventoryKey {
+  api: string;
+}
+
+/**
+ * One bucket of one group. `group` is the consumer, the provider, `provider/model`, the API, or
+ * (groupBy `key`) the bucket id, a JSON array [consumer, provider, model, api] also given as `key`.
+ */
+export interface UsagePoint extends BucketCounts {
   group: string;
   /** Bucket start, epoch ms (UTC hour or UTC day). */
   bucketStart: number;
-  requests: number;
-  errors: number;
-  reported: TokenCounts;
-  estimated: TokenCounts;
-  costMicroUsd: number;
+  /** Only with groupBy `key`. */
+  key?: UsageKey;
 }
 
 export interface InventoryStore {

@@ -90,6 +90,8 @@ export class Exchange {
   error: ExchangeErrorCode | null = null;
   usageInjected = false;
   blockedBy: string[] = [];
+  /** Set by the governor when a sanction policy flags or blocks the model (see ExchangeRecord). */
+  unsanctioned = false;
   stoppedStream = false;
 
   private hadContentLength = false;
@@ -368,10 +370,10 @@ export class Exchange {
     this.responseEnded = true;
   }
 
-  /** Budgets refused the request: tokenwarden answered it itself and nothing went upstream. */
-  rejectLocally(status: number, budgets: string[]): void {
+  /** Budgets or a policy refused the request: tokenwarden answered it itself and nothing went upstream. */
+  rejectLocally(status: number, blockedBy: string[]): void {
     this.status = status;
-    this.blockedBy = budgets;
+    this.blockedBy = blockedBy;
     this.responseEnded = true;
   }
 
@@ -440,6 +442,7 @@ export class Exchange {
       completion: complete ? 'complete' : 'aborted',
       usageInjected: this.usageInjected,
       blockedBy: this.blockedBy,
+      unsanctioned: this.unsanctioned,
     };
   }
 

@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  type ApiCounts,
   DAY_MS,
   emptyErrors,
   emptyTokens,
@@ -59,6 +60,40 @@ export function delta(consumer: string, provider: string, model: string, at: num
     errors: { ...emptyErrors(), ...init.errors },
     reported: { ...emptyTokens(), ...init.reported },
     estimated: { ...emptyTokens(), ...init.estimated },
+  };
+}
+
+type PartInit = Partial<Omit<ApiCounts, 'api' | 'reported' | 'estimated'>> & { reported?: Partial<TokenCounts>; estimated?: Partial<TokenCounts> };
+
+/** One API's share of a delta (InventoryDelta.byApi). */
+export function part(api: string, init: PartInit = {}): ApiCounts {
+  return {
+    api,
+    requests: 1,
+    errors: 0,
+    costMicroUsd: 0,
+    estimatedCostMicroUsd: 0,
+    unpricedRequests: 0,
+    ...init,
+    reported: { ...emptyTokens(), ...init.reported },
+    estimated: { ...emptyTokens(), ...init.estimated },
+  };
+}
+
+/** A delta whose counters are the sum of its API parts (as the Recorder makes them). */
+export function splitDelta(consumer: string, provider: string, model: string, at: number, parts: ApiCounts[], init: DeltaInit = {}): InventoryDelta {
+  const sum = (f: (p: ApiCounts) => number): number => parts.reduce((n, p) => n + f(p), 0);
+  const tokens = (source: 'reported' | 'estimated'): TokenCounts => {
+    const t = emptyTokens();
+    for (const k of Object.keys(t) as (keyof TokenCounts)[]) t[k] = sum((p) => p[source][k]);
+    return t;
+  };
+  return {
+    ...delta(consumer, provider, model, at, { ...init, requests: sum((p) => p.requests), costMicroUsd: sum((p) => p.costMicroUsd), unpricedRequests: sum((p) => p.unpricedRequests) }),
+    errors: { ...emptyErrors(), upstream_5xx: sum((p) => p.errors) },
+    reported: tokens('reported'),
+    estimated: tokens('estimated'),
+    byApi: parts,
   };
 }
 
@@ -362,6 +397,8 @@ export function storeContract(name: string, make: MakeStore): void {
         requests: 1,
         errors: 0,
         costMicroUsd: 0,
+        estimatedCostMicroUsd: 0,
+        unpricedRequests: 0,
         ...p,
         reported: { ...emptyTokens(), ...p.reported },
         estimated: { ...emptyTokens(), ...p.estimated },
@@ -439,6 +476,94 @@ export function storeContract(name: string, make: MakeStore): void {
         expect((await store.usage({ ...carol, consumer: undefined, to: clock + HOUR_MS })).map((p) => p.group)).toEqual(['alice', 'alice', 'bob', 'erin']);
         expect((await store.inventory({ consumer: 'carol' })).total).toBe(1);
         expect((await store.inventory({ consumer: 'dave' })).items[0]?.requests).toBe(1);
+      });
+    });
+
+    describe('usage by API', () => {
+      /**
+       *   alice|openai|gpt-4o  T0+10m  chat_completions: 2 req, 10 in, 100    responses: 1 req (error), est 5 out, 30 estimated, 1 unpriced
+       *   alice|openai|gpt-4o  T0+1h   responses: 1 req, 4 in, 40
+       *   bob|anthropic|claude T0+20m  no split, lastApi messages: 2 req, est 8 out, 16
+       */
+      async function seedApis(store: InventoryStore): Promise<void> {
+        await store.apply(
+          batch(
+            splitDelta('alice', 'openai', 'gpt-4o', T0 + 10 * MIN, [
+              part('chat_completions', { requests: 2, reported: { input: 10 }, costMicroUsd: 100 }),
+              part('responses', { errors: 1, estimated: { output: 5 }, costMicroUsd: 30, estimatedCostMicroUsd: 30, unpricedRequests: 1 }),
+            ]),
+            delta('bob', 'anthropic', 'claude', T0 + 20 * MIN, { requests: 2, lastApi: 'messages', estimated: { output: 8 }, costMicroUsd: 16 }),
+          ),
+        );
+        await store.apply(batch(splitDelta('alice', 'openai', 'gpt-4o', T0 + HOUR_MS, [part('responses', { reported: { input: 4 }, costMicroUsd: 40 })])));
+      }
+
+      const summary = (points: UsagePoint[]) => points.map((p) => [p.group, p.bucketStart, p.requests, p.errors, p.costMicroUsd, p.estimatedCostMicroUsd, p.unpricedRequests]);
+
+      it('files each API of a delta in its own bucket; a delta without a split goes to lastApi', async () => {
+        const store = await fresh();
+        await seedApis(store);
+        expect(summary(await store.usage({ groupBy: 'api', bucket: 'hour', from: T0, to: T0 + 2 * HOUR_MS }))).toEqual([
+          ['chat_completions', T0, 2, 0, 100, 0, 0],
+          ['messages', T0, 2, 0, 16, 16, 0],
+          ['responses', T0, 1, 1, 30, 30, 1],
+          ['responses', T0 + HOUR_MS, 1, 0, 40, 0, 0],
+        ]);
+        const [responses] = await store.usage({ groupBy: 'api', bucket: 'day', from: T0, to: T0 + 1, api: 'responses' });
+        expect(responses).toMatchObject({ group: 'responses', bucketStart: D0, requests: 2, reported: { input: 4 }, estimated: { output: 5 } });
+      });
+
+      it('keeps the consumer, provider and model groupings as sums over the APIs', async () => {
+        const store = await fresh();
+        await seedApis(store);
+        const q = { bucket: 'day', from: T0, to: T0 + 1 } as const;
+        expect(summary(await store.usage({ ...q, groupBy: 'consumer' }))).toEqual([
+          ['alice', D0, 4, 1, 170, 30, 1],
+          ['bob', D0, 2, 0, 16, 16, 0],
+        ]);
+        expect(summary(await store.usage({ ...q, groupBy: 'model', api: 'chat_completions' }))).toEqual([['openai/gpt-4o', D0, 2, 0, 100, 0, 0]]);
+        expect(await store.usage({ ...q, groupBy: 'provider', api: 'embeddings' })).toEqual([]);
+      });
+
+      it('groups by the whole bucket key: consumer, provider, model and API', async () => {
+        const store = await fresh();
+        await seedApis(store);
+        const points = await store.usage({ groupBy: 'key', bucket: 'hour', from: T0, to: T0 + HOUR_MS, consumer: 'alice' });
+        expect(points.map((p) => [p.group, p.key])).toEqual([
+          ['["alice","openai","gpt-4o","chat_completions"]', { consumer: 'alice', provider: 'openai', model: 'gpt-4o', api: 'chat_completions' }],
+          ['["alice","openai","gpt-4o","responses"]', { consumer: 'alice', provider: 'openai', model: 'gpt-4o', api: 'responses' }],
+        ]);
+        expect((await store.usage({ groupBy: 'consumer', bucket: 'hour', from: T0, to: T0 + HOUR_MS }))[0]?.key).toBeUndefined();
+      });
+
+      it('counts a retried batch with an API split once, buckets included', async () => {
+        const store = await fresh();
+        const b = batch(splitDelta('alice', 'openai', 'gpt-4o', T0, [part('chat_completions', { requests: 3 }), part('embeddings')]));
+        await store.apply(b);
+        await Promise.all([store.apply(b), store.apply(b)]);
+        expect(summary(await store.usage({ groupBy: 'api', bucket: 'hour', from: T0, to: T0 + HOUR_MS }))).toEqual([
+          ['chat_completions', T0, 3, 0, 0, 0, 0],
+          ['embeddings', T0, 1, 0, 0, 0, 0],
+        ]);
+        expect((await store.inventory({})).items[0]).toMatchObject({ requests: 4, lastApi: 'chat_completions' });
+      });
+
+      it('adds up to the inventory exactly while every bucket is within retention', async () => {
+        const store = await fresh();
+        await seedApis(store);
+        await seedFour(store);
+        const points = await store.usage({ groupBy: 'key', bucket: 'day', from: T0 - DAY_MS, to: T0 + DAY_MS });
+        const records = (await store.inventory({ limit: 1000 })).items;
+        const total = <T>(items: T[], f: (x: T) => number): number => items.reduce((n, x) => n + f(x), 0);
+        expect(total(points, (p) => p.requests)).toBe(total(records, (r) => r.requests));
+        expect(total(points, (p) => p.costMicroUsd)).toBe(total(records, (r) => r.costMicroUsd));
+        expect(total(points, (p) => p.unpricedRequests)).toBe(total(records, (r) => r.unpricedRequests));
+        expect(total(points, (p) => p.errors)).toBe(total(records, (r) => Object.values(r.errors).reduce((a, b) => a + b, 0)));
+        for (const source of ['reported', 'estimated'] as const) {
+          for (const c of ['input', 'cached_input', 'cache_write', 'output', 'reasoning'] as const) {
+            expect(total(points, (p) => p[source][c]), `${source}.${c}`).toBe(total(records, (r) => r[source][c]));
+          }
+        }
       });
     });
 

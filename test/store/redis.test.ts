@@ -71,6 +71,27 @@ describe('RedisStore', () => {
     }
   });
 
+  it('reads buckets written before buckets had an API (record id members) with api ""', async () => {
+    const cfg = config();
+    const store = new RedisStore({ redis: cfg, retentionHours: 48, now: () => T0 + HOUR_MS });
+    try {
+      const base = `{${cfg.key_prefix}}:`;
+      const legacy = JSON.stringify(['alice', 'openai', 'gpt-4o']);
+      await admin.hset(`${base}hour:${T0}:${legacy}`, { requests: '2', cost: '50', 'rep.input': '7' });
+      await admin.sadd(`${base}hourrecs:${T0}`, legacy);
+      await admin.zadd(`${base}hours`, T0, String(T0));
+      await store.apply(batch(delta('alice', 'openai', 'gpt-4o', T0 + 5, { lastApi: 'responses' })));
+      const byApi = await store.usage({ groupBy: 'api', bucket: 'hour', from: T0, to: T0 + HOUR_MS });
+      expect(byApi.map((p) => [p.group, p.requests, p.costMicroUsd, p.reported.input])).toEqual([
+        ['', 2, 50, 7],
+        ['responses', 1, 0, 0],
+      ]);
+      expect((await store.usage({ groupBy: 'consumer', bucket: 'hour', from: T0, to: T0 + HOUR_MS }))[0]?.requests).toBe(3);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('rejects a key prefix with braces (it would break the hash tag)', () => {
     expect(() => new RedisStore({ redis: config({ key_prefix: 'a}b' }), retentionHours: 1 })).toThrow(/braces/);
   });
