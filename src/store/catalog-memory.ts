@@ -4,47 +4,7 @@
  */
 import type { AuditEntry, ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
 import { MEMORY_AUDIT_CAPACITY, type AuditLog, type AuditQuery, type CatalogRegistry, type CatalogSnapshot } from './catalog-types.js';
-import type { DefinitionCollection } from './registry-types.js';
-
-class MemoryCollection<T extends { id: string }> implements DefinitionCollection<T> {
-  private readonly defs = new Map<string, T>();
-
-  constructor(private readonly changed: () => void) {}
-
-  async list(): Promise<T[]> {
-    return this.all();
-  }
-
-  /** Synchronous, so a snapshot of every kind cannot interleave with a change. */
-  all(): T[] {
-    return [...this.defs.keys()].sort().map((id) => structuredClone(this.defs.get(id) as T));
-  }
-
-  async get(id: string): Promise<T | null> {
-    const def = this.defs.get(id);
-    return def === undefined ? null : structuredClone(def);
-  }
-
-  async create(def: T): Promise<boolean> {
-    if (this.defs.has(def.id)) return false;
-    this.defs.set(def.id, structuredClone(def));
-    this.changed();
-    return true;
-  }
-
-  async put(def: T): Promise<'created' | 'replaced'> {
-    const existed = this.defs.has(def.id);
-    this.defs.set(def.id, structuredClone(def));
-    this.changed();
-    return existed ? 'replaced' : 'created';
-  }
-
-  async delete(id: string): Promise<boolean> {
-    if (!this.defs.delete(id)) return false;
-    this.changed();
-    return true;
-  }
-}
+import { MemoryCollection } from './definitions-memory.js';
 
 /** A ring of the last `capacity` entries. */
 export class MemoryAuditLog implements AuditLog {

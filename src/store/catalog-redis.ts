@@ -11,9 +11,10 @@
  * Each change and its version bump are one script call, so a poller that sees the new version
  * also sees the change; snapshot() reads the version and every hash in one MULTI.
  */
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { AuditEntry, ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
+import { decodeAll, defineDefinitionScripts, RedisCollection, runTransaction, type DefinitionScriptClient } from './definitions-redis.js';
 import { LazyConnection } from './redis-client.js';
 import { REDIS_AUDIT_CAPACITY, type AuditLog, type AuditQuery, type CatalogRegistry, type CatalogSnapshot } from './catalog-types.js';
 import type { DefinitionCollection } from './registry-types.js';
@@ -27,29 +28,9 @@ export interface RedisCatalogOptions {
 }
 
 type Client = Redis | Cluster;
-type Change = (hash: string, version: string, id: string, json?: string) => Promise<number>;
-type ScriptClient = Client & {
-  tokenwardenCatalogCreate: Change;
-  tokenwardenCatalogPut: Change;
-  tokenwardenCatalogDelete: Change;
+type ScriptClient = DefinitionScriptClient & {
   tokenwardenCatalogAudit: (list: string, json: string, keep: number) => Promise<number>;
 };
-
-const CREATE_LUA = `
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
-return 1`;
-
-/** Returns 1 when the id was new. */
-const PUT_LUA = `
-local added = redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('INCR', KEYS[2])
-return added`;
-
-const DELETE_LUA = `
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
-return 1`;
 
 /** Push and trim together, so the list never outgrows its bound. */
 const AUDIT_LUA = `
@@ -79,36 +60,6 @@ export class CatalogKeys {
     this.policies = `${base}policies`;
     this.version = `${base}version`;
     this.audit = `${base}audit`;
-  }
-}
-
-class RedisCollection<T extends { id: string }> implements DefinitionCollection<T> {
-  constructor(
-    private readonly client: () => Promise<ScriptClient>,
-    private readonly hash: string,
-    private readonly versionKey: string,
-  ) {}
-
-  async list(): Promise<T[]> {
-    return decodeAll<T>(await (await this.client()).hgetall(this.hash));
-  }
-
-  async get(id: string): Promise<T | null> {
-    const json = await (await this.client()).hget(this.hash, id);
-    return json === null ? null : (JSON.parse(json) as T);
-  }
-
-  async create(def: T): Promise<boolean> {
-    return (await (await this.client()).tokenwardenCatalogCreate(this.hash, this.versionKey, def.id, JSON.stringify(def))) === 1;
-  }
-
-  async put(def: T): Promise<'created' | 'replaced'> {
-    const added = await (await this.client()).tokenwardenCatalogPut(this.hash, this.versionKey, def.id, JSON.stringify(def));
-    return added === 1 ? 'created' : 'replaced';
-  }
-
-  async delete(id: string): Promise<boolean> {
-    return (await (await this.client()).tokenwardenCatalogDelete(this.hash, this.versionKey, id)) === 1;
   }
 }
 
@@ -154,9 +105,7 @@ export class RedisCatalogRegistry implements CatalogRegistry {
   constructor(opts: RedisCatalogOptions) {
     this.keys = new CatalogKeys(opts.redis.key_prefix);
     this.conn = new LazyConnection(opts.redis, opts.client);
-    this.conn.client.defineCommand('tokenwardenCatalogCreate', { numberOfKeys: 2, lua: CREATE_LUA });
-    this.conn.client.defineCommand('tokenwardenCatalogPut', { numberOfKeys: 2, lua: PUT_LUA });
-    this.conn.client.defineCommand('tokenwardenCatalogDelete', { numberOfKeys: 2, lua: DELETE_LUA });
+    defineDefinitionScripts(this.conn.client);
     this.conn.client.defineCommand('tokenwardenCatalogAudit', { numberOfKeys: 1, lua: AUDIT_LUA });
     const scripts = (): Promise<ScriptClient> => this.connected() as Promise<ScriptClient>;
     const k = this.keys;
@@ -175,7 +124,7 @@ export class RedisCatalogRegistry implements CatalogRegistry {
   async snapshot(): Promise<CatalogSnapshot> {
     const client = await this.connected();
     const k = this.keys;
-    const [version, owners, consumers, rules, resources, policies] = await run(
+    const [version, owners, consumers, rules, resources, policies] = await runTransaction(
       client.multi().get(k.version).hgetall(k.owners).hgetall(k.consumers).hgetall(k.consumerRules).hgetall(k.resources).hgetall(k.policies),
     );
     return {
@@ -195,19 +144,4 @@ export class RedisCatalogRegistry implements CatalogRegistry {
   private async connected(): Promise<Client> {
     return (await this.conn.ready()) as Client;
   }
-}
-
-function decodeAll<T>(hash: Record<string, string>): T[] {
-  return Object.keys(hash)
-    .sort()
-    .map((id) => JSON.parse(hash[id] as string) as T);
-}
-
-async function run(commands: ChainableCommander): Promise<unknown[]> {
-  const replies = await commands.exec();
-  if (!replies) throw new Error('redis transaction was discarded');
-  return replies.map(([err, reply]) => {
-    if (err) throw err;
-    return reply;
-  });
 }
