@@ -65,6 +65,9 @@ export const EMPTY_USAGE: Readonly<Usage> = Object.freeze({
 /** The outcome of one observed exchange: what every consumer of tokenwarden's data sees. */
 export type ConsumerResolverKind = 'header' | 'xfcc' | 'attribute' | 'api_key';
 
+/** The consumer id of exchanges no resolver could identify (inventory key, budget subject). */
+export const ANONYMOUS_CONSUMER = 'anonymous';
+
 export interface ConsumerIdentity {
   id: string;
   resolver: ConsumerResolverKind;

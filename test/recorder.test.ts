@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ExchangeRecord } from '../src/domain.js';
-import { ANONYMOUS_CONSUMER, deltaOf } from '../src/store/aggregate.js';
+import { ANONYMOUS_CONSUMER } from '../src/domain.js';
+import { deltaOf } from '../src/store/aggregate.js';
 import { Recorder, type RecorderEvents, type RecorderOptions } from '../src/store/recorder.js';
 import { emptyErrors, emptyTokens, type InventoryBatch, type InventoryDelta, type InventoryStore } from '../src/store/types.js';
 

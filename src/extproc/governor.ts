@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { ExchangeRecord } from '../domain.js';
 import type { ExchangeGovernor, GovernorDecision } from './stream.js';
 import type { Exchange } from '../traffic/exchange.js';
-import { ANONYMOUS_CONSUMER } from '../store/aggregate.js';
+import { ANONYMOUS_CONSUMER } from '../domain.js';
 import { Catalog, EMPTY_DEFINITIONS, governanceLabels } from '../catalog/catalog.js';
 import type { CatalogView } from '../catalog/types.js';
 import type { Admission, Admitter } from '../governance/admission.js';

@@ -2,12 +2,9 @@
  * ExchangeRecord -> InventoryDelta, and the merge of two deltas of the same key. Pure functions: the
  * Recorder uses them to aggregate exchanges between flushes.
  */
-import type { ExchangeRecord } from '../domain.js';
+import { ANONYMOUS_CONSUMER, type ExchangeRecord } from '../domain.js';
 import { addBucket, apiParts, emptyBucket, ERROR_KINDS, TOKEN_CLASSES } from './rollup.js';
 import { emptyErrors, emptyTokens, type ApiCounts, type ErrorCounts, type InventoryDelta, type InventoryKey, type TokenCounts } from './types.js';
-
-/** The consumer of an exchange no resolver could identify. */
-export const ANONYMOUS_CONSUMER = 'anonymous';
 
 export function inventoryKey(r: ExchangeRecord): InventoryKey {
   return { consumer: r.consumer?.id ?? ANONYMOUS_CONSUMER, provider: r.provider, model: r.model ?? r.responseModel ?? '' };
