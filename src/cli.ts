@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, formatIssue } from './config/errors.js';
 import { applyOverrides, FINGERPRINT_SECRET_ENV, loadConfigFile, parseConfig, type ConfigOverride } from './config/load.js';
 import { parseAddress } from './config/schema.js';
-import { DEV_FINGERPRINT_SECRET, type TokenwardenConfig } from './config/types.js';
+import type { TokenwardenConfig } from './config/types.js';
+import { newFingerprintSecret } from './store/fingerprint-secret.js';
 import { createReloader, fileFingerprint, watchConfig, type ReloadResult } from './config/watch.js';
 import { createLogger, type Logger } from './log.js';
 import type { TokenwardenServer } from './server.js';
@@ -40,7 +41,8 @@ Other options:
   -V, --version            Print the version
 
 Environment:
-  ${FINGERPRINT_SECRET_ENV}   HMAC key for API-key fingerprints; overrides the file
+  ${FINGERPRINT_SECRET_ENV}   HMAC key for API-key fingerprints; overrides the file. Without
+                           one, a random key is generated (and shared through Redis)
 
 Exit codes: 0 success, 1 startup or runtime failure, 2 usage or configuration error.
 SIGTERM or SIGINT shut down gracefully (grpc.shutdown_grace_ms); a second signal exits at once.
@@ -315,14 +317,12 @@ async function serve(configFile: string | undefined, cliOverrides: readonly Conf
     printConfigError(error);
     return EXIT_USAGE;
   }
-  // Workers inherit the primary's stderr: it has already warned.
-  if (!worker && config.consumer.fingerprint_secret === DEV_FINGERPRINT_SECRET) {
-    process.stderr.write(
-      `tokenwarden: warning: consumer.fingerprint_secret is the built-in development value; set ${FINGERPRINT_SECRET_ENV} ` +
-        'or consumer.fingerprint_secret_env so API-key fingerprints cannot be recomputed by others\n',
-    );
+  if (clustering && !worker) {
+    // Without a configured secret and without Redis to share one, the workers (forked with this
+    // environment, restarted ones too) share one generated for this primary.
+    if (config.consumer.fingerprint_secret === '' && config.store.type === 'memory') process.env[FINGERPRINT_SECRET_ENV] = newFingerprintSecret();
+    return clustering.runPrimary({ workers, config, log: createLogger(config.logging.level) });
   }
-  if (clustering && !worker) return clustering.runPrimary({ workers, config, log: createLogger(config.logging.level) });
 
   // Installed before start() so that a signal during startup still leads to a graceful shutdown (and
   // SIGHUP, whose default action would end the process, to a reload once started).

@@ -9,14 +9,16 @@ import type { RequestKind } from './extproc/protocol.js';
 import { Exchange, type ExchangeDeps } from './traffic/exchange.js';
 import type { ConsumerIdentity, ExchangeRecord } from './domain.js';
 import { createRecognizer } from './traffic/recognize.js';
-import { createConsumerResolver } from './traffic/consumer.js';
+import { createConsumerResolver, type ResolveConsumer } from './traffic/consumer.js';
 import { TokenCounter } from './metering/tokens.js';
 import { PriceBook, type PriceRates } from './metering/prices.js';
 import { Metrics } from './admin/metrics.js';
-import { AdminServer } from './admin/http.js';
+import { AdminServer, splitHostPort } from './admin/http.js';
+import { adminTokens, isLoopbackAddress } from './admin/auth.js';
 import { priceBookListPrices, showbackRoutes } from './admin/showback-api.js';
 import { createBudgetRegistry, createCatalogRegistry, createLedger, createStore } from './store/create.js';
 import { LazyConnection } from './store/redis-client.js';
+import { fingerprintSecretKey, sharedFingerprintSecret } from './store/fingerprint-secret.js';
 import { effectiveDefinitions } from './store/registry-merge.js';
 import { PolicySet } from './governance/policy-set.js';
 import { Admitter } from './governance/admission.js';
@@ -28,6 +30,7 @@ import { BudgetGovernor } from './extproc/governor.js';
 import { compileGlob } from './glob.js';
 import { Recorder } from './store/recorder.js';
 import type { InventoryStore } from './store/types.js';
+import { MemoryStore } from './store/memory.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 
 export interface ServerHooks {
@@ -84,11 +87,17 @@ function resourceRates(price: ResourcePrice | undefined): PriceRates | null {
 }
 
 export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
+  // The config loader refuses this too; embedders may build a config without it.
+  const { address: adminAddress, token: adminToken, tokens: namedTokens } = config.admin;
+  if (adminAddress !== '' && !adminTokens(adminToken, namedTokens).some((t) => t.role === 'admin') && !isLoopbackAddress(splitHostPort(adminAddress).host)) {
+    throw new Error(`admin.address (${adminAddress}) is not a loopback address: an admin-role token (admin.token or admin.tokens) is required`);
+  }
   const log = hooks.logger ?? createLogger(config.logging.level);
   const metrics = new Metrics({ consumerLabels: config.metrics.consumer_labels });
   // One Redis connection for the inventory, the budget ledger and the registry.
   const redis = config.store.type === 'redis' ? new LazyConnection(config.store.redis) : null;
   const store = hooks.store ?? createStore(config.store, redis?.client);
+  let evictionsCounted = 0;
   const recorder = new Recorder(
     store,
     {
@@ -100,6 +109,11 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       flushed: ({ seconds }) => {
         metrics.storeFlushSeconds.observe(seconds);
         metrics.storePending.set(recorder.pendingDeltas);
+        // Only a flush adds records, so only a flush evicts.
+        if (store instanceof MemoryStore) {
+          metrics.storeEvicted.inc(store.evictions - evictionsCounted);
+          evictionsCounted = store.evictions;
+        }
       },
       flushFailed: (err, pending) => {
         metrics.storeFlushErrors.inc();
@@ -190,11 +204,15 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     unsanctioned: (e) =>
       metrics.unsanctionedRequests.inc({ gen_ai_provider_name: e.provider, gen_ai_request_model: e.model, policy: e.policy, decision: e.decision }),
   });
-  const configured = createConsumerResolver(config.consumer);
+  // API-key fingerprints must agree wherever the inventory is shared. Without a configured secret:
+  // with Redis, the secret kept there (read in start(), before any stream); with the memory store, a
+  // random one for this process, which lives as long as its inventory.
+  const secretFromRedis = config.consumer.fingerprint_secret === '' && redis !== null && config.consumer.resolvers.some((r) => r.type === 'api_key');
+  let configured: ResolveConsumer = createConsumerResolver(config.consumer);
   const custom = hooks.resolveConsumer;
   const deps: ExchangeDeps = {
     recognize: createRecognizer(config.discovery),
-    resolveConsumer: custom ? (h, a) => custom(h, a) ?? configured(h, a) : configured,
+    resolveConsumer: custom ? (h, a) => custom(h, a) ?? configured(h, a) : (h, a) => configured(h, a),
     tokens,
     prices,
     metering: config.metering,
@@ -240,6 +258,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     address: config.grpc.address,
     tls: config.grpc.tls,
     maxReceiveMessageBytes: config.grpc.max_receive_message_bytes,
+    maxConcurrentStreams: config.grpc.max_concurrent_streams,
+    streamRefused: () => metrics.streamsRefused.inc(),
     stream: {
       newExchange: (observability) => new Exchange(deps, { observability }),
       metadata: config.metadata,
@@ -304,6 +324,13 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     },
     refreshCatalog,
     async start() {
+      if (secretFromRedis && redis !== null) {
+        const secret = await sharedFingerprintSecret(redis, config.store.redis);
+        configured = createConsumerResolver({ ...config.consumer, fingerprint_secret: secret });
+        log.info('API keys are fingerprinted with the secret shared in Redis', { key: fingerprintSecretKey(config.store.redis.key_prefix) });
+      } else if (config.consumer.fingerprint_secret === '') {
+        log.warn('no consumer.fingerprint_secret configured: API keys are fingerprinted with a random secret of this process, so their consumer ids change when it restarts');
+      }
       const grpcAddress = await grpcServer.start();
       let adminAddress: string | null = null;
       try {

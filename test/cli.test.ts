@@ -143,10 +143,11 @@ describe('tokenwarden CLI', () => {
     server.child.kill('SIGTERM');
     const result = await server.exited;
     expect(result.code).toBe(0);
-    expect(result.stderr.match(/development value/g)).toHaveLength(1);
+    // No secret configured: a generated one, announced (never shown) once.
+    expect(result.stderr.match(/random secret of this process/g)).toHaveLength(1);
   });
 
-  it('serve exits 0 on SIGINT too, with the admin server disabled and no dev-secret warning', async () => {
+  it('serve exits 0 on SIGINT too, with the admin server disabled and no generated-secret warning', async () => {
     const grpcAddress = `127.0.0.1:${await freePort()}`;
     const server = start(['serve', '--grpc-address', grpcAddress, '--admin-address', ''], {
       TOKENWARDEN_FINGERPRINT_SECRET: 'a-real-secret',
@@ -155,7 +156,15 @@ describe('tokenwarden CLI', () => {
     server.child.kill('SIGINT');
     const result = await server.exited;
     expect(result.code).toBe(0);
-    expect(result.stderr).not.toContain('development value');
+    expect(result.stderr).not.toContain('random secret');
+    expect(result.stderr + result.stdout).not.toContain('a-real-secret');
+  });
+
+  it('serve refuses the published development fingerprint secret with exit code 2, without printing it', async () => {
+    const result = await run(['serve', '--admin-address', ''], { TOKENWARDEN_FINGERPRINT_SECRET: 'tokenwarden-dev-insecure-secret' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('TOKENWARDEN_FINGERPRINT_SECRET: is the published development value');
+    expect(result.stderr).not.toContain('tokenwarden-dev-insecure-secret');
   });
 
   it('serve exits 1 naming the address when the port is in use', async () => {

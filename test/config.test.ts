@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../src/config/errors.js';
 import { applyOverrides, FINGERPRINT_SECRET_ENV, loadConfigFile, parseConfig } from '../src/config/load.js';
 import { parseAddress, parseDuration, parseSize } from '../src/config/schema.js';
-import { DEV_FINGERPRINT_SECRET, defaultConfig } from '../src/config/types.js';
+import { PUBLIC_DEV_FINGERPRINT_SECRET, defaultConfig } from '../src/config/types.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/config/${name}`, import.meta.url));
 
@@ -145,6 +145,24 @@ describe('broken configuration files', () => {
     expect(error.message).toContain(`${FINGERPRINT_SECRET_ENV}: is set but empty`);
   });
 
+  it('refuses the published development fingerprint secret, wherever it comes from', () => {
+    const inFile = configError(() => parseConfig(`consumer:\n  fingerprint_secret: ${PUBLIC_DEV_FINGERPRINT_SECRET}\n`, 'x.yaml', {}));
+    expect(inFile.issues).toEqual([expect.objectContaining({ path: 'consumer.fingerprint_secret', line: 2, message: expect.stringMatching(/published development value/) })]);
+    const fromEnv = configError(() => parseConfig('consumer:\n  fingerprint_secret_env: S\n', 'x.yaml', { S: PUBLIC_DEV_FINGERPRINT_SECRET }));
+    expect(fromEnv.issues[0]?.path).toBe('consumer.fingerprint_secret');
+    const override = configError(() => parseConfig('', 'x.yaml', { [FINGERPRINT_SECRET_ENV]: PUBLIC_DEV_FINGERPRINT_SECRET }));
+    expect(override.message).toContain(`${FINGERPRINT_SECRET_ENV}: is the published development value`);
+    for (const error of [inFile, fromEnv, override]) expect(error.message).not.toContain(PUBLIC_DEV_FINGERPRINT_SECRET);
+  });
+
+  it('validates grpc.max_concurrent_streams (a whole number from 1)', () => {
+    expect(parseConfig('grpc:\n  max_concurrent_streams: 3\n', 'x.yaml', {}).grpc.max_concurrent_streams).toBe(3);
+    expect(defaultConfig().grpc.max_concurrent_streams).toBe(10_000);
+    for (const bad of ['0', '-1', '1.5', 'many']) {
+      expect(configError(() => parseConfig(`grpc:\n  max_concurrent_streams: ${bad}\n`, 'x.yaml', {})).issues[0]?.path).toBe('grpc.max_concurrent_streams');
+    }
+  });
+
   it('throws only ConfigError for arbitrary text', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 200 }), (text) => {
@@ -192,7 +210,8 @@ describe('valid configuration files', () => {
     const defaults = defaultConfig();
     expect(config.grpc).toEqual({ ...defaults.grpc, address: '0.0.0.0:50051', shutdown_grace_ms: 30_000 });
     expect(config.consumer.resolvers).toEqual([{ type: 'xfcc' }, { type: 'header', header: 'x-team-id' }]);
-    expect(config.consumer.fingerprint_secret).toBe(DEV_FINGERPRINT_SECRET);
+    // No secret configured: the server generates one (see test/security.test.ts).
+    expect(config.consumer.fingerprint_secret).toBe('');
     expect(config.metering).toEqual({ ...defaults.metering, max_exact_tokenize_bytes: 512 * 1024 });
     expect(config.logging.level).toBe('debug');
     expect(config.admin).toEqual(defaults.admin);
@@ -213,6 +232,7 @@ describe('valid configuration files', () => {
         max_receive_message_bytes: 128 * 1024 * 1024,
         shutdown_grace_ms: 1500,
         skip_non_llm: false,
+        max_concurrent_streams: 5000,
       },
       admin: { address: '[::1]:9901', token: 'admin-token', tokens: [] },
       metadata: { namespace: 'com.example.tokenwarden', ai_gateway_compat: true, model_header: 'x-requested-model' },

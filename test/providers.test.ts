@@ -361,3 +361,24 @@ describe('hostile input never throws', () => {
     );
   });
 });
+
+describe('hostile model names', () => {
+  const huge = `gpt-4o-${'x'.repeat(1_000_000)}`;
+
+  it('keep at most 256 characters of a request model, for every API', () => {
+    let withModel = 0;
+    for (const handler of Object.values(HANDLERS)) {
+      const facts = handler.parseRequest({ model: huge, messages: [], contents: [], input: 'hi' });
+      if (facts.model === null) continue; // APIs that name the model in the path only
+      withModel++;
+      expect(facts.model).toBe(huge.slice(0, 256));
+    }
+    expect(withModel).toBeGreaterThan(5);
+  });
+
+  it('keep at most 256 characters of a response model', () => {
+    const acc = HANDLERS.chat_completions!.newResponse();
+    acc.onJson({ model: huge, choices: [], usage: { prompt_tokens: 1, completion_tokens: 1 } });
+    expect(acc.result().responseModel).toBe(huge.slice(0, 256));
+  });
+});

@@ -51,6 +51,11 @@ export class Metrics {
     help: 'ext_proc streams accepted.',
     registers: [this.registry],
   });
+  readonly streamsRefused = new Counter({
+    name: 'tokenwarden_extproc_streams_refused_total',
+    help: 'ext_proc streams ended at once with status OK (Envoy continues the request unprocessed) because grpc.max_concurrent_streams were open.',
+    registers: [this.registry],
+  });
   readonly phaseSeconds = new Histogram({
     name: 'tokenwarden_extproc_phase_duration_seconds',
     help: 'Time from receiving an ext_proc message to writing its answer, by message kind.',
@@ -84,6 +89,11 @@ export class Metrics {
   readonly storeDropped = new Counter({
     name: 'tokenwarden_store_dropped_requests_total',
     help: 'Exchanges dropped from the inventory because the retry buffer overflowed during a store outage.',
+    registers: [this.registry],
+  });
+  readonly storeEvicted = new Counter({
+    name: 'tokenwarden_store_evicted_records_total',
+    help: 'Inventory records evicted from the memory store (least recently updated first) because store.memory_max_records were kept.',
     registers: [this.registry],
   });
   readonly budgetDecisions = new Counter({

@@ -169,6 +169,7 @@ export const configSchema = obj(
     max_receive_message_bytes: size(),
     shutdown_grace_ms: duration(),
     skip_non_llm: bool(),
+    max_concurrent_streams: int(1, 1_000_000),
   }),
   admin: section(
     {

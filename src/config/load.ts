@@ -9,7 +9,7 @@ import { isMapping, type Issue, type Mapping, type Schema } from './schema.js';
 import { configSchema, type ConfigDocument } from './config-schema.js';
 import { toBudgets, toTemplates } from './budgets-schema.js';
 import { toConsumer, toOwner, toPolicies, toResource, toRule } from './catalog-schema.js';
-import { defaultConfig, type TokenwardenConfig } from './types.js';
+import { defaultConfig, PUBLIC_DEV_FINGERPRINT_SECRET, type TokenwardenConfig } from './types.js';
 
 /** When set (and non-empty) it replaces `consumer.fingerprint_secret`, whatever the file says. */
 export const FINGERPRINT_SECRET_ENV = 'TOKENWARDEN_FINGERPRINT_SECRET';
@@ -211,9 +211,15 @@ function isLoopbackHost(address: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+const PUBLIC_SECRET_PROBLEM =
+  'is the published development value, with which anyone can recompute fingerprints; remove it to have a secret generated, or set your own';
+
 /** Rules that span several keys, checked on the final configuration (file + flags). */
 function crossFieldIssues(config: TokenwardenConfig): Issue[] {
   const issues: Issue[] = [];
+  if (config.consumer.fingerprint_secret === PUBLIC_DEV_FINGERPRINT_SECRET) {
+    issues.push({ path: ['consumer', 'fingerprint_secret'], message: PUBLIC_SECRET_PROBLEM });
+  }
   const { address, token, tokens } = config.admin;
   const hasAdmin = token !== '' || tokens.some((t) => t.role === 'admin');
   if (address !== '' && !hasAdmin && !isLoopbackHost(address)) {
@@ -238,8 +244,9 @@ function crossFieldIssues(config: TokenwardenConfig): Issue[] {
 function applySecretOverride(config: TokenwardenConfig, env: Environment): TokenwardenConfig {
   const secret = env[FINGERPRINT_SECRET_ENV];
   if (secret === undefined) return config;
-  if (secret === '') {
-    throw new ConfigError([{ source: `environment variable ${FINGERPRINT_SECRET_ENV}`, path: '', message: 'is set but empty' }]);
+  if (secret === '' || secret === PUBLIC_DEV_FINGERPRINT_SECRET) {
+    const message = secret === '' ? 'is set but empty' : PUBLIC_SECRET_PROBLEM;
+    throw new ConfigError([{ source: `environment variable ${FINGERPRINT_SECRET_ENV}`, path: '', message }]);
   }
   return { ...config, consumer: { ...config.consumer, fingerprint_secret: secret } };
 }
@@ -272,16 +279,20 @@ export function parseConfig(text: string, source: string, env: Environment = pro
     } else {
       const document = configSchema.parse(plain.value, [], issues);
       if (document !== undefined) {
+        // The conversions below assume valid entries; with issues, the ConfigError below is thrown anyway.
+        const valid = issues.length === 0;
         patch = resolveSecrets(document, env, issues);
-        // Budgets are written in a YAML-friendly shape (cost in USD, `per: month`); convert them.
-        if (document.budgets !== undefined) patch.budgets = toBudgets(document);
-        if (document.budget_templates !== undefined) patch.budget_templates = toTemplates(document);
-        // Catalog sections are written in snake_case; the catalog model is camelCase.
-        if (document.owners !== undefined) patch.owners = document.owners.map((e) => toOwner(e, 'yaml', 'config'));
-        if (document.consumers !== undefined) patch.consumers = document.consumers.map((e) => toConsumer(e, 'yaml', 'config'));
-        if (document.consumer_rules !== undefined) patch.consumer_rules = document.consumer_rules.map((e) => toRule(e, 'yaml', 'config'));
-        if (document.resources !== undefined) patch.resources = document.resources.map((e) => toResource(e, 'yaml', 'config'));
-        if (document.policies !== undefined) patch.policies = toPolicies(document.policies);
+        if (valid) {
+          // Budgets are written in a YAML-friendly shape (cost in USD, `per: month`); convert them.
+          if (document.budgets !== undefined) patch.budgets = toBudgets(document);
+          if (document.budget_templates !== undefined) patch.budget_templates = toTemplates(document);
+          // Catalog sections are written in snake_case; the catalog model is camelCase.
+          if (document.owners !== undefined) patch.owners = document.owners.map((e) => toOwner(e, 'yaml', 'config'));
+          if (document.consumers !== undefined) patch.consumers = document.consumers.map((e) => toConsumer(e, 'yaml', 'config'));
+          if (document.consumer_rules !== undefined) patch.consumer_rules = document.consumer_rules.map((e) => toRule(e, 'yaml', 'config'));
+          if (document.resources !== undefined) patch.resources = document.resources.map((e) => toResource(e, 'yaml', 'config'));
+          if (document.policies !== undefined) patch.policies = toPolicies(document.policies);
+        }
       }
     }
   }

@@ -23,6 +23,11 @@ export interface GrpcConfig {
   shutdown_grace_ms: number;
   /** Answer non-LLM requests' headers with a mode_override that skips bodies and the response. */
   skip_non_llm: boolean;
+  /**
+   * Open ext_proc streams this process serves at once; a stream beyond it is ended at once with
+   * status OK (Envoy continues that request unprocessed) and counted.
+   */
+  max_concurrent_streams: number;
 }
 
 export type AdminRole = 'admin' | 'viewer';
@@ -133,7 +138,10 @@ export type ConsumerResolver =
 export interface ConsumerConfig {
   /** Tried in order; the first that yields an identity wins. */
   resolvers: ConsumerResolver[];
-  /** HMAC-SHA256 key for API-key fingerprints (from `fingerprint_secret` or its env variable). */
+  /**
+   * HMAC-SHA256 key for API-key fingerprints (from `fingerprint_secret` or its env variable). Empty:
+   * none configured, the server generates one (shared through Redis, or for this process only).
+   */
   fingerprint_secret: string;
 }
 
@@ -193,7 +201,14 @@ export interface TokenwardenConfig {
   logging: LoggingConfig;
 }
 
-export const DEV_FINGERPRINT_SECRET = 'tokenwarden-dev-insecure-secret';
+/**
+ * The development secret earlier versions used by default. It is public, so fingerprints made with it
+ * can be recomputed by anyone: it is refused as a configured secret.
+ */
+export const PUBLIC_DEV_FINGERPRINT_SECRET = 'tokenwarden-dev-insecure-secret';
+
+/** `grpc.max_concurrent_streams` by default: far above what one process serves within Envoy's timeouts. */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
 
 export function defaultConfig(): TokenwardenConfig {
   return {
@@ -202,6 +217,7 @@ export function defaultConfig(): TokenwardenConfig {
       max_receive_message_bytes: 64 * 1024 * 1024,
       shutdown_grace_ms: 10_000,
       skip_non_llm: true,
+      max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
     },
     admin: { address: '127.0.0.1:9090', token: '', tokens: [] },
     metadata: { namespace: 'tokenwarden', ai_gateway_compat: false, model_header: '' },
@@ -213,7 +229,7 @@ export function defaultConfig(): TokenwardenConfig {
         { type: 'api_key', headers: ['authorization', 'api-key', 'x-api-key', 'x-goog-api-key'] },
         { type: 'attribute', attribute: 'source.address' },
       ],
-      fingerprint_secret: DEV_FINGERPRINT_SECRET,
+      fingerprint_secret: '',
     },
     metering: {
       inject_stream_usage: true,

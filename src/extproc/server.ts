@@ -7,7 +7,7 @@ import { lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import type { TlsConfig } from '../config/types.js';
+import { DEFAULT_MAX_CONCURRENT_STREAMS, type TlsConfig } from '../config/types.js';
 import { extProcServiceDefinition } from './protocol.js';
 import { ProcessStream, type ProcessCall, type StreamOptions } from './stream.js';
 
@@ -17,6 +17,10 @@ export interface ExtProcServerOptions {
   address: string;
   tls?: TlsConfig | undefined;
   maxReceiveMessageBytes: number;
+  /** Open streams served at once (default DEFAULT_MAX_CONCURRENT_STREAMS); beyond it a new stream is ended at once with status OK. */
+  maxConcurrentStreams?: number;
+  /** Called for each stream refused because maxConcurrentStreams were open. */
+  streamRefused?: () => void;
   stream: StreamOptions;
 }
 
@@ -48,6 +52,10 @@ export class ExtProcServer {
   }
 
   private accept(call: ProcessCall): void {
+    if (this.streams.size >= (this.opts.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS)) {
+      this.refuse(call);
+      return;
+    }
     const observer = this.opts.stream.observer;
     const stream: ProcessStream = new ProcessStream(call, {
       ...this.opts.stream,
@@ -60,6 +68,17 @@ export class ExtProcServer {
       },
     });
     this.streams.add(stream);
+  }
+
+  /**
+   * Over the cap no per-stream state is created: status OK tells Envoy to continue this request
+   * unprocessed (whatever failure_mode_allow says), and nothing the peer sends is kept.
+   */
+  private refuse(call: ProcessCall): void {
+    this.opts.streamRefused?.();
+    call.on('error', () => {});
+    call.resume();
+    call.end();
   }
 
   /** Binds and starts serving; resolves with the bound address (the real port when 0 was asked). */

@@ -2,7 +2,7 @@
  * Consumer identity: the first configured resolver that yields a value wins. API keys are never
  * returned or kept: only an HMAC fingerprint of them is.
  */
-import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { ConsumerConfig, ConsumerResolver } from '../config/types.js';
 
 export interface Consumer {
@@ -24,9 +24,14 @@ const FINGERPRINT_HEX = 16;
 
 type Step = ResolveConsumer;
 
-/** Compiles the resolver list once (header names lower-cased, the HMAC key object created). */
+/**
+ * Compiles the resolver list once (header names lower-cased, the HMAC key object created). An empty
+ * `fingerprint_secret` means none was configured: a random key, so fingerprints agree only within
+ * this resolver (the server passes the Redis-shared secret instead when the store is shared).
+ */
 export function createConsumerResolver(cfg: ConsumerConfig): ResolveConsumer {
-  const hmacKey = createSecretKey(Buffer.from(cfg.fingerprint_secret, 'utf8'));
+  const secret = cfg.fingerprint_secret === '' ? randomBytes(32) : Buffer.from(cfg.fingerprint_secret, 'utf8');
+  const hmacKey = createSecretKey(secret);
   const steps = cfg.resolvers.map((r) => compileStep(r, hmacKey));
   return (headers, attributes) => {
     for (const step of steps) {

@@ -18,6 +18,12 @@ export interface ContentDecoder {
 }
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+/**
+ * Chunks smaller than this are gathered and written to zlib together (at this size, or on the next
+ * turn of the event loop): every write costs a thread-pool round trip, so 10^5 one-byte chunks
+ * written one by one would take seconds.
+ */
+const BATCH_BYTES = 64 * 1024;
 
 /** zlib streams start with CMF/FLG: deflate method, and CMF*256+FLG a multiple of 31 (RFC 1950). */
 function isZlibHeader(head: Uint8Array): boolean {
@@ -71,6 +77,9 @@ class StreamContentDecoder implements ContentDecoder {
   private outBytes = 0;
   private error: ContentDecodeError | null = null;
   private ended = false;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
 
   constructor(
     private readonly headBytes: number,
@@ -82,7 +91,7 @@ class StreamContentDecoder implements ContentDecoder {
   push(chunk: Uint8Array): void {
     if (this.ended || this.error !== null || chunk.length === 0) return;
     if (this.stream) {
-      if (!this.stream.destroyed) this.stream.write(chunk);
+      this.queue(chunk);
       return;
     }
     this.head.push(new Uint8Array(chunk));
@@ -95,6 +104,7 @@ class StreamContentDecoder implements ContentDecoder {
       this.ended = true;
       // An empty body is valid whatever the header says (e.g. 204, HEAD).
       if (!this.stream && this.headLen > 0) this.start();
+      this.flush();
       if (this.stream && !this.stream.destroyed) this.stream.end();
     }
     await this.done;
@@ -117,6 +127,31 @@ class StreamContentDecoder implements ContentDecoder {
       s.once('close', resolve);
     });
     s.write(head);
+  }
+
+  private queue(chunk: Uint8Array): void {
+    if (this.pendingBytes === 0 && chunk.length >= BATCH_BYTES) {
+      if (!this.stream?.destroyed) this.stream?.write(chunk);
+      return;
+    }
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= BATCH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    if (this.pendingBytes === 0) return;
+    const data = this.pending.length === 1 ? (this.pending[0] as Uint8Array) : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.stream && !this.stream.destroyed) this.stream.write(data);
   }
 
   private output(d: Buffer): void {

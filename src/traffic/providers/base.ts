@@ -2,7 +2,7 @@
 import type { Usage } from '../../domain.js';
 import type { RequestFacts, ResponseAccumulator, ResponseFacts, StreamEvent } from '../types.js';
 import { DEFAULT_MAX_TEXT_BYTES, eventJson, OutputText, PromptCollector, requestFacts, responseFacts } from './common.js';
-import { nonEmpty } from './json.js';
+import { modelName } from './json.js';
 
 export abstract class BaseAccumulator implements ResponseAccumulator {
   protected readonly output: OutputText;
@@ -53,7 +53,7 @@ export abstract class BaseAccumulator implements ResponseAccumulator {
 
   /** Streams report the model on every chunk; the first non-empty one is kept. */
   protected noteModel(value: unknown): void {
-    if (this.responseModel === null) this.responseModel = nonEmpty(value);
+    if (this.responseModel === null) this.responseModel = modelName(value);
   }
 }
 

@@ -1,7 +1,7 @@
 /** Building blocks shared by the per-API handlers: framing, stream-event JSON, bounded text, facts. */
 import type { Usage } from '../../domain.js';
 import type { Framing, RequestFacts, ResponseFacts, StreamEvent } from '../types.js';
-import { parseJson } from './json.js';
+import { modelName, parseJson } from './json.js';
 
 /** Output text kept per response for estimation when usage is missing (the config default). */
 export const DEFAULT_MAX_TEXT_BYTES = 1024 * 1024;
@@ -160,7 +160,7 @@ export interface RequestFactsInit {
 
 export function requestFacts(prompt: PromptCollector, init: RequestFactsInit): RequestFacts {
   return {
-    model: typeof init.model === 'string' && init.model.length > 0 ? init.model : null,
+    model: modelName(init.model),
     stream: typeof init.stream === 'boolean' ? init.stream : undefined,
     maxOutputTokens: init.maxOutputTokens ?? null,
     promptText: prompt.promptText,

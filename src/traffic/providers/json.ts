@@ -44,6 +44,18 @@ export function nonEmpty(value: unknown): string | null {
 }
 
 /**
+ * Longest model name kept (characters). Real names are under 100; a body can carry megabytes in
+ * `model`, and every budget, price and policy glob would then scan all of it.
+ */
+export const MAX_MODEL_NAME_CHARS = 256;
+
+/** A model name from a body: a non-empty string, cut to MAX_MODEL_NAME_CHARS. */
+export function modelName(value: unknown): string | null {
+  const s = nonEmpty(value);
+  return s === null || s.length <= MAX_MODEL_NAME_CHARS ? s : s.slice(0, MAX_MODEL_NAME_CHARS);
+}
+
+/**
  * A token count as reported: a finite number >= 0, rounded to an integer. Anything else
  * (strings, negatives, NaN, huge values) counts as "not reported".
  */
