@@ -227,6 +227,9 @@ describe('driver against tokenwarden: churn and budget scenarios', () => {
       const { budgets } = parseConfig(BENCH_BUDGETS_YAML, 'bench');
       const tw = await startTestServer((c) => {
         c.budgets = budgets;
+        // What is counted here is decisions, not their speed: a loaded CI machine must not turn a
+        // slow Redis round trip into a store error.
+        c.governance.ledger_timeout_ms = 2_000;
         if (s.setup.store === 'redis') {
           c.store.type = 'redis';
           c.store.redis.url = redis.url;

@@ -3,6 +3,7 @@
  * predictably — the traffic passes through unchanged and the event is counted — instead of growing
  * memory without bound.
  */
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { EnvoyEmulator } from './emulator/envoy.js';
@@ -122,7 +123,7 @@ describe('limits.max_request_body_bytes and limits.max_response_body_bytes', () 
   });
 });
 
-describe('per-stream decoder caps (fixed: SSE event and NDJSON line 1 MiB)', () => {
+describe('per-stream decoder caps (fixed: SSE event and NDJSON line 1 MiB; counted as body_too_large)', () => {
   const huge = 'x'.repeat(3 * 1024 * 1024);
 
   it('skips an SSE event over 1 MiB, passes it through unchanged, and still reads the usage after it', async () => {
@@ -135,6 +136,7 @@ describe('per-stream decoder caps (fixed: SSE event and NDJSON line 1 MiB)', () 
     expect(r.downstream.body.equals(body)).toBe(true);
     const [record] = await srv.waitForRecords(1);
     expect(record!.reportedUsage).toEqual(sse.expected.usage);
+    expect(record!.error).toBe('body_too_large');
   });
 
   it('skips an NDJSON line over 1 MiB, passes it through unchanged, and still reads the usage after it', async () => {
@@ -147,6 +149,29 @@ describe('per-stream decoder caps (fixed: SSE event and NDJSON line 1 MiB)', () 
     expect(r.downstream.body.equals(body)).toBe(true);
     const [record] = await srv.waitForRecords(1);
     expect(record!.reportedUsage).toEqual(ndjson.expected.usage);
+    expect(record!.error).toBe('body_too_large');
+  });
+});
+
+describe('limits.max_decoded_stream_bytes', () => {
+  it('stops inflating a compressed stream at the cap, passes the rest through unchanged, and counts it', async () => {
+    srv = await startTestServer((c) => (c.limits.max_decoded_stream_bytes = 1024 * 1024));
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    clients.push(envoy);
+    // 64 MiB of SSE comments inflate from about 64 KiB of gzip: a small bomb.
+    const plain = Buffer.concat([Buffer.from(`: ${' '.repeat(64 * 1024 * 1024)}\n\n`), ...sse.response.body_chunks]);
+    const body = gzipSync(plain);
+    const headersGz = [...sse.response.headers.filter(([k]) => k !== 'content-length'), ['content-encoding', 'gzip']] as [string, string][];
+    const r = await envoy.exchange({
+      request: { headers: sse.request.headers, body_chunks: sse.request.body_chunks },
+      upstream: { headers: headersGz, body_chunks: pieces(body, 16 * 1024) },
+      attributes: { 'source.address': '10.1.2.3:40000' },
+    });
+    expect(r.errors).toEqual([]);
+    expect(r.downstream.body.equals(body)).toBe(true);
+    const [record] = await srv.waitForRecords(1);
+    expect(record!.error).toBe('body_too_large');
+    expect(await metric('tokenwarden_exchange_errors_total', { error: 'body_too_large' })).toBe(1);
   });
 });
 

@@ -172,6 +172,11 @@ export interface LimitsConfig {
   max_request_body_bytes: number;
   /** Non-streaming response bodies larger than this are not parsed (counted). */
   max_response_body_bytes: number;
+  /**
+   * Decompressed bytes read from one compressed streaming response (a gzip bomb of zeros inflates
+   * a thousandfold); past it the rest passes through undecoded (counted as body_too_large).
+   */
+  max_decoded_stream_bytes: number;
 }
 
 export interface LoggingConfig {
@@ -240,6 +245,7 @@ export function defaultConfig(): TokenwardenConfig {
     limits: {
       max_request_body_bytes: 64 * 1024 * 1024,
       max_response_body_bytes: 16 * 1024 * 1024,
+      max_decoded_stream_bytes: 256 * 1024 * 1024,
     },
     store: {
       type: 'memory',

@@ -281,9 +281,9 @@ export class Exchange {
     this.acc = this.route.handler.newResponse(this.deps.metering.max_stream_text_bytes);
     const encoding = headers.get('content-encoding');
     const decoded = (bytes: Uint8Array): void => this.feedDecoded(bytes);
-    // A JSON body is held whole, so its decoded size is capped (zip bombs); stream decoders hold one
-    // event at a time, so a compressed stream may be as long as an uncompressed one.
-    const maxOutputBytes = this.framing === 'json' ? this.deps.limits.max_response_body_bytes + 1 : Number.MAX_SAFE_INTEGER;
+    // A JSON body is held whole, so its decoded size is capped by the body limit; stream decoders hold
+    // one event at a time, so only the inflating work of a compressed stream needs a (larger) cap.
+    const maxOutputBytes = this.framing === 'json' ? this.deps.limits.max_response_body_bytes + 1 : this.deps.limits.max_decoded_stream_bytes;
     this.content = createContentDecoder(encoding, decoded, { maxOutputBytes });
     switch (this.framing) {
       case 'sse':
@@ -451,17 +451,21 @@ export class Exchange {
       case 'sse': {
         const { truncated } = this.sse!.end();
         if (this.sse!.invalidUtf8) this.fail('invalid_utf8');
+        // An event over the decoder's cap was passed through unread: part of the body was too large.
+        if (this.sse!.droppedEvents > 0) this.fail('body_too_large');
         if (truncated && complete && !this.stoppedStream) this.fail('stream_truncated');
         return;
       }
       case 'eventstream': {
         const { truncated } = this.frames!.end();
+        if (this.frames!.droppedFrames > 0) this.fail('body_too_large');
         if (truncated && complete && !this.stoppedStream) this.fail('stream_truncated');
         return;
       }
       case 'ndjson': {
         const { truncated } = this.ndjson!.end();
         if (this.ndjson!.invalidUtf8) this.fail('invalid_utf8');
+        if (this.ndjson!.droppedLines > 0) this.fail('body_too_large');
         if (truncated && complete && !this.stoppedStream) this.fail('stream_truncated');
         return;
       }
