@@ -262,6 +262,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     streamRefused: () => metrics.streamsRefused.inc(),
     stream: {
       newExchange: (observability) => new Exchange(deps, { observability }),
+      observabilityIdleMs: config.grpc.observability_idle_timeout_ms,
       metadata: config.metadata,
       skipNonLlm: config.grpc.skip_non_llm,
       observer,

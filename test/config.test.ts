@@ -233,6 +233,7 @@ describe('valid configuration files', () => {
         shutdown_grace_ms: 1500,
         skip_non_llm: false,
         max_concurrent_streams: 5000,
+        observability_idle_timeout_ms: 600_000,
       },
       admin: { address: '[::1]:9901', token: 'admin-token', tokens: [] },
       metadata: { namespace: 'com.example.tokenwarden', ai_gateway_compat: true, model_header: 'x-requested-model' },

@@ -4,7 +4,6 @@
  * connections cut, while traffic keeps being recorded. Nothing escapes, and after recovery Redis
  * holds exactly what was recorded minus what the Recorder reports dropped.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config/types.js';
@@ -13,64 +12,11 @@ import { Recorder, type RecorderOptions } from '../src/store/recorder.js';
 import { RedisStore } from '../src/store/redis.js';
 import type { InventoryRecord, TokenCounts } from '../src/store/types.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
+import { TcpFaultProxy } from './support/tcp-proxy.js';
 import { until } from './support/wait.js';
 
 const COMMAND_TIMEOUT_MS = 200;
 const REPLY_DELAY_MS = 3 * COMMAND_TIMEOUT_MS;
-
-/**
- * A TCP proxy in front of Redis. `delay` holds every reply for REPLY_DELAY_MS (requests go through
- * at once, so Redis runs them); `cut` closes every connection and refuses new ones.
- */
-class FaultProxy {
-  mode: 'pass' | 'delay' | 'cut' = 'pass';
-  private readonly sockets = new Set<Socket>();
-  private readonly server: Server = createServer((client) => this.accept(client));
-
-  constructor(private readonly targetPort: number) {}
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `redis://127.0.0.1:${(this.server.address() as { port: number }).port}`;
-  }
-
-  cut(): void {
-    this.mode = 'cut';
-    for (const s of this.sockets) s.destroy();
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private accept(client: Socket): void {
-    if (this.mode === 'cut') {
-      client.destroy();
-      return;
-    }
-    const upstream = createConnection({ host: '127.0.0.1', port: this.targetPort });
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('error', () => s.destroy());
-      s.on('close', () => {
-        this.sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.on('data', (d: Buffer) => upstream.write(d));
-    // Replies stay in order: each waits for the one before it.
-    let replies = Promise.resolve();
-    upstream.on('data', (d: Buffer) => {
-      replies = replies
-        .then(() => (this.mode === 'delay' ? new Promise((r) => setTimeout(r, REPLY_DELAY_MS)) : undefined))
-        .then(() => {
-          if (!client.destroyed) client.write(d);
-        });
-    });
-  }
-}
 
 function record(i: number, over: Partial<ExchangeRecord> = {}): ExchangeRecord {
   const estimated = i % 11 === 0;
@@ -146,7 +92,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('Recorder + RedisStore under faults', () => {
   let redis: RedisServer;
-  let proxy: FaultProxy;
+  let proxy: TcpFaultProxy;
   let proxyUrl: string;
   const closers: (() => Promise<void>)[] = [];
   const escaped: unknown[] = [];
@@ -154,8 +100,8 @@ describe('Recorder + RedisStore under faults', () => {
 
   beforeEach(async () => {
     redis = await startRedis();
-    proxy = new FaultProxy(redis.port);
-    proxyUrl = await proxy.listen();
+    proxy = new TcpFaultProxy(redis.port, { delayMs: REPLY_DELAY_MS });
+    proxyUrl = `redis://127.0.0.1:${await proxy.listen()}`;
     process.on('unhandledRejection', onEscape);
     process.on('uncaughtException', onEscape);
   });

@@ -28,6 +28,11 @@ export interface GrpcConfig {
    * status OK (Envoy continues that request unprocessed) and counted.
    */
   max_concurrent_streams: number;
+  /**
+   * Observability mode: a mirrored stream that receives nothing for this long is ended (OK) and
+   * recorded as aborted, so a stream Envoy never closes cannot hold state forever.
+   */
+  observability_idle_timeout_ms: number;
 }
 
 export type AdminRole = 'admin' | 'viewer';
@@ -223,6 +228,8 @@ export function defaultConfig(): TokenwardenConfig {
       shutdown_grace_ms: 10_000,
       skip_non_llm: true,
       max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+      // Envoy's default 5 min stream idle timeout plus its 5 s deferred close, with room.
+      observability_idle_timeout_ms: 360_000,
     },
     admin: { address: '127.0.0.1:9090', token: '', tokens: [] },
     metadata: { namespace: 'tokenwarden', ai_gateway_compat: false, model_header: '' },

@@ -2,6 +2,11 @@
  * One ext_proc gRPC stream = one HTTP exchange. Answers every message exactly once, in the order
  * received (so FIFO per direction), with the oneof that matches; writes nothing in observability mode;
  * treats Envoy's half-close + cancel as a normal end. Recognition and metering live in Exchange.
+ *
+ * Per-stream state lives until the stream ends. Envoy ends every stream it opens; in observability
+ * mode it may keep the side stream for deferred_close_timeout after the HTTP stream ended, and it
+ * never waits for us, so a mirrored stream silent for `observabilityIdleMs` is ended from here (OK:
+ * Envoy stops mirroring that request) and recorded with what was seen.
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { MetadataConfig } from '../config/types.js';
@@ -66,7 +71,15 @@ export interface StreamOptions {
   skipNonLlm: boolean;
   observer: StreamObserver;
   governor?: ExchangeGovernor | undefined;
+  /** Observability mode: end a stream that received nothing for this long (default OBSERVABILITY_IDLE_MS). */
+  observabilityIdleMs?: number | undefined;
 }
+
+/**
+ * Longer than Envoy can legitimately keep a mirrored side stream silent: its default HCM
+ * stream_idle_timeout (5 min) plus deferred_close_timeout (default 5 s), with room to spare.
+ */
+export const OBSERVABILITY_IDLE_MS = 360_000;
 
 export class ProcessStream {
   private exchange: Exchange | null = null;
@@ -75,9 +88,12 @@ export class ProcessStream {
   private requestDuplex = false;
   private responseDuplex = false;
   private llm = false;
-  private recorded = false;
+  /** Set once the exchange is recorded. */
+  private recorded: ExchangeRecord | null = null;
   private decision: GovernorDecision | null = null;
   private closed = false;
+  private settled = false;
+  private idle: NodeJS.Timeout | null = null;
   private tail: Promise<void> | null = null;
 
   constructor(
@@ -104,6 +120,7 @@ export class ProcessStream {
 
   private enqueue(msg: WireProcessingRequest): void {
     if (this.closed) return;
+    this.idle?.refresh();
     if (this.tail !== null) {
       const next: Promise<void> = this.tail.then(() => this.dispatch(msg));
       this.track(next);
@@ -161,6 +178,15 @@ export class ProcessStream {
     this.requestDuplex = pc?.request_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
     this.responseDuplex = pc?.response_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
     this.exchange = this.opts.newExchange(this.observability);
+    if (this.observability) {
+      this.idle = setTimeout(() => this.onIdle(), this.opts.observabilityIdleMs ?? OBSERVABILITY_IDLE_MS);
+      this.idle.unref();
+    }
+  }
+
+  private onIdle(): void {
+    this.opts.observer.protocolError('observability_idle_timeout');
+    this.finishFromServer();
   }
 
   private write(kind: RequestKind, answer: WireProcessingResponse, start: number): void {
@@ -240,6 +266,8 @@ export class ProcessStream {
     // Policies and budgets decide before anything reaches the upstream, then the answer.
     return governor.admit(ex).then((decision) => {
       this.decision = decision;
+      // Envoy went away while the ledger was deciding: what was reserved goes back now.
+      if (this.recorded !== null) this.settle();
       if (!decision?.reject) return this.requestBodyAnswer(ex, eos, rewrite);
       const r = decision.reject;
       ex.rejectLocally(r.status, r.blockedBy);
@@ -317,14 +345,20 @@ export class ProcessStream {
     const ex = this.exchange;
     if (!ex || !this.llm) return Promise.resolve(null);
     return ex.finish().then((record) => {
-      if (!this.recorded) {
-        this.recorded = true;
+      if (this.recorded === null) {
+        this.recorded = record;
         this.opts.observer.record(record);
-        // Settlement is the ledger's business: it never holds up the answer to Envoy.
-        if (this.decision && this.opts.governor) void this.opts.governor.finish(this.decision, record);
+        this.settle();
       }
       return record;
     });
+  }
+
+  /** Once per stream, when both the record and the decision exist. Never holds up an answer to Envoy. */
+  private settle(): void {
+    if (this.settled || !this.decision || !this.recorded || !this.opts.governor) return;
+    this.settled = true;
+    void this.opts.governor.finish(this.decision, this.recorded);
   }
 
   private onClientEnd(): void {
@@ -337,6 +371,7 @@ export class ProcessStream {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.idle) clearTimeout(this.idle);
     // Record what was seen even when Envoy ended the stream early (cancel, reset, shutdown).
     void this.complete().catch((err: unknown) => this.opts.observer.internalError(err));
     this.opts.observer.streamClosed();

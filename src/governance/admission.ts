@@ -277,8 +277,14 @@ export class Admitter {
       const blockedBy = states.filter((s) => s.budget.mode === 'enforce' && s.budget.onStoreError === 'closed');
       const admitted = blockedBy.length === 0;
       this.deps.onStoreError?.({ op: 'reserve', requestId: req.requestId, error: failure, admitted });
-      // A reservation that lands after the deadline must not hold budget for a refused request.
-      if (!admitted) void reserve.then((r) => (r.admitted ? this.deps.ledger.release(req.requestId) : undefined)).catch(() => {});
+      // A reservation that lands after the deadline must not hold budget for a refused request. A
+      // failed call may have run all the same (the reply was lost or too late): release it too.
+      if (!admitted) {
+        void reserve
+          .then((r) => r.admitted, () => true)
+          .then((held) => (held ? this.deps.ledger.release(req.requestId) : undefined))
+          .catch(() => {});
+      }
       return { ...base, unpriced, storeError: true, admitted, blockedBy, wouldBlock: [], tightest: null, states, items, metrics };
     }
 
