@@ -105,7 +105,7 @@ describe('broken configuration files', () => {
 
   it('lists every allowed key when an unknown key is not close to any', () => {
     const error = configError(() => parseConfig('limits:\n  zzz: 1\n', 'x.yaml'));
-    expect(error.message).toBe('x.yaml:2:3: limits.zzz: unknown key; allowed keys: max_request_body_bytes, max_response_body_bytes, max_decoded_stream_bytes');
+    expect(error.message).toBe('x.yaml:2:3: limits.zzz: unknown key; allowed keys: max_request_body_bytes, max_response_body_bytes, max_decoded_stream_bytes, max_stream_event_bytes, max_stream_frame_bytes');
   });
 
   it('suggests the snake_case key for camelCase and kebab-case spellings', () => {
@@ -261,7 +261,7 @@ describe('valid configuration files', () => {
           { provider: 'vllm', model: 'llama-3*', input_per_mtok: 0, output_per_mtok: 0 },
         ],
       },
-      limits: { max_request_body_bytes: 32 * 1024 * 1024, max_response_body_bytes: 8_388_608, max_decoded_stream_bytes: 134_217_728 },
+      limits: { max_request_body_bytes: 32 * 1024 * 1024, max_response_body_bytes: 8_388_608, max_decoded_stream_bytes: 134_217_728, max_stream_event_bytes: 2 * 1024 * 1024, max_stream_frame_bytes: 8 * 1024 * 1024 },
       store: {
         type: 'redis',
         redis: {

@@ -123,7 +123,7 @@ describe('limits.max_request_body_bytes and limits.max_response_body_bytes', () 
   });
 });
 
-describe('per-stream decoder caps (fixed: SSE event and NDJSON line 1 MiB; counted as body_too_large)', () => {
+describe('per-stream decoder caps (limits.max_stream_event_bytes, default 1 MiB; counted as body_too_large)', () => {
   const huge = 'x'.repeat(3 * 1024 * 1024);
 
   it('skips an SSE event over 1 MiB, passes it through unchanged, and still reads the usage after it', async () => {
@@ -150,6 +150,32 @@ describe('per-stream decoder caps (fixed: SSE event and NDJSON line 1 MiB; count
     const [record] = await srv.waitForRecords(1);
     expect(record!.reportedUsage).toEqual(ndjson.expected.usage);
     expect(record!.error).toBe('body_too_large');
+  });
+});
+
+describe('limits.max_stream_event_bytes', () => {
+  it('is the size of the largest SSE event read: a lower setting skips a smaller event', async () => {
+    srv = await startTestServer((c) => (c.limits.max_stream_event_bytes = 64 * 1024));
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    clients.push(envoy);
+    const body = Buffer.concat([Buffer.from(`data: {"pad":"${'y'.repeat(100 * 1024)}"}\n\n`), ...sse.response.body_chunks]);
+    const r = await replay(envoy, sse, { responseChunks: pieces(body, 16 * 1024) });
+    expect(r.errors).toEqual([]);
+    expect(r.downstream.body.equals(body)).toBe(true);
+    const [record] = await srv.waitForRecords(1);
+    expect(record!.reportedUsage).toEqual(sse.expected.usage);
+    expect(record!.error).toBe('body_too_large');
+  });
+
+  it('reads the same 100 KiB event under the default', async () => {
+    srv = await startTestServer();
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    clients.push(envoy);
+    const body = Buffer.concat([Buffer.from(`data: {"pad":"${'y'.repeat(100 * 1024)}"}\n\n`), ...sse.response.body_chunks]);
+    const r = await replay(envoy, sse, { responseChunks: pieces(body, 16 * 1024) });
+    expect(r.errors).toEqual([]);
+    const [record] = await srv.waitForRecords(1);
+    expect(record!.error).toBeNull();
   });
 });
 

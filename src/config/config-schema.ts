@@ -220,7 +220,7 @@ export const configSchema = obj(
     max_stream_text_bytes: size(),
     price_overrides: list(priceOverrideSchema, { maxItems: 10_000 }),
   }),
-  limits: section({ max_request_body_bytes: size(), max_response_body_bytes: size(), max_decoded_stream_bytes: size() }),
+  limits: section({ max_request_body_bytes: size(), max_response_body_bytes: size(), max_decoded_stream_bytes: size(), max_stream_event_bytes: size(), max_stream_frame_bytes: size() }),
   store: section(
     {
       type: oneOf(['memory', 'redis']),

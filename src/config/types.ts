@@ -182,6 +182,10 @@ export interface LimitsConfig {
    * a thousandfold); past it the rest passes through undecoded (counted as body_too_large).
    */
   max_decoded_stream_bytes: number;
+  /** One SSE event or NDJSON line of a stream; a longer one passes through unread (counted as body_too_large). */
+  max_stream_event_bytes: number;
+  /** One AWS event-stream frame; a longer one passes through unread (counted as body_too_large). */
+  max_stream_frame_bytes: number;
 }
 
 export interface LoggingConfig {
@@ -253,6 +257,8 @@ export function defaultConfig(): TokenwardenConfig {
       max_request_body_bytes: 64 * 1024 * 1024,
       max_response_body_bytes: 16 * 1024 * 1024,
       max_decoded_stream_bytes: 256 * 1024 * 1024,
+      max_stream_event_bytes: 1024 * 1024,
+      max_stream_frame_bytes: 16 * 1024 * 1024,
     },
     store: {
       type: 'memory',

@@ -287,14 +287,14 @@ export class Exchange {
     this.content = createContentDecoder(encoding, decoded, { maxOutputBytes });
     switch (this.framing) {
       case 'sse':
-        this.sse = new SseDecoder();
+        this.sse = new SseDecoder({ maxEventBytes: this.deps.limits.max_stream_event_bytes });
         if (this.usageInjected && this.content === null) this.filter = new SseEventFilter(isInjectedUsageEvent);
         break;
       case 'eventstream':
-        this.frames = new EventStreamDecoder();
+        this.frames = new EventStreamDecoder({ maxFrameBytes: this.deps.limits.max_stream_frame_bytes });
         break;
       case 'ndjson':
-        this.ndjson = new NdjsonDecoder();
+        this.ndjson = new NdjsonDecoder({ maxLineBytes: this.deps.limits.max_stream_event_bytes });
         break;
       case 'json':
         break;
