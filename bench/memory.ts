@@ -12,17 +12,14 @@
  * client is a bare gRPC-over-node:http2 one that writes each body chunk as it goes, so the driver
  * never holds a whole response.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { startServeProcess, type ServeProcess } from './serve-process.js';
 import { encodeRequest, PROCESS_PATH, type WireProcessingRequest } from '../src/extproc/protocol.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Streams per HTTP/2 connection, roughly what an Envoy worker thread multiplexes. */
 const STREAMS_PER_CONNECTION = 100;
 const CHUNK_BYTES = 64 * 1024;
@@ -34,47 +31,6 @@ const WARM_UP_SETTLE_MS = 1_000;
 
 // --- the server under test -------------------------------------------------------------------
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-interface Tokenwarden {
-  grpc: string;
-  admin: string;
-  stop(): Promise<void>;
-}
-
-async function startTokenwarden(dir: string): Promise<Tokenwarden> {
-  const grpc = `127.0.0.1:${await freePort()}`;
-  const admin = `127.0.0.1:${await freePort()}`;
-  const file = path.join(dir, 'config.yaml');
-  writeFileSync(file, [`grpc: { address: "${grpc}" }`, `admin: { address: "${admin}" }`, 'consumer: { fingerprint_secret: bench }', 'logging: { level: warn }', ''].join('\n'));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file, '--no-watch'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-      if (out.includes('tokenwarden ready')) resolve();
-    });
-    void exited.then(() => reject(new Error('tokenwarden exited before it was ready')));
-  });
-  return {
-    grpc,
-    admin,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 interface Sample {
   rss: number;
@@ -192,7 +148,7 @@ interface Row {
   note: string;
 }
 
-async function concurrentStreams(tw: Tokenwarden, count: number): Promise<Row[]> {
+async function concurrentStreams(tw: ServeProcess, count: number): Promise<Row[]> {
   const sessions = Array.from({ length: Math.ceil(count / STREAMS_PER_CONNECTION) }, () => connect(`http://${tw.grpc}`));
   const chunk = sseChunk(1024);
   const open = (n: number): Promise<RawExchange[]> => {
@@ -232,7 +188,7 @@ async function concurrentStreams(tw: Tokenwarden, count: number): Promise<Row[]>
   }
 }
 
-async function longStream(tw: Tokenwarden, megabytes: number): Promise<Row[]> {
+async function longStream(tw: ServeProcess, megabytes: number): Promise<Row[]> {
   const session = connect(`http://${tw.grpc}`);
   try {
     const x = openExchange(session);
@@ -286,7 +242,7 @@ async function main(): Promise<void> {
   const megabytes = Number(values.megabytes);
   if (!(Number.isInteger(streams) && streams > 0 && Number.isFinite(megabytes) && megabytes > 0)) throw new Error('--streams and --megabytes must be positive numbers');
   const dir = mkdtempSync(path.join(tmpdir(), 'tw-bench-memory-'));
-  const tw = await startTokenwarden(dir);
+  const tw = await startServeProcess(dir, 'bench');
   try {
     const rows = [...(await concurrentStreams(tw, streams)), ...(await longStream(tw, megabytes))];
     process.stdout.write(`tokenwarden memory (server process, from its /metrics)\n`);

@@ -12,18 +12,16 @@
  * sample covers one interval). It prints one row per sample, then a verdict per measure:
  * "stable", or "growing" when the trend after the warm-up would add more than the allowed amount.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { startServeProcess } from './serve-process.js';
 import { parseDuration } from './driver/args.js';
 import { runLoad } from './driver/load.js';
 import { findScenario } from './driver/scenarios.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MB = 1024 * 1024;
 /** The first quarter of the run is the warm-up (JIT, tokenizer, allocator pools): not judged. */
 const WARM_UP_FRACTION = 0.25;
@@ -87,47 +85,6 @@ function parseOptions(argv: readonly string[]): Options {
 
 // --- the server under test -------------------------------------------------------------------
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-interface Tokenwarden {
-  grpc: string;
-  admin: string;
-  stop(): Promise<void>;
-}
-
-async function startTokenwarden(dir: string): Promise<Tokenwarden> {
-  const grpc = `127.0.0.1:${await freePort()}`;
-  const admin = `127.0.0.1:${await freePort()}`;
-  const file = path.join(dir, 'config.yaml');
-  writeFileSync(file, [`grpc: { address: "${grpc}" }`, `admin: { address: "${admin}" }`, 'consumer: { fingerprint_secret: soak }', 'logging: { level: warn }', ''].join('\n'));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', file, '--no-watch'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-      if (out.includes('tokenwarden ready')) resolve();
-    });
-    void exited.then(() => reject(new Error('tokenwarden exited before it was ready')));
-  });
-  return {
-    grpc,
-    admin,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 async function sample(admin: string, atSeconds: number): Promise<Sample> {
   const text = await (await fetch(`http://${admin}/metrics`)).text();
@@ -225,7 +182,7 @@ function printSample(s: Sample, previous: Sample | null): void {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const dir = mkdtempSync(path.join(tmpdir(), 'tw-soak-'));
-  const tw = await startTokenwarden(dir);
+  const tw = await startServeProcess(dir, 'soak');
   try {
     process.stdout.write(`tokenwarden soak: scenario ${o.scenario}, ${o.rps} exchanges/s for ${o.durationMs / 1000} s, sampled every ${o.intervalMs / 1000} s\n`);
     process.stdout.write('(lag in ms as the server measures it: prom-client samples every 10 ms, so 10 ms is the floor, i.e. no lag)\n');
