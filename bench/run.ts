@@ -99,6 +99,9 @@ function runDriver(args: string[]): Promise<void> {
 const ms = (ns: number): string => (ns / 1e6).toFixed(2);
 const p = (r: BenchReport, q: number): number => r.latencyDistribution.find((l) => l.percentage === q)?.latency ?? 0;
 
+/** Failed exchanges over the reports. */
+const errorCount = (...reports: BenchReport[]): number => reports.flatMap((r) => Object.values(r.errorDistribution)).reduce((a, b) => a + b, 0);
+
 /**
  * Streaming scenarios (several response body chunks, each answered): tokenwarden's p99 round trip
  * per chunk minus the no-op's, ns. Null for the others (one chunk is a phase, not a stream; in
@@ -153,6 +156,15 @@ async function main(): Promise<void> {
     tw?.server.child.kill('SIGTERM');
     tw?.redis?.kill('SIGTERM');
   };
+  /** The tokenwarden for `setup`: one per setup, replaced (with its redis-server) when the next scenario needs another. */
+  const tokenwardenFor = async (setup: ServerSetup): Promise<Tokenwarden> => {
+    if (tw?.key !== setupKey(setup)) {
+      if (tw) await stopTokenwarden(tw);
+      tw = null;
+      tw = await startTokenwarden(setup, configDir);
+    }
+    return tw;
+  };
   process.once('SIGINT', () => {
     stopAll();
     process.exit(130);
@@ -171,13 +183,7 @@ async function main(): Promise<void> {
       const reports: Partial<Record<Server['name'], BenchReport>> = {};
       let serverPhases: [PhaseBuckets, PhaseBuckets] | null = null;
       try {
-        // One tokenwarden per setup, replaced (with its redis-server) when the next scenario needs another.
-        if (tw?.key !== setupKey(scenario.setup)) {
-          if (tw) await stopTokenwarden(tw);
-          tw = null;
-          tw = await startTokenwarden(scenario.setup, configDir);
-        }
-        for (const server of [noop, tw.server]) {
+        for (const server of [noop, (await tokenwardenFor(scenario.setup)).server]) {
           const out = path.join(outDir, `${name}.${server.name}.json`);
           const before = server.admin ? await scrapePhaseBuckets(server.admin) : null;
           await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--warmup', '100', '--out', out]);
@@ -190,7 +196,7 @@ async function main(): Promise<void> {
       }
       const n = reports.noop!;
       const t = reports.tokenwarden!;
-      const errors = Object.values(n.errorDistribution).concat(Object.values(t.errorDistribution)).reduce((a, b) => a + b, 0);
+      const errors = errorCount(n, t);
       const ratio = n.rps > 0 ? t.rps / n.rps : 0;
       const chunk = chunkP99Delta(scenario, n, t);
       const srv = (phase: Phase): number | null => (serverPhases ? quantileBound(serverPhases[0], serverPhases[1], phase, 0.99) : null);
@@ -212,12 +218,7 @@ async function main(): Promise<void> {
       for (const { scenario, rps } of openLoop) {
         const reports: Partial<Record<Server['name'], BenchReport>> = {};
         try {
-          if (tw?.key !== setupKey(scenario.setup)) {
-            if (tw) await stopTokenwarden(tw);
-            tw = null;
-            tw = await startTokenwarden(scenario.setup, configDir);
-          }
-          for (const server of [noop, tw.server]) {
+          for (const server of [noop, (await tokenwardenFor(scenario.setup)).server]) {
             const out = path.join(outDir, `${scenario.name}.${server.name}.open.json`);
             await runDriver(['--target', server.address, '--scenario', scenario.name, '--duration', values.duration, '--rps', String(rps), '--concurrency', OPEN_LOOP_MAX_IN_FLIGHT, '--warmup', '100', '--out', out]);
             reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
@@ -229,7 +230,7 @@ async function main(): Promise<void> {
         const n = reports.noop!;
         const t = reports.tokenwarden!;
         const deltas = PHASES.map((ph) => phaseP99Delta(ph, n, t));
-        const errors = Object.values(n.errorDistribution).concat(Object.values(t.errorDistribution)).reduce((a, b) => a + b, 0);
+        const errors = errorCount(n, t);
         const us = (d: number | null): string => (d === null ? '-' : `${(d / 1e3).toFixed(0)}`);
         const line = row([scenario.name, String(rps), ...deltas.map(us), ms(p(n, 99)), ms(p(t, 99)), String(errors)], ow);
         lines.push(line);

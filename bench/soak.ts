@@ -34,7 +34,7 @@ const LAG_GROWTH_FACTOR = 2;
 /** ...and above this (sub-millisecond jitter is noise). */
 const LAG_FLOOR_SECONDS = 0.005;
 
-interface Sample {
+export interface Sample {
   atSeconds: number;
   rss: number;
   heapUsed: number;
@@ -83,8 +83,7 @@ function parseOptions(argv: readonly string[]): Options {
   };
 }
 
-// --- the server under test -------------------------------------------------------------------
-
+// --- sampling the server's /metrics -------------------------------------------------------
 
 async function sample(admin: string, atSeconds: number): Promise<Sample> {
   const text = await (await fetch(`http://${admin}/metrics`)).text();

@@ -204,10 +204,11 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     unsanctioned: (e) =>
       metrics.unsanctionedRequests.inc({ gen_ai_provider_name: e.provider, gen_ai_request_model: e.model, policy: e.policy, decision: e.decision }),
   });
-  // API-key fingerprints must agree wherever the inventory is shared. Without a configured secret:
+  // API-key fingerprints must agree wherever the inventory is shared. Without a configured secret
+  // (and only when API keys are fingerprinted at all):
   // with Redis, the secret kept there (read in start(), before any stream); with the memory store, a
   // random one for this process, which lives as long as its inventory.
-  const secretFromRedis = config.consumer.fingerprint_secret === '' && redis !== null && config.consumer.resolvers.some((r) => r.type === 'api_key');
+  const generatedSecret = config.consumer.fingerprint_secret === '' && config.consumer.resolvers.some((r) => r.type === 'api_key');
   let configured: ResolveConsumer = createConsumerResolver(config.consumer);
   const custom = hooks.resolveConsumer;
   const deps: ExchangeDeps = {
@@ -325,11 +326,11 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     },
     refreshCatalog,
     async start() {
-      if (secretFromRedis && redis !== null) {
+      if (generatedSecret && redis !== null) {
         const secret = await sharedFingerprintSecret(redis, config.store.redis);
         configured = createConsumerResolver({ ...config.consumer, fingerprint_secret: secret });
         log.info('API keys are fingerprinted with the secret shared in Redis', { key: fingerprintSecretKey(config.store.redis.key_prefix) });
-      } else if (config.consumer.fingerprint_secret === '') {
+      } else if (generatedSecret) {
         log.warn('no consumer.fingerprint_secret configured: API keys are fingerprinted with a random secret of this process, so their consumer ids change when it restarts');
       }
       const grpcAddress = await grpcServer.start();

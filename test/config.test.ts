@@ -323,6 +323,11 @@ describe('valid configuration files', () => {
     expect(() => parseConfig('admin:\n  address: 0.0.0.0:9090\n', 'x.yaml', {})).toThrow(/admin\.token: is required when admin\.address \(0\.0\.0\.0:9090\) is not a loopback address/);
     expect(parseConfig('admin:\n  address: 0.0.0.0:9090\n  token: s3cret\n', 'x.yaml', {}).admin.token).toBe('s3cret');
     expect(parseConfig('admin:\n  address: 127.0.0.2:9090\n', 'x.yaml', {}).admin.token).toBe('');
+    // The same loopback test as the server's: any spelling of ::1, IPv4-mapped 127/8.
+    for (const address of ['[0:0:0:0:0:0:0:1]:9090', '[::ffff:127.0.0.1]:9090', 'localhost:9090']) {
+      expect(parseConfig(`admin:\n  address: "${address}"\n`, 'x.yaml', {}).admin.address).toBe(address);
+    }
+    expect(() => parseConfig('admin:\n  address: "[::]:9090"\n', 'x.yaml', {})).toThrow(/is not a loopback address/);
     expect(() => applyOverrides(defaultConfig(), [{ path: 'admin.address', value: '0.0.0.0:9090', origin: '--admin-address' }])).toThrow(/--admin-address: admin\.token: is required/);
   });
 

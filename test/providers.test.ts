@@ -10,6 +10,7 @@ import { recognize } from '../src/traffic/recognize.js';
 import { EMPTY_USAGE } from '../src/domain.js';
 import { type ApiHandler, type RequestFacts, type ResponseFacts, type Route, type StreamEvent } from '../src/traffic/types.js';
 import { headerValue, loadFixtures, type Fixture } from './support/fixtures.js';
+import { retained } from './support/heap.js';
 
 const DISCOVERY = defaultConfig().discovery;
 const FIXTURES = loadFixtures();
@@ -380,5 +381,13 @@ describe('hostile model names', () => {
     const acc = HANDLERS.chat_completions!.newResponse();
     acc.onJson({ model: huge, choices: [], usage: { prompt_tokens: 1, completion_tokens: 1 } });
     expect(acc.result().responseModel).toBe(huge.slice(0, 256));
+  });
+
+  it('keep nothing of the rest of the value alive', () => {
+    const before = retained();
+    // Records and metric labels keep model names: 50 distinct megabyte values would be 50 MB.
+    const kept = Array.from({ length: 50 }, (_, i) => HANDLERS.chat_completions!.parseRequest({ model: `${i}${huge}`, messages: [] }).model);
+    expect(kept.every((m) => m?.length === 256)).toBe(true);
+    expect(retained() - before).toBeLessThan(10e6);
   });
 });

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJsonRoute } from '../src/admin/json-routes.js';
 import { ApiError } from '../src/admin/reply.js';
-import { priceBookListPrices, showbackRoutes, UNOWNED, type ShowbackApiDeps } from '../src/admin/showback-api.js';
+import { priceBookListPrices, showbackRoutes, UNKNOWN_API, UNOWNED, type ShowbackApiDeps } from '../src/admin/showback-api.js';
 import { Catalog, EMPTY_DEFINITIONS, type CatalogDefinitions } from '../src/catalog/catalog.js';
 import type { CatalogView } from '../src/catalog/types.js';
 import { PriceBook } from '../src/metering/prices.js';
@@ -378,6 +378,23 @@ describe('showback buckets, ownership and parameters at a fixed clock', () => {
       ['responses', '2025-02-01T00:00:00.000Z', 2, 200],
     ]);
     for (const body of [months.body, days.body]) expect(body.totals).toMatchObject({ requests: 15, costMicroUsd: 1500 });
+  });
+
+  it('names buckets without an API (unknown) and filters on that name', async () => {
+    const legacy = new MemoryStore({ maxRecords: 100, retentionHours: 24 * 100, now: () => NOW });
+    await legacy.apply({ id: 'old', deltas: [delta('app-a', '2025-02-10T10:00:00Z', 3, 300, ''), delta('app-a', '2025-02-10T11:00:00Z', 1, 100)] });
+    const old = await serve({ store: legacy, catalog: () => catalog, prices: () => null, storeTimeoutMs: 1_000, now: () => NOW });
+    try {
+      const byApi = await fetch(`${old.base}/api/v1/showback?group_by=api`).then((r) => r.json() as any);
+      expect(points(byApi)).toEqual([
+        [UNKNOWN_API, '2025-02-10T00:00:00.000Z', 3, 300],
+        ['chat_completions', '2025-02-10T00:00:00.000Z', 1, 100],
+      ]);
+      const unknown = await fetch(`${old.base}/api/v1/showback?group_by=consumer&api=${encodeURIComponent(UNKNOWN_API)}`).then((r) => r.json() as any);
+      expect(unknown.totals).toMatchObject({ requests: 3, costMicroUsd: 300 });
+    } finally {
+      await old.close();
+    }
   });
 
   it('defaults to the last 30 days in day buckets, grouped by owner', async () => {

@@ -1,6 +1,6 @@
 // @ts-check
 /** Shared widgets: dialogs, inline errors, switches, tables, pagers, page headers. */
-import { ApiError } from './api.js';
+import { api, ApiError } from './api.js';
 import { fill, h } from './dom.js';
 
 /** @typedef {import('./dom.js').Child} Child */
@@ -237,4 +237,21 @@ export async function attempt(where, write) {
     fill(where, errorBox(err));
     return false;
   }
+}
+
+/**
+ * A button that deletes something through the API after a confirmation; a failure shows inline in
+ * `errors`, a success runs `reload`.
+ * @param {string} label
+ * @param {{ title: string, message: string, confirmLabel?: string, path: string, errors: Element, reload: () => void, kind?: 'danger' | 'ghost', tooltip?: string }} opts
+ */
+export function deleteButton(label, opts) {
+  return button(label, {
+    kind: opts.kind ?? 'danger',
+    title: opts.tooltip,
+    onclick: async () => {
+      const ok = await confirmAction({ title: opts.title, message: opts.message, confirmLabel: opts.confirmLabel ?? label });
+      if (ok && (await attempt(opts.errors, () => api('DELETE', opts.path)))) opts.reload();
+    },
+  });
 }

@@ -28,7 +28,7 @@ export interface ApiDeps {
 export type Handler = (params: URLSearchParams) => Promise<Reply>;
 
 export function apiRoutes(deps: ApiDeps): Map<string, Handler> {
-  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => callStore(deps, what, run);
+  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => storeCall(deps, 'inventory store', what, run);
   return new Map<string, Handler>([
     [
       '/api/v1/inventory',
@@ -87,12 +87,16 @@ export function apiRoutes(deps: ApiDeps): Map<string, Handler> {
   ]);
 }
 
-async function callStore<T>(deps: ApiDeps, what: string, run: () => Promise<T>): Promise<T> {
+/**
+ * One store call under the deadline (every admin API's): a failure or timeout is logged and answered
+ * 503, never a crash or a hang. `store` names it in the log and the reply (`inventory store`, ...).
+ */
+export async function storeCall<T>(deps: { storeTimeoutMs: number; logger?: Logger | undefined }, store: string, what: string, run: () => Promise<T>): Promise<T> {
   try {
-    return await withDeadline(run(), deps.storeTimeoutMs);
+    return await withDeadline(Promise.resolve().then(run), deps.storeTimeoutMs);
   } catch (err) {
-    deps.logger?.warn('inventory store call failed', { call: what, ...errorFields(err) });
-    throw new ApiError(503, 'store_unavailable', 'the inventory store did not answer; try again later');
+    deps.logger?.warn(`${store} call failed`, { call: what, ...errorFields(err) });
+    throw new ApiError(503, 'store_unavailable', `the ${store} did not answer; try again later`);
   }
 }
 

@@ -15,7 +15,7 @@
  * API definitions are read from the store on every request, so a change is visible at once here;
  * admission sees it when the sidecar next polls the registry's version.
  */
-import { errorFields, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { PolicySet } from '../governance/policy-set.js';
 import { instantiate, parseInstanceId } from '../governance/templates.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
@@ -26,7 +26,7 @@ import type { AuditLog } from '../store/catalog-types.js';
 import { auditor } from './catalog-audit.js';
 import { BodyError, budgetJson, parseBudgetBody, parseTemplateBody, templateJson } from './budgets-body.js';
 import { budgetStateJson, limitCounters, wouldBlockJson, type WouldBlockFilter } from './budgets-views.js';
-import { withDeadline } from './deadline.js';
+import { storeCall } from './api.js';
 import type { JsonRoute, RouteInput } from './json-routes.js';
 import { parsePage, parseTimestamp } from './query.js';
 import { ApiError, badParameter, jsonReply, type Reply } from './reply.js';
@@ -53,7 +53,7 @@ const BUDGETS = '/api/v1/budgets';
 const TEMPLATES = '/api/v1/budget-templates';
 
 export function budgetRoutes(deps: BudgetsApiDeps): JsonRoute[] {
-  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => callStore(deps, what, run);
+  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => storeCall(deps, 'budget store', what, run);
   const audit = auditor({ audit: deps.audit, now: deps.now, storeTimeoutMs: deps.storeTimeoutMs, logger: deps.logger });
   const configBudgets = (): Budget[] => deps.policies().budgets().filter((b) => b.source === 'config');
   const configTemplates = (): BudgetTemplate[] => deps.policies().templates().filter((t) => t.source === 'config');
@@ -294,11 +294,3 @@ export function parseWouldBlock(query: URLSearchParams, now: number): WouldBlock
   return filter;
 }
 
-async function callStore<T>(deps: BudgetsApiDeps, what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await withDeadline(Promise.resolve().then(run), deps.storeTimeoutMs);
-  } catch (err) {
-    deps.logger?.warn('budget store call failed', { call: what, ...errorFields(err) });
-    throw new ApiError(503, 'store_unavailable', 'the budget store did not answer; try again later');
-  }
-}

@@ -34,7 +34,7 @@ import { parseConsumerBody, parseOwnerBody, parsePolicyBody, parsePreviewBody, p
 import { catalogYaml } from './catalog-export.js';
 import { allConsumers, resourceUsage } from './catalog-inventory.js';
 import { parseAuditQuery } from './catalog-query.js';
-import { withDeadline } from './deadline.js';
+import { storeCall } from './api.js';
 import type { JsonRoute, RouteInput } from './json-routes.js';
 import { ApiError, badParameter, jsonReply } from './reply.js';
 
@@ -79,7 +79,7 @@ interface Effective {
 }
 
 export function catalogRoutes(deps: CatalogApiDeps): JsonRoute[] {
-  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => callStore(deps, what, run);
+  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => storeCall(deps, 'store', what, run);
   const audit = auditor({ audit: deps.registry.audit, now: deps.now, storeTimeoutMs: deps.storeTimeoutMs, logger: deps.logger });
 
   const budgetDefinitions = async (): Promise<{ budgets: Budget[]; templates: BudgetTemplate[] }> => {
@@ -372,11 +372,3 @@ function noParameters(query: URLSearchParams): void {
   for (const name of query.keys()) throw badParameter(name, `unknown parameter "${name}"`, 'unknown_parameter');
 }
 
-async function callStore<T>(deps: CatalogApiDeps, what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await withDeadline(Promise.resolve().then(run), deps.storeTimeoutMs);
-  } catch (err) {
-    deps.logger?.warn('catalog store call failed', { call: what, ...errorFields(err) });
-    throw new ApiError(503, 'store_unavailable', 'the store did not answer; try again later');
-  }
-}

@@ -3,7 +3,7 @@
  * (provider/model), read a page at a time. Bounded: at most MAX_SCANNED items per read, which
  * covers any realistic fleet while keeping one admin request from reading an unbounded store.
  */
-import type { ConsumerSummary, InventoryRecord, InventoryStore, Page } from '../store/types.js';
+import type { ConsumerSummary, InventoryStore, ModelSummary, Page } from '../store/types.js';
 import { MAX_LIMIT } from '../store/query.js';
 
 export const MAX_SCANNED = 100_000;
@@ -37,27 +37,29 @@ export interface ResourceUsage {
   responseModels: string[];
 }
 
-/** Usage per `provider/model` over every inventory record (records without a model are skipped). */
+/**
+ * Usage per `provider/model`, from the store's per-model rollups (requests, cost and distinct
+ * consumers are exact whatever the inventory's size). The versions seen are read from the model's
+ * most recently active records, one page from its own index, so a large inventory is never read
+ * whole. Models without a name are skipped.
+ */
 export async function resourceUsage(store: InventoryStore, call: Call): Promise<Map<string, ResourceUsage>> {
-  // Sorted by consumer: an order that writes do not reshuffle while the pages are read.
-  const records = await readAll<InventoryRecord>((offset) =>
-    call('inventory', () => store.inventory({ sort: 'consumer', order: 'asc', offset, limit: MAX_LIMIT })),
+  const models = await readAll<ModelSummary>((offset) => call('models', () => store.models({ offset, limit: MAX_LIMIT })));
+  const named = models.filter((m) => m.model !== '');
+  const recent = await Promise.all(
+    named.map((m) => call('inventory', () => store.inventory({ provider: m.provider, model: m.model, sort: 'lastSeen', order: 'desc', limit: MAX_LIMIT }))),
   );
-  const byId = new Map<string, { usage: ResourceUsage; consumers: Set<string>; responses: Set<string> }>();
-  for (const r of records) {
-    if (r.key.model === '') continue;
-    const id = `${r.key.provider}/${r.key.model}`;
-    let acc = byId.get(id);
-    if (!acc) {
-      acc = { usage: { provider: r.key.provider, model: r.key.model, requests: 0, costMicroUsd: 0, consumers: 0, responseModels: [] }, consumers: new Set(), responses: new Set() };
-      byId.set(id, acc);
-    }
-    acc.usage.requests += r.requests;
-    acc.usage.costMicroUsd += r.costMicroUsd;
-    acc.consumers.add(r.key.consumer);
-    for (const m of r.responseModels) acc.responses.add(m);
-  }
   return new Map(
-    [...byId].map(([id, acc]) => [id, { ...acc.usage, consumers: acc.consumers.size, responseModels: [...acc.responses].sort() }]),
+    named.map((m, i): [string, ResourceUsage] => [
+      `${m.provider}/${m.model}`,
+      {
+        provider: m.provider,
+        model: m.model,
+        requests: m.requests,
+        costMicroUsd: m.costMicroUsd,
+        consumers: m.consumers,
+        responseModels: [...new Set(recent[i]!.items.flatMap((r) => r.responseModels))].sort(),
+      },
+    ]),
   );
 }

@@ -16,16 +16,16 @@ import type { CatalogView } from '../catalog/types.js';
 import { governanceLabels } from '../catalog/catalog.js';
 import type { ApiKind, Usage } from '../domain.js';
 import type { RequestSubject } from '../governance/types.js';
-import { errorFields, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { PriceBook } from '../metering/prices.js';
 import { addBucket, emptyBucket } from '../store/rollup.js';
 import { DAY_MS, HOUR_MS, type BucketCounts, type InventoryStore, type UsageKey, type UsagePoint, type UsageQuery } from '../store/types.js';
 import { csvRow, TOKEN_COLUMNS, tokenCells, type Cell } from './csv.js';
-import { withDeadline } from './deadline.js';
+import { storeCall } from './api.js';
 import { FOCUS_COLUMNS, focusCells, focusRows, METERS, type FocusGroup, type ListPrices, type Meter } from './focus.js';
 import type { JsonRoute } from './json-routes.js';
 import { parseTimestamp } from './query.js';
-import { ApiError, badParameter, jsonReply, type Reply } from './reply.js';
+import { badParameter, jsonReply, type Reply } from './reply.js';
 import { isoTime, microToUsd } from './views.js';
 
 /** List prices of a provider's model at a time (epoch ms); null when it has none. */
@@ -154,10 +154,14 @@ export function parseFocus(query: URLSearchParams, now: number): ShowbackQuery {
   return parseRange(query, now, 'consumer');
 }
 
-/** The store query: every bucket key, in hour buckets or day buckets (months are summed from days). */
+/**
+ * The store query: every bucket key, in hour buckets or day buckets (months are summed from days).
+ * The API filter `(unknown)` selects the buckets without an API, as groupBy api names them.
+ */
 function storeQuery(q: ShowbackQuery): UsageQuery {
   const u: UsageQuery = { groupBy: 'key', bucket: q.bucket === 'hour' ? 'hour' : 'day', from: q.from, to: q.to };
-  for (const name of ['consumer', 'provider', 'model', 'api'] as const) if (q[name] !== undefined) u[name] = q[name];
+  for (const name of ['consumer', 'provider', 'model'] as const) if (q[name] !== undefined) u[name] = q[name];
+  if (q.api !== undefined) u.api = q.api === UNKNOWN_API ? '' : q.api;
   return u;
 }
 
@@ -393,14 +397,7 @@ function csvReply(filename: string, body: string | AsyncIterable<string>): Reply
 }
 
 export function showbackRoutes(deps: ShowbackApiDeps): JsonRoute[] {
-  const points = async (q: ShowbackQuery): Promise<UsagePoint[]> => {
-    try {
-      return await withDeadline(Promise.resolve().then(() => deps.store.usage(storeQuery(q))), deps.storeTimeoutMs);
-    } catch (err) {
-      deps.logger?.warn('inventory store call failed', { call: 'usage', ...errorFields(err) });
-      throw new ApiError(503, 'store_unavailable', 'the inventory store did not answer; try again later');
-    }
-  };
+  const points = (q: ShowbackQuery): Promise<UsagePoint[]> => storeCall(deps, 'inventory store', 'usage', () => deps.store.usage(storeQuery(q)));
   return [
     {
       method: 'GET',

@@ -41,6 +41,7 @@ import {
   text,
   withDefault,
   type Issue,
+  type Mapping,
   type Schema,
 } from './schema.js';
 
@@ -279,15 +280,18 @@ export const templateSchema: Schema<TemplateEntry> = obj(
   { required: ['id', 'group_by', 'limits'] },
 );
 
-/** A list whose entries' `key` (default `id`) must be unique; reported at the repeated value. */
-export function uniqueIds<T>(schema: Schema<T[]>, key = 'id'): Schema<T[]> {
+/**
+ * A list whose entries' `key` (default `id`) must be unique; reported at the repeated value. `identity`
+ * gives what must be unique when it is more than that key's value (undefined: not compared).
+ */
+export function uniqueIds<T>(schema: Schema<T[]>, key = 'id', identity: (entry: Mapping) => unknown = (entry) => entry[key]): Schema<T[]> {
   return {
     parse(value, path, issues) {
       const parsed = schema.parse(value, path, issues);
       if (!Array.isArray(value)) return parsed;
       const first = new Map<string, number>();
       value.forEach((entry, index) => {
-        const id = isMapping(entry) ? entry[key] : undefined;
+        const id = isMapping(entry) ? identity(entry) : undefined;
         if (typeof id !== 'string') return;
         const seen = first.get(id);
         if (seen === undefined) first.set(id, index);

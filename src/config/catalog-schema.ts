@@ -19,7 +19,8 @@
  * displayName, budgetTemplates): `Spelling` picks the key names, so both name the field a user wrote.
  */
 import { GLOBAL_POLICY_ID, type CatalogSource, type ConsumerEntry, type ConsumerRule, type ConsumerStatus, type Labels, type Owner, type PolicyMode, type Resource, type ResourcePrice, type SanctionPolicy } from '../catalog/types.js';
-import { formatPath, type PathSegment } from './errors.js';
+import { resourceId } from '../catalog/catalog.js';
+import type { PathSegment } from './errors.js';
 import { labels, PROVIDER_NAMES, TEMPLATE_ID, uniqueIds } from './budgets-schema.js';
 import { bool, int, isMapping, list, MAX_GLOB_CHARS, nonNegativeNumber, obj, oneOf, suggest, text, withDefault, type Fields, type Issue, type Mapping, type Schema } from './schema.js';
 
@@ -144,24 +145,8 @@ export function catalogSchemas(spelling: Spelling) {
 const YAML = catalogSchemas('yaml');
 
 /** Resources are unique by provider (any case) and model; a repeat is reported at its model. */
-function uniqueResources<T>(schema: Schema<T[]>): Schema<T[]> {
-  const keyOf = (e: Mapping): string | undefined =>
-    typeof e['provider'] === 'string' && typeof e['model'] === 'string' ? `${e['provider'].toLowerCase()}/${e['model']}` : undefined;
-  return {
-    parse(value, path, issues) {
-      const parsed = schema.parse(value, path, issues);
-      if (!Array.isArray(value)) return parsed;
-      const first = new Map<string, number>();
-      value.forEach((entry, index) => {
-        const key = isMapping(entry) ? keyOf(entry) : undefined;
-        if (key === undefined) return;
-        const seen = first.get(key);
-        if (seen === undefined) first.set(key, index);
-        else issues.push({ path: [...path, index, 'model'], message: `duplicate model; first used at ${formatPath([...path, seen])}` });
-      });
-      return parsed;
-    },
-  };
+function resourceKey(e: Mapping): string | undefined {
+  return typeof e['provider'] === 'string' && typeof e['model'] === 'string' ? resourceId(e['provider'].toLowerCase(), e['model']) : undefined;
 }
 
 /** Owner ids to policies; validated keys, so a typo is reported where it is. */
@@ -185,7 +170,7 @@ export const catalogSections = {
   owners: uniqueIds(list(YAML.owner, { maxItems: 10_000 })),
   consumers: uniqueIds(list(YAML.consumer, { maxItems: 100_000 })),
   consumer_rules: uniqueIds(list(YAML.rule, { maxItems: 10_000 })),
-  resources: uniqueResources(list(YAML.resource, { maxItems: 10_000 })),
+  resources: uniqueIds(list(YAML.resource, { maxItems: 10_000 }), 'model', resourceKey),
   policies: obj({ unsanctioned: YAML.policy, owners: ownerPolicies }, { nullIsAbsent: true }),
 };
 
@@ -279,7 +264,7 @@ export function toResource(e: Mapping, spelling: Spelling, source: CatalogSource
   const provider = e['provider'] as string;
   const model = e['model'] as string;
   return {
-    id: `${provider}/${model}`,
+    id: resourceId(provider, model),
     provider,
     model,
     sanctioned: e['sanctioned'] as boolean,

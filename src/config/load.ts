@@ -9,6 +9,7 @@ import { isMapping, type Issue, type Mapping, type Schema } from './schema.js';
 import { configSchema, type ConfigDocument } from './config-schema.js';
 import { toBudgets, toTemplates } from './budgets-schema.js';
 import { toConsumer, toOwner, toPolicies, toResource, toRule } from './catalog-schema.js';
+import { isLoopbackAddress } from '../admin/auth.js';
 import { defaultConfig, PUBLIC_DEV_FINGERPRINT_SECRET, type TokenwardenConfig } from './types.js';
 
 /** When set (and non-empty) it replaces `consumer.fingerprint_secret`, whatever the file says. */
@@ -206,9 +207,9 @@ function resolveSecrets(document: ConfigDocument, env: Environment, issues: Issu
   return patch as DeepPartial<TokenwardenConfig>;
 }
 
+/** The host of a `host:port` address is a loopback one (the same test the server applies). */
 function isLoopbackHost(address: string): boolean {
-  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return isLoopbackAddress(address.slice(0, address.lastIndexOf(':')));
 }
 
 const PUBLIC_SECRET_PROBLEM =

@@ -94,6 +94,8 @@ export class ProcessStream {
   private closed = false;
   private settled = false;
   private idle: NodeJS.Timeout | null = null;
+  /** performance.now() of the last message dispatched (observability mode's idle check). */
+  private lastMessageAt = 0;
   private tail: Promise<void> | null = null;
 
   constructor(
@@ -120,7 +122,6 @@ export class ProcessStream {
 
   private enqueue(msg: WireProcessingRequest): void {
     if (this.closed) return;
-    this.idle?.refresh();
     if (this.tail !== null) {
       const next: Promise<void> = this.tail.then(() => this.dispatch(msg));
       this.track(next);
@@ -145,6 +146,7 @@ export class ProcessStream {
   private dispatch(msg: WireProcessingRequest): void | Promise<void> {
     const kind = msg.request;
     const start = performance.now();
+    this.lastMessageAt = start;
     if (!kind) {
       // Envoy never sends an empty message; finishing OK lets the request continue unprocessed.
       this.opts.observer.protocolError('empty_message');
@@ -178,13 +180,18 @@ export class ProcessStream {
     this.requestDuplex = pc?.request_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
     this.responseDuplex = pc?.response_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
     this.exchange = this.opts.newExchange(this.observability);
-    if (this.observability) {
-      this.idle = setTimeout(() => this.onIdle(), this.opts.observabilityIdleMs ?? OBSERVABILITY_IDLE_MS);
-      this.idle.unref();
-    }
+    if (this.observability) this.armIdle(this.opts.observabilityIdleMs ?? OBSERVABILITY_IDLE_MS);
   }
 
+  private armIdle(ms: number): void {
+    this.idle = setTimeout(() => this.onIdle(), ms);
+    this.idle.unref();
+  }
+
+  /** No timer work per message: a message only notes its time, and the timer waits out the rest. */
   private onIdle(): void {
+    const rest = this.lastMessageAt + (this.opts.observabilityIdleMs ?? OBSERVABILITY_IDLE_MS) - performance.now();
+    if (rest > 0) return this.armIdle(rest);
     this.opts.observer.protocolError('observability_idle_timeout');
     this.finishFromServer();
   }
@@ -266,8 +273,8 @@ export class ProcessStream {
     // Policies and budgets decide before anything reaches the upstream, then the answer.
     return governor.admit(ex).then((decision) => {
       this.decision = decision;
-      // Envoy went away while the ledger was deciding: what was reserved goes back now.
-      if (this.recorded !== null) this.settle();
+      // When Envoy went away while the ledger was deciding, the exchange is recorded: settle now.
+      this.settle();
       if (!decision?.reject) return this.requestBodyAnswer(ex, eos, rewrite);
       const r = decision.reject;
       ex.rejectLocally(r.status, r.blockedBy);

@@ -5,6 +5,7 @@
  */
 import { forEachPiece, type Pretokenizer } from './pretokenize.js';
 import { countInSlices, MAX_SLICE } from './slicing.js';
+import { detached } from '../strings.js';
 
 /** Pieces up to this many code units are remembered (words, numbers, punctuation runs). */
 const CACHED_PIECE_LENGTH = 32;
@@ -59,7 +60,8 @@ export class PieceCounter {
       n = this.encode(piece);
       // Clearing beats LRU bookkeeping here: the common pieces come straight back.
       if (this.cache.size >= this.maxCached) this.cache.clear();
-      this.cache.set(piece, n);
+      // A piece is a view of the whole prompt: remember a copy of its own, not the prompt.
+      this.cache.set(detached(piece), n);
     }
     return n;
   }

@@ -214,6 +214,34 @@ describe('console (admin)', () => {
     expect(rows.some((r) => r.includes('checkout-service') && r.includes('openai:gpt-4o-mini') && r.includes('payments'))).toBe(true);
   });
 
+  it('shows names from traffic and the API as text, never as markup', async () => {
+    // Consumer ids come from request headers, names and labels from whoever holds a token.
+    const hostile = '<img src=x onerror="window.__xss=1">';
+    const consumer = `evil-${hostile}`;
+    expect((await traffic(OPENAI, consumer)).downstream.status).toBe(200);
+    expect((await api('POST', '/api/v1/owners', { id: 'markup', name: `<b>${hostile}</b>` })).status).toBe(201);
+    expect((await api('PUT', `/api/v1/consumers/${encodeURIComponent(consumer)}`, { status: 'added', owner: 'markup', displayName: `<i>${hostile}</i>`, labels: { team: hostile } })).status).toBeLessThan(300);
+    for (const route of ['inventory', 'consumers', 'owners', 'dashboard']) {
+      await open(route);
+      await expect.poll(() => page.locator('main').textContent(), { message: route }).toContain(hostile);
+      expect(await page.locator('main img, main b, main i').count(), route).toBe(0);
+    }
+    expect(await page.evaluate('typeof window.__xss')).toBe('undefined');
+  });
+
+  it('asks before deleting, and keeps the row when the question is cancelled', async () => {
+    expect((await api('POST', '/api/v1/owners', { id: 'short-lived', name: 'Short-lived' })).status).toBe(201);
+    await open('owners');
+    const row = page.getByRole('table', { name: 'Owners' }).locator('tbody tr', { hasText: 'short-lived' });
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog', { name: 'Delete owner Short-lived?' }).getByRole('button', { name: 'Cancel' }).click();
+    expect((await api('GET', '/api/v1/owners')).body.items.map((o: any) => o.id)).toContain('short-lived');
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog', { name: 'Delete owner Short-lived?' }).getByRole('button', { name: 'Delete' }).click();
+    await expect.poll(() => row.count()).toBe(0);
+    expect((await api('GET', '/api/v1/owners')).body.items.map((o: any) => o.id)).not.toContain('short-lived');
+  });
+
   it('renders every page without errors at 1280×800 (screenshots in artifacts/console/)', async () => {
     const pages: [string, string][] = [
       ['dashboard', 'Dashboard'],
@@ -247,6 +275,8 @@ describe('console (admin)', () => {
 
   it('logs out: the token is forgotten and the login page is back', async () => {
     await open('dashboard');
+    // The token is kept for the tab only.
+    expect(await page.evaluate('localStorage.length')).toBe(0);
     await page.getByRole('button', { name: 'Log out' }).click();
     await expect.poll(() => page.url()).toContain('#/login');
     expect(await page.evaluate('sessionStorage.length')).toBe(0);

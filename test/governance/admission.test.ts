@@ -229,6 +229,24 @@ describe('Admitter on store errors', () => {
     expect(await counter(closed)).toEqual({ used: 0, reserved: 0 });
   });
 
+  it('releases a reservation the ledger made though the call failed after the deadline (reply lost)', async () => {
+    const ledger = new MemoryLedger({ now: () => T0 });
+    let fail!: () => void;
+    const lost = new Promise<void>((resolve) => (fail = resolve));
+    const real = ledger.reserve.bind(ledger);
+    ledger.reserve = async (req) => {
+      await real(req);
+      await lost;
+      throw new Error('connection reset before the reply');
+    };
+    const { admit, counter } = setup([closed], {}, ledger);
+    const refused = await admit(2, 3);
+    expect(refused).toMatchObject({ admitted: false, storeError: true });
+    expect((await counter(closed)).reserved).toBeGreaterThan(0);
+    fail();
+    await vi.waitFor(async () => expect(await counter(closed)).toEqual({ used: 0, reserved: 0 }));
+  });
+
   it('never rejects even when the ledger throws synchronously', async () => {
     const throwing = broken(() => {
       throw new Error('boom');

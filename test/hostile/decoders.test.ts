@@ -5,8 +5,6 @@
  * byte counters, and the heap measured after a forced GC mid-stream), and the result of any
  * chunking equals the result of the unsplit input. (Per-decoder rules are in test/decode/*.)
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { crc32 } from 'node:zlib';
@@ -18,22 +16,11 @@ import { EventStreamDecoder, type EventStreamFrame } from '../../src/traffic/dec
 import { NdjsonDecoder } from '../../src/traffic/decode/ndjson.js';
 import { createContentDecoder } from '../../src/traffic/decode/content-encoding.js';
 import { chunking, concat, oneByteChunks, splitAt, utf8 } from '../decode/helpers.js';
+import { retained } from '../support/heap.js';
 
 const MB = 1024 * 1024;
 const TOTAL = 50 * MB;
 const CHUNK = 64 * 1024;
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** Heap plus Buffer memory still reachable after a full GC. */
-function retained(): number {
-  // Twice: Buffer memory freed by one collection is only released (and uncounted) by the next.
-  gc();
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
 
 /**
  * Feeds `total` bytes made by repeating `unit` (rotated so chunk edges fall anywhere in it) in

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { PieceCounter } from '../../src/metering/piece-counter.js';
 import { compilePretokenizer, forEachPiece } from '../../src/metering/pretokenize.js';
 import { loadFixtures } from '../support/fixtures.js';
+import { retained } from '../support/heap.js';
 
 const require = createRequire(import.meta.url);
 const patStr = (name: string): string => (require(`tiktoken/encoders/${name}.json`) as { pat_str: string }).pat_str;
@@ -79,6 +80,17 @@ describe('PieceCounter', () => {
     }).join('');
     const n = c.count(`start ${letters} end`, never) ?? 0;
     expect(Math.abs(n - whole('o200k_base', `start ${letters} end`))).toBeLessThanOrEqual(Math.ceil(letters.length / 256));
+  });
+
+  it('keeps no prompt alive through the pieces it remembers', () => {
+    const c = new PieceCounter(compilePretokenizer(patStr('cl100k_base')), () => 1);
+    // A distinct 20-letter word per prompt: V8 would keep each match as a slice of its whole prompt.
+    const word = (i: number): string => ' ' + [...i.toString(26)].map((d) => String.fromCharCode(97 + parseInt(d, 26))).join('').padStart(19, 'q');
+    const before = retained();
+    for (let i = 0; i < 60; i++) c.count(`${word(i)} and`.repeat(50_000), never);
+    // 60 prompts of 1.2 MB: about 72 MB if each remembered word held its prompt.
+    expect(c.cached).toBeGreaterThanOrEqual(60);
+    expect(retained() - before).toBeLessThan(20e6);
   });
 
   it('stops when the caller no longer waits', () => {

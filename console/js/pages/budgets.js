@@ -4,7 +4,7 @@ import { api, get, query, seg } from '../api.js';
 import { meter } from '../charts.js';
 import { fill, h } from '../dom.js';
 import { dateTime } from '../format.js';
-import { attempt, badge, button, confirmAction, pageHeader, pager, panel, table, toast, toggle } from '../ui.js';
+import { attempt, badge, button, confirmAction, deleteButton, pageHeader, pager, panel, table, toast, toggle } from '../ui.js';
 import { editDefinition, limitMetric, limitState, selectText, toBody, windowText } from './budget-form.js';
 
 const PAGE = 50;
@@ -62,12 +62,12 @@ function rowActions(kind, def, errors, reload) {
         if (await editDefinition({ kind, initial: def, save: (body) => api('PUT', `${base}/${seg(def.id)}`, { body }) })) reload();
       },
     }),
-    button('Delete', {
-      kind: 'danger',
-      onclick: async () => {
-        const ok = await confirmAction({ title: `Delete ${def.id}?`, message: kind === 'budget' ? 'Its limits stop applying at once; its counters are kept until their windows end.' : 'No new instances are created; budgets it created stop applying.', confirmLabel: 'Delete' });
-        if (ok && (await attempt(errors, () => api('DELETE', `${base}/${seg(def.id)}`)))) reload();
-      },
+    deleteButton('Delete', {
+      title: `Delete ${def.id}?`,
+      message: kind === 'budget' ? 'Its limits stop applying at once; its counters are kept until their windows end.' : 'No new instances are created; budgets it created stop applying.',
+      path: `${base}/${seg(def.id)}`,
+      errors,
+      reload,
     }),
   );
 }

@@ -6,7 +6,7 @@
 import { api, get, query, seg } from '../api.js';
 import { fill, h } from '../dom.js';
 import { dateTime, int, labelText, parseLabels, usd } from '../format.js';
-import { attempt, badge, button, card, confirmAction, dialog, errorBox, field, pageHeader, pager, panel, select, table, toast } from '../ui.js';
+import { badge, button, card, deleteButton, dialog, errorBox, field, pageHeader, pager, panel, select, table, toast } from '../ui.js';
 
 const PAGE = 50;
 /** @type {Array<[string, string]>} */
@@ -168,13 +168,14 @@ export async function renderConsumers(root, ctx) {
                         { class: 'row-actions' },
                         button('Resolve…', { onclick: async () => (await resolveDialog(c, opts)) && (toast(`${c.consumer} saved`), reload()) }),
                         c.resolution?.resolvedBy === 'entry'
-                          ? button('Reset', {
+                          ? deleteButton('Reset', {
                               kind: 'ghost',
-                              title: 'Forget the decision: back to discovered (or to a matching rule)',
-                              onclick: async () => {
-                                const ok = await confirmAction({ title: `Reset ${c.consumer}?`, message: 'Its status, owner, labels and templates are removed; a matching consumer rule applies again.', confirmLabel: 'Reset' });
-                                if (ok && (await attempt(errors, () => api('DELETE', `/api/v1/consumers/${seg(c.consumer)}`)))) reload();
-                              },
+                              tooltip: 'Forget the decision: back to discovered (or to a matching rule)',
+                              title: `Reset ${c.consumer}?`,
+                              message: 'Its status, owner, labels and templates are removed; a matching consumer rule applies again.',
+                              path: `/api/v1/consumers/${seg(c.consumer)}`,
+                              errors,
+                              reload,
                             })
                           : null,
                       ),
@@ -208,12 +209,12 @@ export async function renderConsumers(root, ctx) {
                   label: 'Actions',
                   cell: (/** @type {import('../types.js').ConsumerRule} */ r) =>
                     r.source === 'api'
-                      ? button('Delete', {
-                          kind: 'danger',
-                          onclick: async () => {
-                            const ok = await confirmAction({ title: `Delete rule ${r.id}?`, message: `Consumers matching ${r.match} without their own decision go back to discovered (or the next matching rule).`, confirmLabel: 'Delete' });
-                            if (ok && (await attempt(errors, () => api('DELETE', `/api/v1/consumer-rules/${seg(r.id)}`)))) reload();
-                          },
+                      ? deleteButton('Delete', {
+                          title: `Delete rule ${r.id}?`,
+                          message: `Consumers matching ${r.match} without their own decision go back to discovered (or the next matching rule).`,
+                          path: `/api/v1/consumer-rules/${seg(r.id)}`,
+                          errors,
+                          reload,
                         })
                       : h('span', { class: 'muted' }, 'config file'),
                 },

@@ -3,7 +3,7 @@
 import { api, get, seg } from '../api.js';
 import { fill, h } from '../dom.js';
 import { parseList } from '../format.js';
-import { attempt, badge, button, confirmAction, dialog, field, pageHeader, panel, table, toast } from '../ui.js';
+import { badge, button, deleteButton, dialog, field, pageHeader, panel, table, toast } from '../ui.js';
 
 /** @param {{ initial?: import('../types.js').Owner }} opts */
 function ownerDialog(opts) {
@@ -58,12 +58,12 @@ export async function renderOwners(root, ctx) {
                         'div',
                         { class: 'row-actions' },
                         button('Edit', { onclick: async () => (await ownerDialog({ initial: o })) && reload() }),
-                        button('Delete', {
-                          kind: 'danger',
-                          onclick: async () => {
-                            const ok = await confirmAction({ title: `Delete owner ${o.name}?`, message: `Consumers and rules that name ${o.id} keep the id but lose its name and cost center in reports.`, confirmLabel: 'Delete' });
-                            if (ok && (await attempt(errors, () => api('DELETE', `/api/v1/owners/${seg(o.id)}`)))) reload();
-                          },
+                        deleteButton('Delete', {
+                          title: `Delete owner ${o.name}?`,
+                          message: `Consumers and rules that name ${o.id} keep the id but lose its name and cost center in reports.`,
+                          path: `/api/v1/owners/${seg(o.id)}`,
+                          errors,
+                          reload,
                         }),
                       ),
               },

@@ -6,7 +6,7 @@
 import { api, get, seg } from '../api.js';
 import { fill, h } from '../dom.js';
 import { parseList } from '../format.js';
-import { attempt, badge, button, card, confirmAction, dialog, field, pageHeader, panel, select, table, toast } from '../ui.js';
+import { attempt, badge, button, card, confirmAction, deleteButton, dialog, field, pageHeader, panel, select, table, toast } from '../ui.js';
 
 /** @type {Array<[import('../types.js').PolicyMode, string]>} */
 const MODES = [
@@ -125,12 +125,12 @@ function renderOwnerPolicies(el, policies, owners, canWrite, errors, reload) {
                         'div',
                         { class: 'row-actions' },
                         button('Edit', { onclick: async () => (await ownerPolicyDialog({ owners, initial: p })) && reload() }),
-                        button('Delete', {
-                          kind: 'danger',
-                          onclick: async () => {
-                            const ok = await confirmAction({ title: `Delete the ${p.id} policy?`, message: 'Consumers of this owner follow the global policy again.', confirmLabel: 'Delete' });
-                            if (ok && (await attempt(errors, () => api('DELETE', `/api/v1/policies/${seg(p.id)}`)))) reload();
-                          },
+                        deleteButton('Delete', {
+                          title: `Delete the ${p.id} policy?`,
+                          message: 'Consumers of this owner follow the global policy again.',
+                          path: `/api/v1/policies/${seg(p.id)}`,
+                          errors,
+                          reload,
                         }),
                       ),
               },

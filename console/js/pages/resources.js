@@ -3,7 +3,7 @@
 import { api, get, seg } from '../api.js';
 import { fill, h } from '../dom.js';
 import { int, usd } from '../format.js';
-import { attempt, badge, button, confirmAction, dialog, field, pageHeader, panel, select, table, toast, toggle } from '../ui.js';
+import { attempt, badge, button, deleteButton, dialog, field, pageHeader, panel, select, table, toast, toggle } from '../ui.js';
 
 /** @type {Array<[keyof import('../types.js').Price, string]>} */
 const PRICE_FIELDS = [
@@ -137,13 +137,15 @@ export async function renderResources(root, ctx) {
                         { class: 'row-actions' },
                         button('Edit', { onclick: async () => (await editDialog(r)) && reload() }),
                         r.reviewed
-                          ? button('Forget', {
+                          ? deleteButton('Forget', {
                               kind: 'ghost',
-                              title: 'Remove the catalog entry: the model goes back to unreviewed (not sanctioned)',
-                              onclick: async () => {
-                                const ok = await confirmAction({ title: `Remove ${r.id} from the catalog?`, message: 'Its sanction, price override and notes are deleted; traffic to it counts as unsanctioned.', confirmLabel: 'Remove' });
-                                if (ok && (await attempt(errors, () => api('DELETE', `/api/v1/resources/${seg(r.id)}`)))) reload();
-                              },
+                              tooltip: 'Remove the catalog entry: the model goes back to unreviewed (not sanctioned)',
+                              title: `Remove ${r.id} from the catalog?`,
+                              message: 'Its sanction, price override and notes are deleted; traffic to it counts as unsanctioned.',
+                              confirmLabel: 'Remove',
+                              path: `/api/v1/resources/${seg(r.id)}`,
+                              errors,
+                              reload,
                             })
                           : null,
                       )

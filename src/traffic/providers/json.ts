@@ -3,6 +3,8 @@
  * these so that wrong types, nulls and arrays-instead-of-objects yield "absent", never a throw.
  */
 
+import { detached } from '../../strings.js';
+
 export type JsonObject = Record<string, unknown>;
 
 export function asObject(value: unknown): JsonObject | undefined {
@@ -49,10 +51,13 @@ export function nonEmpty(value: unknown): string | null {
  */
 export const MAX_MODEL_NAME_CHARS = 256;
 
-/** A model name from a body: a non-empty string, cut to MAX_MODEL_NAME_CHARS. */
+/**
+ * A model name from a body: a non-empty string, cut to MAX_MODEL_NAME_CHARS (a copy of its own: the
+ * name outlives the request in records and metric labels, the rest of the value must not).
+ */
 export function modelName(value: unknown): string | null {
   const s = nonEmpty(value);
-  return s === null || s.length <= MAX_MODEL_NAME_CHARS ? s : s.slice(0, MAX_MODEL_NAME_CHARS);
+  return s === null || s.length <= MAX_MODEL_NAME_CHARS ? s : detached(s.slice(0, MAX_MODEL_NAME_CHARS));
 }
 
 /**
