@@ -93,7 +93,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     throw new Error(`admin.address (${adminAddress}) is not a loopback address: an admin-role token (admin.token or admin.tokens) is required`);
   }
   const log = hooks.logger ?? createLogger(config.logging.level);
-  const metrics = new Metrics({ consumerLabels: config.metrics.consumer_labels });
+  const metrics = new Metrics({ consumerLabels: config.metrics.consumer_labels, maxLabelValues: config.metrics.max_label_values });
   // One Redis connection for the inventory, the budget ledger and the registry.
   const redis = config.store.type === 'redis' ? new LazyConnection(config.store.redis) : null;
   const store = hooks.store ?? createStore(config.store, redis?.client);
@@ -202,7 +202,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     catalog: () => catalog,
     decided: (budget, decision) => metrics.budgetDecisions.inc({ budget, decision }),
     unsanctioned: (e) =>
-      metrics.unsanctionedRequests.inc({ gen_ai_provider_name: e.provider, gen_ai_request_model: e.model, policy: e.policy, decision: e.decision }),
+      metrics.unsanctionedRequests.inc({ gen_ai_provider_name: e.provider, gen_ai_request_model: metrics.modelLabel(e.model), policy: e.policy, decision: e.decision }),
   });
   // API-key fingerprints must agree wherever the inventory is shared. Without a configured secret
   // (and only when API keys are fingerprinted at all):

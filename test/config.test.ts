@@ -279,7 +279,7 @@ describe('valid configuration files', () => {
         flush_max_deltas: 200,
         retry_buffer_max_deltas: 20_000,
       },
-      metrics: { consumer_labels: true },
+      metrics: { consumer_labels: true, max_label_values: 500 },
       governance: {
         lease_ms: 120_000,
         ledger_timeout_ms: 80,

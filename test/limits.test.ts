@@ -209,6 +209,39 @@ async function distinctConsumers(envoy: EnvoyEmulator, n: number): Promise<void>
   }
 }
 
+describe('metrics.max_label_values', () => {
+  it('reports model names and consumer ids past the cap as "(other)" and counts them: /metrics cannot grow without bound', async () => {
+    srv = await startTestServer((c) => {
+      c.metrics.max_label_values = 3;
+      c.metrics.consumer_labels = true;
+    });
+    const envoy = new EnvoyEmulator(srv.address, SIDECAR);
+    clients.push(envoy);
+    for (let i = 0; i < 6; i++) {
+      const body = JSON.parse(Buffer.concat(basic.request.body_chunks).toString('utf8')) as Record<string, unknown>;
+      const request = Buffer.from(JSON.stringify({ ...body, model: `made-up-model-${i}` }));
+      const r = await envoy.exchange({
+        request: {
+          headers: [...basic.request.headers.filter(([k]) => k !== 'content-length'), ['x-consumer-id', `client-${i}`]],
+          body_chunks: [request],
+        },
+        upstream: { headers: basic.response.headers, body_chunks: basic.response.body_chunks },
+        attributes: { 'source.address': '10.1.2.3:40000' },
+      });
+      expect(r.errors).toEqual([]);
+    }
+    await srv.waitForRecords(6);
+    const found = (await srv.server.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'tokenwarden_exchanges_total');
+    const series = (found?.values ?? []) as { value: number; labels: Record<string, string | number> }[];
+    const models = new Set(series.map((v) => v.labels.gen_ai_request_model));
+    expect(models.size).toBeLessThanOrEqual(4);
+    expect(models.has('(other)')).toBe(true);
+    expect(series.reduce((n, v) => n + v.value, 0)).toBe(6);
+    expect(await metric('tokenwarden_metrics_label_overflow_total', { label: 'model' })).toBeGreaterThan(0);
+    expect(await metric('tokenwarden_metrics_label_overflow_total', { label: 'consumer' })).toBeGreaterThan(0);
+  });
+});
+
 describe('store.memory_max_records', () => {
   it('keeps at most that many inventory records, evicting the least recently updated, and counts evictions', async () => {
     srv = await startTestServer((c) => {

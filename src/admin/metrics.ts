@@ -11,6 +11,34 @@ const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048
 const PHASE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
 const CONSUMER_LABEL = 'tokenwarden_consumer';
+/** The label value that stands for every value past a label's cap. */
+export const OTHER_LABEL_VALUE = '(other)';
+/** `metrics.max_label_values` by default. */
+export const DEFAULT_MAX_LABEL_VALUES = 1_000;
+
+/**
+ * The values one label may take. Model names and consumer ids come from traffic: without a cap,
+ * a client sending a new model name per request would add series to /metrics without bound.
+ * The first `max` distinct values keep their name; later new ones become OTHER_LABEL_VALUE.
+ */
+class BoundedLabel {
+  private readonly seen = new Set<string>();
+
+  constructor(
+    private readonly max: number,
+    private readonly overflow: () => void,
+  ) {}
+
+  value(v: string): string {
+    if (this.seen.has(v)) return v;
+    if (this.seen.size >= this.max) {
+      this.overflow();
+      return OTHER_LABEL_VALUE;
+    }
+    this.seen.add(v);
+    return v;
+  }
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -131,8 +159,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(opts: { defaultMetrics?: boolean; consumerLabels?: boolean } = {}) {
+  readonly labelOverflow = new Counter({
+    name: 'tokenwarden_metrics_label_overflow_total',
+    help: 'Label values reported as "(other)" because the label already had metrics.max_label_values distinct values.',
+    labelNames: ['label'],
+    registers: [this.registry],
+  });
+  private readonly models: BoundedLabel;
+  private readonly consumers: BoundedLabel;
+
+  constructor(opts: { defaultMetrics?: boolean; consumerLabels?: boolean; maxLabelValues?: number } = {}) {
     this.consumerLabels = opts.consumerLabels === true;
+    const max = opts.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
+    this.models = new BoundedLabel(max, () => this.labelOverflow.inc({ label: 'model' }));
+    this.consumers = new BoundedLabel(max, () => this.labelOverflow.inc({ label: 'consumer' }));
     const consumer = this.consumerLabels ? [CONSUMER_LABEL] : [];
     this.tokenUsage = new Histogram({
       name: 'gen_ai_client_token_usage',
@@ -156,10 +196,15 @@ export class Metrics {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tokenwarden_' });
   }
 
+  /** A model name as a label value (request and response models share one cap). */
+  modelLabel(model: string): string {
+    return this.models.value(model);
+  }
+
   recordExchange(r: ExchangeRecord): void {
     const provider = r.provider;
-    const model = r.model ?? '';
-    const who = this.consumerLabels ? { [CONSUMER_LABEL]: r.consumer?.id ?? '' } : {};
+    const model = this.modelLabel(r.model ?? '');
+    const who = this.consumerLabels ? { [CONSUMER_LABEL]: this.consumers.value(r.consumer?.id ?? '') } : {};
     const outcome =
       r.completion === 'aborted' ? 'aborted' : r.error ? 'bad_input' : r.status !== null && r.status >= 400 ? 'upstream_error' : 'ok';
     this.exchanges.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, gen_ai_operation_name: r.api, outcome, ...who });
@@ -171,7 +216,7 @@ export class Metrics {
     const labels = {
       gen_ai_provider_name: provider,
       gen_ai_request_model: model,
-      gen_ai_response_model: r.responseModel ?? '',
+      gen_ai_response_model: this.modelLabel(r.responseModel ?? ''),
       gen_ai_operation_name: r.api,
       tokenwarden_usage_source: r.usageSource,
       ...who,

@@ -239,7 +239,7 @@ export const configSchema = obj(
       }
     },
   ),
-  metrics: section({ consumer_labels: bool() }),
+  metrics: section({ consumer_labels: bool(), max_label_values: int(1, 1_000_000) }),
   governance: section({
     lease_ms: duration(1_000, 86_400_000),
     ledger_timeout_ms: duration(1, 60_000),

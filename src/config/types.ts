@@ -109,6 +109,8 @@ export interface GovernanceConfig {
 export interface MetricsConfig {
   /** Add a `tokenwarden_consumer` label to token/cost/request metrics (one series per consumer). */
   consumer_labels: boolean;
+  /** Distinct model names (and consumer ids) used as label values; later new ones become "(other)". */
+  max_label_values: number;
 }
 
 export interface MetadataConfig {
@@ -291,7 +293,7 @@ export function defaultConfig(): TokenwardenConfig {
     consumer_rules: [],
     resources: [],
     policies: [],
-    metrics: { consumer_labels: false },
+    metrics: { consumer_labels: false, max_label_values: 1_000 },
     logging: { level: 'info' },
   };
 }
