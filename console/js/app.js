@@ -1,6 +1,6 @@
 // @ts-check
 /** The console shell: login gate, navigation, hash router, the signed-in user and logout. */
-import { ApiError, loadSession, query, saveSession, setUnauthorizedHandler } from './api.js';
+import { loadSession, query, saveSession, setUnauthorizedHandler } from './api.js';
 import { fill, h } from './dom.js';
 import { badge, errorBox } from './ui.js';
 import { renderLogin, identify } from './pages/login.js';
@@ -44,7 +44,9 @@ function logout() {
   go('login');
 }
 
+// Every panel of a page can get the 401 of a revoked token: the first one signs out, the rest do nothing.
 setUnauthorizedHandler(() => {
+  if (loadSession() === null) return;
   saveSession(null);
   go('login', { expired: 1 });
 });
@@ -96,11 +98,14 @@ async function route() {
   } catch (err) {
     main.append(errorBox(err));
   }
+  // Screen readers and keyboard users land on the new page, not on the link they left.
+  main.focus({ preventScroll: true });
 }
 
 /**
  * Without a stored session: a server without admin tokens (loopback only) lets anyone in as
- * `anonymous`; otherwise the login page asks for a token.
+ * `anonymous`; otherwise (a 401, or anything unexpected such as a proxy's HTML error page) the
+ * login page asks for a token, where a failed sign-in shows the error.
  * @returns {Promise<import('./api.js').Session | null>}
  */
 async function openSession() {
@@ -109,8 +114,7 @@ async function openSession() {
     const session = { token: '', ...who };
     saveSession(session);
     return session;
-  } catch (err) {
-    if (!(err instanceof ApiError)) throw err;
+  } catch {
     return null;
   }
 }
