@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { csvRow } from '../src/admin/csv.js';
 import { apportion, decimal, FOCUS_COLUMNS, focusCells, focusRows, focusTags, type FocusGroup } from '../src/admin/focus.js';
 import { emptyTokens, type TokenCounts } from '../src/store/types.js';
+import { parseCsv } from './support/csv.js';
 
 const JAN = Date.UTC(2025, 0, 1);
 const FEB = Date.UTC(2025, 1, 1);
@@ -36,25 +37,6 @@ function group(over: Partial<FocusGroup> = {}): FocusGroup {
 
 const tokens = (t: Partial<TokenCounts>): TokenCounts => ({ ...emptyTokens(), ...t });
 
-/** RFC 4180 reader for the assertions: rows of fields, quotes undone. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') (field += '"'), i++;
-      else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') row.push(field), (field = '');
-    else if (ch === '\r' && text[i + 1] === '\n') row.push(field), rows.push(row), (row = []), (field = ''), i++;
-    else field += ch;
-  }
-  return rows;
-}
 
 function asRecords(g: FocusGroup): Record<string, string>[] {
   const [header, ...rows] = parseCsv(csvRow(FOCUS_COLUMNS) + focusRows(g).map((r) => csvRow(focusCells(r))).join(''));

@@ -14,8 +14,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { AuditEntry, ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
-import { decodeAll, defineDefinitionScripts, RedisCollection, runTransaction, type DefinitionScriptClient } from './definitions-redis.js';
-import { LazyConnection } from './redis-client.js';
+import { decodeAll, defineDefinitionScripts, RedisCollection, type DefinitionScriptClient } from './definitions-redis.js';
+import { execAll, LazyConnection } from './redis-client.js';
 import { REDIS_AUDIT_CAPACITY, type AuditLog, type AuditQuery, type CatalogRegistry, type CatalogSnapshot } from './catalog-types.js';
 import type { DefinitionCollection } from './registry-types.js';
 
@@ -124,7 +124,7 @@ export class RedisCatalogRegistry implements CatalogRegistry {
   async snapshot(): Promise<CatalogSnapshot> {
     const client = await this.connected();
     const k = this.keys;
-    const [version, owners, consumers, rules, resources, policies] = await runTransaction(
+    const [version, owners, consumers, rules, resources, policies] = await execAll(
       client.multi().get(k.version).hgetall(k.owners).hgetall(k.consumers).hgetall(k.consumerRules).hgetall(k.resources).hgetall(k.policies),
     );
     return {

@@ -3,7 +3,7 @@
  * per kind, and a version key that every change bumps in the same script call, so a poller that
  * sees the new version also sees the change.
  */
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { DefinitionCollection } from './registry-types.js';
 
 type Change = (hash: string, version: string, id: string, json?: string) => Promise<number>;
@@ -73,12 +73,3 @@ export function decodeAll<T>(hash: Record<string, string>): T[] {
     .map((id) => JSON.parse(hash[id] as string) as T);
 }
 
-/** Runs a MULTI (or pipeline) and returns its replies, throwing the first error. */
-export async function runTransaction(commands: ChainableCommander): Promise<unknown[]> {
-  const replies = await commands.exec();
-  if (!replies) throw new Error('redis transaction was discarded');
-  return replies.map(([err, reply]) => {
-    if (err) throw err;
-    return reply;
-  });
-}

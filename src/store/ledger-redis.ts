@@ -8,7 +8,7 @@
  * - While Redis is unreachable every call rejects at once (no offline queue): admission applies the
  *   budget's on_store_error policy.
  */
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { BudgetLedger, ItemState, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from '../governance/ledger.js';
 import {
@@ -20,7 +20,7 @@ import {
   wouldBlockHours,
 } from './ledger-memory.js';
 import { decodeReserve, encodeFinalise, encodeReserve, FINALISE_LUA, LedgerKeys, READ_LUA, RESERVE_LUA } from './ledger-script.js';
-import { LazyConnection } from './redis-client.js';
+import { execAll, LazyConnection } from './redis-client.js';
 
 export interface RedisLedgerOptions {
   redis: RedisConfig;
@@ -81,7 +81,7 @@ export class RedisLedger implements BudgetLedger {
     const client = await this.connected();
     const pipeline = client.pipeline();
     for (const hour of hours) pipeline.hgetall(this.keys.wouldBlock(hour));
-    const replies = (await run(pipeline)) as Record<string, string>[];
+    const replies = (await execAll(pipeline)) as Record<string, string>[];
     return sortWouldBlock(hours.flatMap((hour, i) => parseWouldBlock(hour, replies[i]!)));
   }
 
@@ -111,11 +111,3 @@ export class RedisLedger implements BudgetLedger {
   }
 }
 
-async function run(pipeline: ChainableCommander): Promise<unknown[]> {
-  const replies = await pipeline.exec();
-  if (!replies) throw new Error('redis pipeline was discarded');
-  return replies.map(([err, reply]) => {
-    if (err) throw err;
-    return reply;
-  });
-}

@@ -1,6 +1,6 @@
 /** Builds the ioredis client for a RedisConfig: a single server (url), Sentinel, or Cluster. */
 import { once } from 'node:events';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 
 /** `host:port`, IPv6 hosts in brackets (`[::1]:6379`). */
@@ -99,4 +99,14 @@ export class LazyConnection {
     if (this.client.status === 'ready') await this.client.quit().catch(() => this.client.disconnect());
     else this.client.disconnect();
   }
+}
+
+/** Runs a MULTI or pipeline and returns its replies, throwing the first error. */
+export async function execAll(commands: ChainableCommander): Promise<unknown[]> {
+  const replies = await commands.exec();
+  if (!replies) throw new Error('redis transaction or pipeline was discarded');
+  return replies.map(([err, reply]) => {
+    if (err) throw err;
+    return reply;
+  });
 }

@@ -16,7 +16,7 @@
  */
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
-import { LazyConnection } from './redis-client.js';
+import { execAll, LazyConnection } from './redis-client.js';
 import { APPLY_BATCH_LUA, decodeBucket, decodeRecord, decodeRollup, encodeBatch, RedisKeys } from './redis-script.js';
 import { modelId, parseBucketId, parseModelId, parseRecordId, recordId } from './rollup.js';
 import {
@@ -183,19 +183,11 @@ export class RedisStore implements InventoryStore {
   private async rollupPage(client: Client, index: string, query: { offset?: number; limit?: number }): Promise<{ names: string[]; total: number }> {
     const { offset, limit } = pageWindow(query);
     if (limit === 0) return { names: [], total: await client.zcard(index) };
-    const [total, names] = await run(client.pipeline().zcard(index).zrevrange(index, offset, offset + limit - 1));
+    const [total, names] = await execAll(client.pipeline().zcard(index).zrevrange(index, offset, offset + limit - 1));
     return { names: names as string[], total: total as number };
   }
 }
 
-async function run(pipeline: ChainableCommander): Promise<unknown[]> {
-  const replies = await pipeline.exec();
-  if (!replies) throw new Error('redis pipeline was discarded');
-  return replies.map(([err, reply]) => {
-    if (err) throw err;
-    return reply;
-  });
-}
 
 /** Queues `add(item)` (which queues `per` commands) for every item, CHUNK commands per round trip. */
 async function chunked<T>(client: Client, items: readonly T[], add: (p: ChainableCommander, item: T) => unknown, per = 1): Promise<unknown[]> {
@@ -204,7 +196,7 @@ async function chunked<T>(client: Client, items: readonly T[], add: (p: Chainabl
   for (let i = 0; i < items.length; i += step) {
     const pipeline = client.pipeline();
     for (const item of items.slice(i, i + step)) add(pipeline, item);
-    replies.push(...(await run(pipeline)));
+    replies.push(...(await execAll(pipeline)));
   }
   return replies;
 }

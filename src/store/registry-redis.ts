@@ -10,8 +10,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
-import { decodeAll, defineDefinitionScripts, RedisCollection, runTransaction, type DefinitionScriptClient } from './definitions-redis.js';
-import { LazyConnection } from './redis-client.js';
+import { decodeAll, defineDefinitionScripts, RedisCollection, type DefinitionScriptClient } from './definitions-redis.js';
+import { execAll, LazyConnection } from './redis-client.js';
 import type { BudgetRegistry, DefinitionCollection, RegistrySnapshot } from './registry-types.js';
 
 export interface RedisRegistryOptions {
@@ -57,7 +57,7 @@ export class RedisBudgetRegistry implements BudgetRegistry {
 
   async snapshot(): Promise<RegistrySnapshot> {
     const client = await this.connected();
-    const [version, budgets, templates] = await runTransaction(client.multi().get(this.keys.version).hgetall(this.keys.budgets).hgetall(this.keys.templates));
+    const [version, budgets, templates] = await execAll(client.multi().get(this.keys.version).hgetall(this.keys.budgets).hgetall(this.keys.templates));
     return {
       version: Number((version as string | null) ?? 0),
       budgets: decodeAll<Budget>(budgets as Record<string, string>),
