@@ -249,6 +249,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       metrics.streamsTotal.inc();
     },
     streamClosed: () => metrics.streamsActive.dec(),
+    streamEndedByServer: () => metrics.streamsEndedByServer.inc(),
     internalError: (err) => {
       metrics.internalErrors.inc();
       log.error('error while processing an ext_proc message; answered unchanged', errorFields(err));
@@ -261,6 +262,20 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     maxReceiveMessageBytes: config.grpc.max_receive_message_bytes,
     maxConcurrentStreams: config.grpc.max_concurrent_streams,
     streamRefused: () => metrics.streamsRefused.inc(),
+    rotateConnections: config.grpc.rotate_connections,
+    sessions: {
+      opened: () => {
+        metrics.http2SessionsOpened.inc();
+        metrics.http2SessionsActive.inc();
+      },
+      closed: (reason, streamsInFlight) => {
+        metrics.http2SessionsActive.dec();
+        metrics.http2SessionsClosed.inc({ reason });
+        if (streamsInFlight > 0) log.warn('HTTP/2 session to Envoy closed with streams in flight', { reason, streams_in_flight: streamsInFlight });
+      },
+      streamResetByPeer: () => metrics.http2StreamsResetByPeer.inc(),
+    },
+    sessionsUnavailable: () => log.warn('this @grpc/grpc-js version hides its HTTP/2 servers: no session metrics and no connection rotation'),
     stream: {
       newExchange: (observability) => new Exchange(deps, { observability }),
       observabilityIdleMs: config.grpc.observability_idle_timeout_ms,

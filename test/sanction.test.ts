@@ -126,6 +126,7 @@ async function startHarness(): Promise<Harness> {
         record: (r) => records.push(r),
         streamOpened: () => {},
         streamClosed: () => {},
+        streamEndedByServer: () => {},
         internalError: (err) => {
           throw err;
         },

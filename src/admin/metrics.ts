@@ -84,6 +84,32 @@ export class Metrics {
     help: 'ext_proc streams ended at once with status OK (Envoy continues the request unprocessed) because grpc.max_concurrent_streams were open.',
     registers: [this.registry],
   });
+  readonly streamsEndedByServer = new Counter({
+    name: 'tokenwarden_extproc_streams_ended_by_server_total',
+    help: 'ext_proc streams the server ended with status OK right after the last answer Envoy could need.',
+    registers: [this.registry],
+  });
+  readonly http2SessionsOpened = new Counter({
+    name: 'tokenwarden_http2_sessions_opened_total',
+    help: 'HTTP/2 connections accepted on the gRPC port.',
+    registers: [this.registry],
+  });
+  readonly http2SessionsActive = new Gauge({
+    name: 'tokenwarden_http2_sessions_active',
+    help: 'Open HTTP/2 connections on the gRPC port (a rotated one stays until its streams end).',
+    registers: [this.registry],
+  });
+  readonly http2SessionsClosed = new Counter({
+    name: 'tokenwarden_http2_sessions_closed_total',
+    help: 'HTTP/2 connections closed, by reason: goaway_sent_rotation, goaway_sent_shutdown, goaway_received, error, connection_lost (streams in flight), connection_closed.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly http2StreamsResetByPeer = new Counter({
+    name: 'tokenwarden_http2_streams_reset_by_peer_total',
+    help: 'gRPC streams the peer reset, or lost with their connection, before the server had ended them.',
+    registers: [this.registry],
+  });
   readonly phaseSeconds = new Histogram({
     name: 'tokenwarden_extproc_phase_duration_seconds',
     help: 'Time from receiving an ext_proc message to writing its answer, by message kind.',

@@ -171,6 +171,7 @@ export const configSchema = obj(
     skip_non_llm: bool(),
     max_concurrent_streams: int(1, 1_000_000),
     observability_idle_timeout_ms: duration(1_000),
+    rotate_connections: bool(),
   }),
   admin: section(
     {

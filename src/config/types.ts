@@ -33,6 +33,11 @@ export interface GrpcConfig {
    * recorded as aborted, so a stream Envoy never closes cannot hold state forever.
    */
   observability_idle_timeout_ms: number;
+  /**
+   * Retire an HTTP/2 connection (graceful GOAWAY) before Envoy's stream resets could exhaust Node's
+   * rapid-reset allowance on it, which would fail every exchange in flight on that connection.
+   */
+  rotate_connections: boolean;
 }
 
 export type AdminRole = 'admin' | 'viewer';
@@ -236,6 +241,7 @@ export function defaultConfig(): TokenwardenConfig {
       max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
       // Envoy's default 5 min stream idle timeout plus its 5 s deferred close, with room.
       observability_idle_timeout_ms: 360_000,
+      rotate_connections: true,
     },
     admin: { address: '127.0.0.1:9090', token: '', tokens: [] },
     metadata: { namespace: 'tokenwarden', ai_gateway_compat: false, model_header: '' },

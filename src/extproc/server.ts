@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { DEFAULT_MAX_CONCURRENT_STREAMS, type TlsConfig } from '../config/types.js';
 import { extProcServiceDefinition } from './protocol.js';
+import { SessionWatcher, type SessionObserver } from './sessions.js';
 import { ProcessStream, type ProcessCall, type StreamOptions } from './stream.js';
 
 export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
@@ -21,6 +22,12 @@ export interface ExtProcServerOptions {
   maxConcurrentStreams?: number;
   /** Called for each stream refused because maxConcurrentStreams were open. */
   streamRefused?: () => void;
+  /** HTTP/2 session health (opened, closed by reason, streams reset by the peer). */
+  sessions?: SessionObserver | undefined;
+  /** Retire a connection before Envoy's resets exhaust Node's rapid-reset allowance (default true). */
+  rotateConnections?: boolean;
+  /** Called once at start when grpc-js hides its HTTP/2 servers (no session metrics, no rotation). */
+  sessionsUnavailable?: () => void;
   stream: StreamOptions;
 }
 
@@ -29,8 +36,10 @@ export class ExtProcServer {
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [EXT_PROC_SERVICE]: 'NOT_SERVING' });
   private readonly streams = new Set<ProcessStream>();
   private boundAddress: string | null = null;
+  private readonly sessions: SessionWatcher;
 
   constructor(private readonly opts: ExtProcServerOptions) {
+    this.sessions = new SessionWatcher({ observer: opts.sessions ?? IGNORE_SESSIONS, rotate: opts.rotateConnections ?? true });
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
       // Answers can carry a rewritten request body as large as the request itself.
@@ -39,6 +48,9 @@ export class ExtProcServer {
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_timeout_ms': 20_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // grpc-js' own default, stated: bodies are bounded per message (max_receive_message_bytes)
+      // and per stream count, and Node refuses new streams once a session is over this limit.
+      'grpc-node.max_session_memory': Number.MAX_SAFE_INTEGER,
     });
     this.server.addService(extProcServiceDefinition, {
       Process: (call: ProcessCall) => this.accept(call),
@@ -90,6 +102,7 @@ export class ExtProcServer {
       this.server.bindAsync(target, creds, (err, p) => (err ? reject(err) : resolve(p)));
     });
     this.boundAddress = target.startsWith('unix:') ? target : replacePort(target, port);
+    if (!this.sessions.attach(this.server)) this.opts.sessionsUnavailable?.();
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(EXT_PROC_SERVICE, 'SERVING');
     return this.boundAddress;
@@ -117,6 +130,7 @@ export class ExtProcServer {
   async shutdown(graceMs: number): Promise<void> {
     this.health.setStatus('', 'NOT_SERVING');
     this.health.setStatus(EXT_PROC_SERVICE, 'NOT_SERVING');
+    this.sessions.shutdown();
     const drained = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
@@ -131,6 +145,8 @@ export class ExtProcServer {
     }
   }
 }
+
+const IGNORE_SESSIONS: SessionObserver = { opened() {}, closed() {}, streamResetByPeer() {} };
 
 function unixPath(address: string): string {
   return address.replace(/^unix:(\/\/)?/, '');

@@ -33,6 +33,8 @@ export interface StreamObserver {
   record(record: ExchangeRecord): void;
   streamOpened(): void;
   streamClosed(): void;
+  /** The server ended the RPC right after the last answer Envoy could need. */
+  streamEndedByServer(): void;
   internalError(err: unknown): void;
 }
 
@@ -87,6 +89,8 @@ export class ProcessStream {
   private seenFirst = false;
   private requestDuplex = false;
   private responseDuplex = false;
+  /** Envoy's response body mode from protocol_config (Envoy >= 1.34); undefined when not sent. */
+  private responseBodyMode: number | undefined;
   private llm = false;
   /** Set once the exchange is recorded. */
   private recorded: ExchangeRecord | null = null;
@@ -163,14 +167,14 @@ export class ProcessStream {
     }
     if (answer instanceof Promise) {
       return answer.then(
-        (a) => this.write(kind, a, start),
+        (a) => this.write(kind, msg, a, start),
         (err: unknown) => {
           this.opts.observer.internalError(err);
-          this.write(kind, this.fallbackAnswer(kind, msg), start);
+          this.write(kind, msg, this.fallbackAnswer(kind, msg), start);
         },
       );
     }
-    this.write(kind, answer, start);
+    this.write(kind, msg, answer, start);
   }
 
   private onFirst(msg: WireProcessingRequest): void {
@@ -179,6 +183,7 @@ export class ProcessStream {
     const pc = msg.protocol_config;
     this.requestDuplex = pc?.request_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
     this.responseDuplex = pc?.response_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
+    this.responseBodyMode = pc?.response_body_mode;
     this.exchange = this.opts.newExchange(this.observability);
     if (this.observability) this.armIdle(this.opts.observabilityIdleMs ?? OBSERVABILITY_IDLE_MS);
   }
@@ -196,10 +201,45 @@ export class ProcessStream {
     this.finishFromServer();
   }
 
-  private write(kind: RequestKind, answer: WireProcessingResponse, start: number): void {
+  private write(kind: RequestKind, msg: WireProcessingRequest, answer: WireProcessingResponse, start: number): void {
     this.opts.observer.messageHandled(kind, (performance.now() - start) / 1000);
     if (this.observability || this.closed || this.call.cancelled || this.call.writableEnded) return;
     this.call.write(answer);
+    if (this.lastAnswer(kind, msg, answer)) this.endFromServer();
+  }
+
+  /**
+   * Whether Envoy can need no further answer on this stream (spec §1.6 rule 1). Ending the RPC with
+   * OK then spares Envoy a reset of an open stream, which Node's HTTP/2 counts against its
+   * rapid-reset limit. Whatever Envoy still sends afterwards passes unprocessed, so every ending
+   * below loses nothing tokenwarden needs. Not with bodies in FULL_DUPLEX_STREAMED before the
+   * response ended: chunks Envoy sent and we did not echo yet would be lost (§1.7).
+   */
+  private lastAnswer(kind: RequestKind, msg: WireProcessingRequest, answer: WireProcessingResponse): boolean {
+    if (answer.immediate_response) return true;
+    if (kind === 'request_headers') return !this.llm && !this.requestDuplex && !this.responseDuplex;
+    return this.responseEnds(kind, msg);
+  }
+
+  /** The message after which no other response message can come. */
+  private responseEnds(kind: RequestKind, msg: WireProcessingRequest): boolean {
+    switch (kind) {
+      case 'response_headers':
+        return msg.response_headers?.end_of_stream === true || this.responseBodyMode === BodySendMode.NONE;
+      case 'response_body':
+        // BUFFERED_PARTIAL sends one chunk; past Envoy's buffer the rest flows unprocessed.
+        return msg.response_body?.end_of_stream === true || this.responseBodyMode === BodySendMode.BUFFERED_PARTIAL;
+      case 'response_trailers':
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private endFromServer(): void {
+    this.call.end();
+    this.opts.observer.streamEndedByServer();
+    this.close();
   }
 
   /** An answer that never blocks traffic: unchanged, or the chunk echoed in FULL_DUPLEX mode. */
@@ -242,10 +282,10 @@ export class ProcessStream {
           budgetHeaders && Object.keys(budgetHeaders).length > 0
             ? { response_headers: { response: { header_mutation: headerMutation(budgetHeaders) } } }
             : { response_headers: {} };
-        return h.end_of_stream === true ? this.final(answer) : answer;
+        return this.responseEnds(kind, msg) ? this.final(answer) : answer;
       }
       case 'response_body':
-        return this.onResponseBody(ex, msg.response_body ?? {});
+        return this.onResponseBody(ex, msg.response_body ?? {}, this.responseEnds(kind, msg));
       case 'response_trailers':
         if (!this.llm) return { response_trailers: {} };
         return this.final({ response_trailers: {} });
@@ -309,7 +349,7 @@ export class ProcessStream {
     return answer;
   }
 
-  private onResponseBody(ex: Exchange, body: WireHttpBody): WireProcessingResponse | Promise<WireProcessingResponse> {
+  private onResponseBody(ex: Exchange, body: WireHttpBody, last: boolean): WireProcessingResponse | Promise<WireProcessingResponse> {
     const chunk = body.body ?? EMPTY;
     const eos = body.end_of_stream === true;
     if (!this.llm) return this.responseDuplex ? echo('response_body', body) : { response_body: {} };
@@ -334,7 +374,7 @@ export class ProcessStream {
     } else {
       answer = { response_body: {} };
     }
-    return eos ? this.final(answer) : answer;
+    return last ? this.final(answer) : answer;
   }
 
   /** The last answer of the exchange carries the full dynamic metadata. */

@@ -128,15 +128,17 @@ describe('spurious, duplicate and late messages', () => {
   });
   afterAll(() => srv.stop());
 
-  it('duplicated headers, a redelivered request body and answers in the wrong order are each answered once, with the matching oneof', async () => {
+  it('duplicated headers, a redelivered request body and answers in the wrong order are each answered once, with the matching oneof; the end of the response ends the RPC', async () => {
     const client = rawClient(srv.address);
     const before = srv.records.length;
     const s = client.open();
     const [rh, rb, resh, , last] = exchangeMessages('dup-app');
-    const messages = [rh!, rh!, rb!, rb!, resh!, resh!, last!, last!, { request_trailers: { trailers: headers([['x', '1']]) } }];
-    for (const m of messages) s.write(m);
-    await s.next(messages.length);
-    answersMatch(messages, s);
+    const answered = [rh!, rh!, rb!, rb!, resh!, resh!, last!];
+    // Envoy has nothing more to send once the response ended: these reach a finished RPC.
+    const late = [last!, { request_trailers: { trailers: headers([['x', '1']]) } }];
+    for (const m of [...answered, ...late]) s.write(m);
+    expect((await s.status).code).toBe(grpc.status.OK);
+    answersMatch(answered, s);
     s.halfCloseAndCancel();
     await noStreamState(srv);
     const records = (await srv.waitForRecords(before + 1)).slice(before);
@@ -151,13 +153,14 @@ describe('spurious, duplicate and late messages', () => {
     const before = srv.records.length;
     const s = client.open();
     const messages: WireProcessingRequest[] = [
-      { response_body: { body: responseBody, end_of_stream: true } },
       { request_body: { body: requestBody, end_of_stream: true } },
+      { response_body: { body: responseBody } },
+      { response_headers: { headers: headers(basic.response.headers) } },
       { response_trailers: { trailers: headers([['x', '1']]) } },
-      { response_headers: { headers: headers(basic.response.headers), end_of_stream: true } },
     ];
     for (const m of messages) s.write(m);
-    await s.next(messages.length);
+    // The response trailers are the last message Envoy can send: the server ends the RPC after them.
+    expect((await s.status).code).toBe(grpc.status.OK);
     answersMatch(messages, s);
     // "No change" answers: nothing mutated, no metadata, no local reply.
     expect(s.answers.map((a) => [a[a.response!], a.dynamic_metadata ?? null])).toEqual(messages.map(() => [{}, null]));
@@ -226,6 +229,7 @@ describe('mirrored streams that never close', () => {
           record: (r) => records.push(r),
           streamOpened: () => void open++,
           streamClosed: () => void open--,
+          streamEndedByServer: () => {},
           internalError: (err) => {
             throw err;
           },
