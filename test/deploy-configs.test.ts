@@ -235,6 +235,30 @@ function envoyUsing(bootstrap: Bootstrap): { pod: PodSpec; envoy: Container } {
   throw new Error(`no Envoy container runs ${bootstrap.file}`);
 }
 
+/** The HTTP/2 settings of the cluster that the ext_proc filter of a bootstrap sends side streams to. */
+function sideStreamHttp2(doc: Json): Json | undefined {
+  const name = get(extProcFilter(doc), 'grpc_service', 'envoy_grpc', 'cluster_name');
+  const cluster = clusters(doc).find((c) => c['name'] === name);
+  const options = get(cluster, 'typed_extension_protocol_options', 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions');
+  return get(options, 'explicit_http_config', 'http2_protocol_options');
+}
+
+/** A runtime key's value in a bootstrap's static layers (nested keys joined with '.', a later layer wins). */
+function staticRuntimeValue(doc: Json, key: string): Json | undefined {
+  const layers = get(doc, 'layered_runtime', 'layers');
+  let value: Json | undefined;
+  for (const layer of Array.isArray(layers) ? layers : []) {
+    const flat = new Map<string, Json>();
+    const walk = (node: Json | undefined, prefix: string): void => {
+      if (isObject(node)) for (const [k, v] of Object.entries(node)) walk(v, prefix === '' ? k : `${prefix}.${k}`);
+      else if (node !== undefined && prefix !== '') flat.set(prefix, node);
+    };
+    walk(get(layer, 'static_layer'), '');
+    if (flat.has(key)) value = flat.get(key);
+  }
+  return value;
+}
+
 // ---- Kubernetes ---------------------------------------------------------------------------------------
 
 const API_VERSIONS: Record<string, string> = {
@@ -447,8 +471,22 @@ describe('deployment manifests: Envoy', () => {
       for (const l of listeners(ref)) expect(listeners(b.doc).find((x) => x['name'] === l['name']), String(l['name'])).toEqual(l);
       for (const c of clusters(ref)) expect(clusters(b.doc).find((x) => x['name'] === c['name']), String(c['name'])).toEqual(c);
       expect(b.doc['admin']).toEqual(ref['admin']);
+      expect(b.doc['layered_runtime']).toEqual(ref['layered_runtime']);
     });
   }
+
+  it('talks HTTP/2 to tokenwarden with explicit limits and closes side streams without resets, in every bootstrap', () => {
+    for (const b of bootstraps) {
+      // README "HTTP/2 between Envoy and tokenwarden".
+      expect(sideStreamHttp2(b.doc), b.file).toMatchObject({
+        max_concurrent_streams: 100,
+        initial_stream_window_size: 1024 * 1024,
+        initial_connection_window_size: 16 * 1024 * 1024,
+        connection_keepalive: { interval: '30s', timeout: '5s' },
+      });
+      expect(staticRuntimeValue(b.doc, 'envoy.reloadable_features.ext_proc_graceful_grpc_close'), b.file).toBe(true);
+    }
+  });
 
   it('runs each bootstrap in an Envoy new enough for it, probed on a listener that answers with Envoy readiness', () => {
     for (const b of bootstraps) {
@@ -587,6 +625,15 @@ describe('Envoy Gateway policy', () => {
     expect(listenerLimit).toBeLessThan(DEFAULTS.grpc.max_receive_message_bytes);
     expect(bytes(get(extProc, 'backendSettings', 'connection', 'bufferLimit') as string)).toBeGreaterThanOrEqual(listenerLimit);
     expect(get(extProc, 'backendSettings', 'circuitBreaker', 'maxParallelRequests')).toBeGreaterThan(1024);
+  });
+
+  it('talks HTTP/2 to tokenwarden with the stream limit and windows of envoy-configs/sidecar.yaml', () => {
+    const egress = parse(read('envoy-configs/sidecar.yaml')) as Json;
+    const h2 = sideStreamHttp2(egress);
+    const eg = get(extProc, 'backendSettings', 'http2');
+    expect(get(eg, 'maxConcurrentStreams')).toBe(get(h2, 'max_concurrent_streams'));
+    expect(bytes(get(eg, 'initialStreamWindowSize') as string)).toBe(get(h2, 'initial_stream_window_size'));
+    expect(bytes(get(eg, 'initialConnectionWindowSize') as string)).toBe(get(h2, 'initial_connection_window_size'));
   });
 });
 

@@ -179,6 +179,70 @@ function matches(matcher: Json, header: string): boolean {
   );
 }
 
+const HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const GRACEFUL_CLOSE = 'envoy.reloadable_features.ext_proc_graceful_grpc_close';
+
+/**
+ * What the cluster of tokenwarden's side streams sets in every bootstrap (README "HTTP/2 between
+ * Envoy and tokenwarden"): a stream limit, so that Envoy spreads exchanges over connections;
+ * bounded windows that still let a 60 MiB body rewrite through in 1 MiB steps; keepalive PINGs.
+ */
+const TOKENWARDEN_HTTP2 = {
+  max_concurrent_streams: 100,
+  initial_stream_window_size: 1024 * 1024,
+  initial_connection_window_size: 16 * 1024 * 1024,
+  connection_keepalive: { interval: '30s', timeout: '5s' },
+};
+
+/** Names of the clusters that ext_proc filters (and their per-route overrides) open side streams to. */
+function sideStreamClusters(doc: Json): string[] {
+  const names = new Set<string>();
+  visitObjects(doc, '', (obj) => {
+    if (anyType(obj) !== EXT_PROC && anyType(obj) !== PER_ROUTE) return;
+    visitObjects(obj, '', (inner) => {
+      const name = get(inner, 'envoy_grpc', 'cluster_name');
+      if (typeof name === 'string') names.add(name);
+    });
+  });
+  return [...names];
+}
+
+function http2Options(doc: Json, clusterName: string): Json | undefined {
+  const list = get(doc, 'static_resources', 'clusters');
+  const cluster = (Array.isArray(list) ? list : []).find((c) => get(c, 'name') === clusterName);
+  return get(cluster, 'typed_extension_protocol_options', HTTP_OPTIONS, 'explicit_http_config', 'http2_protocol_options');
+}
+
+/** A Struct as Envoy's runtime reads it: nested keys joined with '.'. */
+function flattenRuntime(node: Json | undefined, prefix: string, out: Map<string, Json>): Map<string, Json> {
+  if (isObject(node)) {
+    for (const [k, v] of Object.entries(node)) flattenRuntime(v, prefix === '' ? k : `${prefix}.${k}`, out);
+  } else if (node !== undefined && prefix !== '') {
+    out.set(prefix, node);
+  }
+  return out;
+}
+
+/** The value of a runtime key in the bootstrap's static layers (a later layer wins). */
+function staticRuntimeValue(doc: Json, key: string): Json | undefined {
+  const layers = get(doc, 'layered_runtime', 'layers');
+  let value: Json | undefined;
+  for (const layer of Array.isArray(layers) ? layers : []) {
+    const flat = flattenRuntime(get(layer, 'static_layer'), '', new Map());
+    if (flat.has(key)) value = flat.get(key);
+  }
+  return value;
+}
+
+/** The comment block right above `layered_runtime:` (where its version marker and reason live). */
+function commentAboveRuntime(text: string): string {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => /^\s*layered_runtime:/.test(l));
+  const comment: string[] = [];
+  for (let i = at - 1; i >= 0 && /^\s*#/.test(lines[i] ?? ''); i--) comment.unshift(lines[i]!.trim());
+  return comment.join('\n');
+}
+
 describe('envoy-configs/*.yaml load in Envoy (validated against the Envoy API protos)', () => {
   it('ships the documented configs', () => {
     expect(configFiles).toEqual(
@@ -204,6 +268,22 @@ describe('envoy-configs/*.yaml load in Envoy (validated against the Envoy API pr
       expect(formatIssues(validateEnvoyYaml(fs.readFileSync(path.join(EXAMPLES_DIR, f), 'utf8'))), f).toBe('');
     }
   });
+});
+
+describe('every bootstrap: HTTP/2 to tokenwarden, side streams closed without resets', () => {
+  for (const file of configFiles) {
+    it(`${file} gives the side streams' cluster explicit HTTP/2 limits, windows and keepalive`, () => {
+      const doc = load(file);
+      const names = sideStreamClusters(doc);
+      expect(names.length).toBeGreaterThan(0);
+      for (const name of names) expect(http2Options(doc, name), `${file}: cluster ${name}`).toMatchObject(TOKENWARDEN_HTTP2);
+    });
+
+    it(`${file} turns on the graceful close of side streams, marked as Envoy >= 1.34`, () => {
+      expect(staticRuntimeValue(load(file), GRACEFUL_CLOSE)).toBe(true);
+      expect(commentAboveRuntime(read(file))).toMatch(/^# \[Envoy >= 1\.34\] /);
+    });
+  }
 });
 
 const INLINE = ['sidecar.yaml', 'per-route.yaml', 'unix-socket.yaml'];
