@@ -130,8 +130,11 @@ export class SessionWatcher {
     const allowance = new ResetAllowance(now());
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
       state.open++;
-      stream.once('aborted', () => this.opts.observer.streamResetByPeer());
-      stream.once('close', () => state.open--);
+      stream.once('close', () => {
+        state.open--;
+        // Reset before the server sent its trailers: by the peer, or lost with the connection.
+        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && stream.sentTrailers === undefined) this.opts.observer.streamResetByPeer();
+      });
       if (this.opts.rotate && state.goaway === null && allowance.take(now()) < ROTATE_BELOW) this.rotate(session, state);
     });
     session.on('goaway', () => (state.goawayReceived = true));

@@ -288,6 +288,7 @@ export class ProcessStream {
         return this.onResponseBody(ex, msg.response_body ?? {}, this.responseEnds(kind, msg));
       case 'response_trailers':
         if (!this.llm) return { response_trailers: {} };
+        ex.onResponseTrailers();
         return this.final({ response_trailers: {} });
     }
   }

@@ -323,6 +323,11 @@ export class Exchange {
     return tail.length === 0 ? out : Buffer.concat([out, tail]);
   }
 
+  /** Trailers end the response (its last body chunk had no end_of_stream). */
+  onResponseTrailers(): void {
+    this.responseEnded = true;
+  }
+
   private feedDecoded(bytes: Uint8Array): void {
     const acc = this.acc!;
     switch (this.framing) {
