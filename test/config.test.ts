@@ -234,6 +234,7 @@ describe('valid configuration files', () => {
         skip_non_llm: false,
         max_concurrent_streams: 5000,
         observability_idle_timeout_ms: 600_000,
+        rotate_connections: false,
       },
       admin: { address: '[::1]:9901', token: 'admin-token', tokens: [] },
       metadata: { namespace: 'com.example.tokenwarden', ai_gateway_compat: true, model_header: 'x-requested-model' },

@@ -9,6 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeRequest, PROCESS_PATH, type WireProcessingRequest } from '../src/extproc/protocol.js';
 import { CONNECTION_WINDOW_BYTES, NGHTTP2_RESET_BURST, ResetAllowance, ROTATE_BELOW, STREAM_WINDOW_BYTES } from '../src/extproc/sessions.js';
 import { eventually } from './support/wait.js';
+import { EnvoyEmulator } from './emulator/envoy.js';
+import { SIDECAR } from './support/envoy-modes.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 function frame(msg: WireProcessingRequest): Buffer {
@@ -173,6 +175,27 @@ describe('HTTP/2 sessions on the gRPC port', () => {
     expect(goaway).toBe(false);
     session.close();
   });
+
+  it('a 60 MiB BUFFERED request body crosses the flow-control windows and session limits', async () => {
+    // Timing is not under test: the copy of 60 MiB takes its time on a loaded machine.
+    const envoy = new EnvoyEmulator(srv.address, { ...SIDECAR, message_timeout_ms: 30_000 });
+    const fill = 60 * 1024 * 1024 - 200;
+    const body = Buffer.from(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"${'a'.repeat(fill)}"}]}`);
+    const records = srv.records.length;
+    const r = await envoy.exchange({
+      request: {
+        headers: [[':method', 'POST'], [':path', '/v1/chat/completions'], [':authority', 'api.openai.com'], ['content-type', 'application/json'], ['content-length', String(body.length)]],
+        body_chunks: [body],
+      },
+      upstream: { headers: [[':status', '200'], ['content-type', 'text/event-stream']], body_chunks: ['data: [DONE]\n\n'] },
+    });
+    await envoy.close();
+    expect(r.errors).toEqual([]);
+    expect(r.downstream.status).toBe(200);
+    expect(r.upstream.body.equals(body)).toBe(true);
+    const [record] = (await srv.waitForRecords(records + 1)).slice(records);
+    expect(record!.model).toBe('gpt-4o');
+  }, 60_000);
 
   it('counts sessions opened and open', async () => {
     const opened = await metric(srv, 'tokenwarden_http2_sessions_opened_total');
