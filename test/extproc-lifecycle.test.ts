@@ -71,6 +71,7 @@ const CASES: Case[] = [
   { name: 'BUFFERED / BUFFERED, JSON', config: mode({ response_body_mode: 'BUFFERED' }), traffic: 'json', endsAfter: 'response_body' },
   { name: 'BUFFERED_PARTIAL both ways, JSON', config: mode({ request_body_mode: 'BUFFERED_PARTIAL', response_body_mode: 'BUFFERED_PARTIAL' }), traffic: 'json', endsAfter: 'response_body' },
   { name: 'response body NONE: the response headers are the last message', config: mode({ response_body_mode: 'NONE' }), traffic: 'json', endsAfter: 'response_headers', complete: false },
+  { name: 'response headers SKIP, response body STREAMED', config: mode({ response_header_mode: 'SKIP' }), traffic: 'sse', endsAfter: 'response_body' },
   { name: 'request body NONE, response STREAMED', config: mode({ request_body_mode: 'NONE' }), traffic: 'sse', endsAfter: 'response_body' },
   { name: 'response trailers SEND, upstream sends trailers', config: mode({ response_trailer_mode: 'SEND' }), traffic: 'sse', trailers: true, endsAfter: 'response_trailers' },
   { name: 'response trailers SEND, upstream sends none', config: mode({ response_trailer_mode: 'SEND' }), traffic: 'json', endsAfter: 'response_body' },
