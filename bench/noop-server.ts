@@ -1,11 +1,19 @@
 /**
- * The baseline: an ext_proc server that does nothing. Every message gets an empty CONTINUE answer of
- * its own kind (nothing at all in observability mode, where Envoy ignores answers), on the same
- * grpc-js server options tokenwarden uses, so the ratio tokenwarden / no-op isolates tokenwarden's work.
+ * The baseline: an ext_proc server that does nothing, done right. Every message gets an empty
+ * CONTINUE answer of its own kind (nothing at all in observability mode, where Envoy ignores answers),
+ * on the same grpc-js server options tokenwarden uses, so the ratio tokenwarden / no-op isolates
+ * tokenwarden's work. Like tokenwarden it lives under Node's HTTP/2 rules for Envoy's closes (spec
+ * §1.6): it ends the RPC itself (status OK) right after answering the message that ends the response
+ * (response_headers or response_body with end_of_stream, response_trailers), so Envoy has no open
+ * stream to reset, and it runs tokenwarden's SessionWatcher with connection rotation, which retires a
+ * connection (graceful GOAWAY) before Envoy's resets can use up nghttp2's rapid-reset allowance. A
+ * no-op cannot tell which exchanges end at their request headers (tokenwarden's non-LLM traffic), so
+ * those it ends only when Envoy half-closes, and Envoy's default close resets them.
  *
  *   npx tsx bench/noop-server.ts [PORT]      prints "noop ready grpc=127.0.0.1:PORT" once serving
  */
 import * as grpc from '@grpc/grpc-js';
+import { SessionWatcher } from '../src/extproc/sessions.js';
 import {
   extProcServiceDefinition,
   type WireProcessingRequest,
@@ -22,14 +30,33 @@ function process_(call: Call): void {
   call.on('data', (msg: WireProcessingRequest) => {
     observability ??= msg.observability_mode === true;
     const kind = msg.request;
-    if (observability || kind === undefined || call.writableEnded) return;
-    call.write({ [kind]: {} } as WireProcessingResponse);
+    if (kind === undefined || call.writableEnded) return;
+    const last = responseEnds(msg);
+    if (!observability) call.write({ [kind]: {} } as WireProcessingResponse);
+    // The last answer Envoy can need: end the RPC now instead of leaving it for Envoy to reset.
+    if (last) call.end();
   });
   call.on('end', () => {
     if (!call.writableEnded) call.end();
   });
   call.on('error', () => {});
 }
+
+/** The message after which no other response message can come (as tokenwarden's stream.ts). */
+function responseEnds(msg: WireProcessingRequest): boolean {
+  switch (msg.request) {
+    case 'response_headers':
+      return msg.response_headers?.end_of_stream === true;
+    case 'response_body':
+      return msg.response_body?.end_of_stream === true;
+    case 'response_trailers':
+      return true;
+    default:
+      return false;
+  }
+}
+
+const IGNORE_SESSIONS = { opened() {}, closed() {}, streamResetByPeer() {} };
 
 export async function startNoopServer(address: string): Promise<{ address: string; stop(): Promise<void> }> {
   const server = new grpc.Server({
@@ -38,14 +65,22 @@ export async function startNoopServer(address: string): Promise<{ address: strin
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
     'grpc.keepalive_permit_without_calls': 1,
+    'grpc-node.max_session_memory': Number.MAX_SAFE_INTEGER,
   });
   server.addService(extProcServiceDefinition, { Process: process_ });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  // tokenwarden's connection rotation and HTTP/2 windows (src/extproc/server.ts does the same).
+  const sessions = new SessionWatcher({ observer: IGNORE_SESSIONS, rotate: true });
+  if (!sessions.attach(server)) throw new Error('noop-server: this @grpc/grpc-js hides its HTTP/2 servers; no connection rotation');
   return {
     address: `${address.slice(0, address.lastIndexOf(':'))}:${port}`,
-    stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        sessions.shutdown();
+        server.tryShutdown(() => resolve());
+      }),
   };
 }
 

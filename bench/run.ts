@@ -1,5 +1,5 @@
 /**
- * The short benchmark (`npm run bench`, under 2 minutes on 2 cores): for each scenario, the load
+ * The short benchmark (`npm run bench`, 2-3 minutes on 2 cores): for each scenario, the load
  * driver (its own process) runs against the no-op ext_proc server and against tokenwarden (admin API on loopback for its /metrics;
  * memory store, or a redis-server started for the scenarios that ask for it, and the bench budget
  * for the budget scenarios), one after the other on the same machine, and a table puts them side by
@@ -8,7 +8,12 @@
  * no-op's is the latency tokenwarden adds. Reports in ghz's JSON format go to
  * .bench-out/SCENARIO.{noop,tokenwarden}[.open].json.
  *
- *   npx tsx bench/run.ts [--duration 3s] [--concurrency 16] [--scenario chat,chat-stream] [--out-dir .bench-out]
+ * The driver ends every RPC as Envoy does (`--close`, default `envoy`: END_STREAM then RST_STREAM
+ * unless the server already ended it; `graceful`: Envoy's ext_proc_graceful_grpc_close), and a line
+ * under each scenario says, per server, how many exchanges the server ended itself, how many the
+ * driver reset, and the GOAWAYs the driver's connections received.
+ *
+ *   npx tsx bench/run.ts [--duration 3s] [--concurrency 16] [--close envoy|graceful] [--scenario chat,chat-stream] [--out-dir .bench-out]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parseDuration } from './driver/args.js';
+import { parseCloseStyle, parseDuration } from './driver/args.js';
 import type { BenchReport } from './driver/report.js';
 import { quantileBound, scrapePhaseBuckets, type PhaseBuckets } from './server-phases.js';
 import { BENCH_BUDGETS_YAML, findScenario, PHASES, SCENARIOS, type Phase, type Scenario, type ServerSetup } from './driver/scenarios.js';
@@ -99,6 +104,17 @@ function runDriver(args: string[]): Promise<void> {
 const ms = (ns: number): string => (ns / 1e6).toFixed(2);
 const p = (r: BenchReport, q: number): number => r.latencyDistribution.find((l) => l.percentage === q)?.latency ?? 0;
 
+/** How one server's RPCs ended: "ended by server N / reset by driver N / GOAWAY CODE N, ...". */
+function closeFigures(r: BenchReport): string {
+  const c = r.closes;
+  const goaways = Object.entries(r.sessions.goaways).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+  const refused = r.sessions.refusedReplayed > 0 ? ` (${r.sessions.refusedReplayed} streams refused by a closing connection, replayed)` : '';
+  return `ended by server ${c.endedByServer + c.endedAfterHalfClose} / reset by driver ${c.resetByDriver} / GOAWAYs ${goaways}${refused}`;
+}
+
+/** The line under a scenario's row: both servers' close figures. */
+const closeLine = (n: BenchReport, t: BenchReport): string => `  └ noop: ${closeFigures(n)}; tw: ${closeFigures(t)}`;
+
 /** Failed exchanges over the reports. */
 const errorCount = (...reports: BenchReport[]): number => reports.flatMap((r) => Object.values(r.errorDistribution)).reduce((a, b) => a + b, 0);
 
@@ -138,12 +154,14 @@ async function main(): Promise<void> {
     options: {
       duration: { type: 'string', default: '3s' },
       concurrency: { type: 'string', default: '16' },
+      close: { type: 'string', default: 'envoy' },
       scenario: { type: 'string' },
       'out-dir': { type: 'string', default: '.bench-out' },
     },
     strict: true,
   });
   parseDuration(values.duration);
+  const close = parseCloseStyle(values.close);
   const names = values.scenario ? values.scenario.split(',') : SCENARIOS.map((s) => s.name);
   const outDir = path.resolve(ROOT, values['out-dir']);
   mkdirSync(outDir, { recursive: true });
@@ -186,7 +204,7 @@ async function main(): Promise<void> {
         for (const server of [noop, (await tokenwardenFor(scenario.setup)).server]) {
           const out = path.join(outDir, `${name}.${server.name}.json`);
           const before = server.admin ? await scrapePhaseBuckets(server.admin) : null;
-          await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--warmup', '100', '--out', out]);
+          await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--close', close, '--warmup', '100', '--out', out]);
           reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
           if (before && server.admin) serverPhases = [before, await scrapePhaseBuckets(server.admin)];
         }
@@ -204,9 +222,11 @@ async function main(): Promise<void> {
       const srvResp = srv('response_body');
       const bound = (sec: number | null): string => (sec === null ? '-' : sec === Infinity ? '>250000' : `≤${Math.round(sec * 1e6)}`);
       const line = row([name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), chunk === null ? '-' : (chunk / 1e3).toFixed(0), bound(srvReq), bound(srvResp), String(errors)], widths);
-      lines.push(line);
-      process.stdout.write(`${line}\n`);
-      summary.push({ scenario: name, noop: { rps: n.rps, p50: p(n, 50), p99: p(n, 99), driverCores: n.driver.coresUsed }, tokenwarden: { rps: t.rps, p50: p(t, 50), p99: p(t, 99), driverCores: t.driver.coresUsed }, ratio, chunkP99DeltaNs: chunk, serverP99UpperBoundSeconds: { request_body: srvReq, response_body: srvResp }, errors });
+      const closes = closeLine(n, t);
+      lines.push(line, closes);
+      process.stdout.write(`${line}\n${closes}\n`);
+      const figures = (r: BenchReport) => ({ rps: r.rps, p50: p(r, 50), p99: p(r, 99), driverCores: r.driver.coresUsed, closes: r.closes, sessions: r.sessions });
+      summary.push({ scenario: name, noop: figures(n), tokenwarden: figures(t), ratio, chunkP99DeltaNs: chunk, serverP99UpperBoundSeconds: { request_body: srvReq, response_body: srvResp }, errors });
       if (OPEN_LOOP_SCENARIOS.has(name) && n.rps > 0) openLoop.push({ scenario, rps: Math.max(1, Math.round(n.rps / 2)) });
     }
     const open: Record<string, unknown>[] = [];
@@ -220,7 +240,7 @@ async function main(): Promise<void> {
         try {
           for (const server of [noop, (await tokenwardenFor(scenario.setup)).server]) {
             const out = path.join(outDir, `${scenario.name}.${server.name}.open.json`);
-            await runDriver(['--target', server.address, '--scenario', scenario.name, '--duration', values.duration, '--rps', String(rps), '--concurrency', OPEN_LOOP_MAX_IN_FLIGHT, '--warmup', '100', '--out', out]);
+            await runDriver(['--target', server.address, '--scenario', scenario.name, '--duration', values.duration, '--rps', String(rps), '--concurrency', OPEN_LOOP_MAX_IN_FLIGHT, '--close', close, '--warmup', '100', '--out', out]);
             reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
           }
         } catch (e) {
@@ -233,19 +253,24 @@ async function main(): Promise<void> {
         const errors = errorCount(n, t);
         const us = (d: number | null): string => (d === null ? '-' : `${(d / 1e3).toFixed(0)}`);
         const line = row([scenario.name, String(rps), ...deltas.map(us), ms(p(n, 99)), ms(p(t, 99)), String(errors)], ow);
-        lines.push(line);
-        process.stdout.write(`${line}\n`);
-        open.push({ scenario: scenario.name, rps, phaseP99DeltaNs: Object.fromEntries(PHASES.map((ph, i) => [ph, deltas[i]])), noopP99: p(n, 99), tokenwardenP99: p(t, 99), errors });
+        const closes = closeLine(n, t);
+        lines.push(line, closes);
+        process.stdout.write(`${line}\n${closes}\n`);
+        open.push({ scenario: scenario.name, rps, phaseP99DeltaNs: Object.fromEntries(PHASES.map((ph, i) => [ph, deltas[i]])), noopP99: p(n, 99), tokenwardenP99: p(t, 99), errors, closes: { noop: n.closes, tokenwarden: t.closes }, sessions: { noop: n.sessions, tokenwarden: t.sessions } });
       }
     }
-    writeFileSync(path.join(outDir, 'summary.json'), `${JSON.stringify({ date: new Date().toISOString(), duration: values.duration, concurrency: Number(values.concurrency), scenarios: summary, openLoop: open }, null, 2)}\n`);
+    writeFileSync(path.join(outDir, 'summary.json'), `${JSON.stringify({ date: new Date().toISOString(), duration: values.duration, concurrency: Number(values.concurrency), close, scenarios: summary, openLoop: open }, null, 2)}\n`);
     process.stdout.write(
-      `\nratio = tokenwarden rps / no-op rps (closed loop, concurrency ${values.concurrency}); ` +
+      `\nratio = tokenwarden rps / no-op rps (closed loop, concurrency ${values.concurrency}, close ${close}); ` +
         `chunk µs = tokenwarden p99 per response body chunk - no-op's (streaming scenarios).\n` +
         `srv req / srv resp = tokenwarden's own p99 from receiving a request_body / response_body message to writing its answer ` +
         `(its phase histogram: the bucket's upper bound, µs), i.e. the budget decision and the per-chunk work without the loopback trip.\n` +
         `at 50% load: open loop at half the no-op's max rate; each phase = tokenwarden's p99 round trip minus the no-op's, µs ` +
-        `(resp body: per chunk); p99 ms = whole exchange. Reports in ${path.relative(ROOT, outDir) || '.'}/\n`,
+        `(resp body: per chunk); p99 ms = whole exchange.\n` +
+        `└ = how the RPCs ended (close ${close}): ended by the server (its OK trailers came first, or after the driver's END_STREAM in the graceful style) / ` +
+        `reset by the driver after the last answer (END_STREAM + RST_STREAM(CANCEL), not an error) / GOAWAYs the driver's connections received, by code ` +
+        `(NO_ERROR: the server rotated the connection; INTERNAL_ERROR: Node's rapid-reset limit, its exchanges failed); ` +
+        `streams Node refused unsent when a GOAWAY arrived are replayed on the new connection, as Envoy's pool would. Reports in ${path.relative(ROOT, outDir) || '.'}/\n`,
     );
   } finally {
     noop?.child.kill('SIGTERM');

@@ -3,7 +3,7 @@
  * memory and event-loop lag stay flat (issue 7, "Limits and resources"). Not part of CI.
  *
  *   npx tsx bench/soak.ts [--duration 10m] [--rps 200] [--scenario chat-stream] [--interval 5s]
- *                         [--concurrency 256] [--connections 4]
+ *                         [--concurrency 256] [--connections 4] [--close envoy|graceful]
  *
  * It starts its own server (memory store, default limits), drives the bench driver's open loop
  * (bench/driver/load.ts) at `--rps` for `--duration`, and every `--interval` reads the server's own
@@ -18,7 +18,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startServeProcess } from './serve-process.js';
-import { parseDuration } from './driver/args.js';
+import { parseCloseStyle, parseDuration } from './driver/args.js';
+import type { CloseStyle } from './driver/exchange.js';
 import { runLoad } from './driver/load.js';
 import { findScenario } from './driver/scenarios.js';
 
@@ -52,6 +53,7 @@ interface Options {
   intervalMs: number;
   concurrency: number;
   connections: number;
+  close: CloseStyle;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -64,6 +66,7 @@ function parseOptions(argv: readonly string[]): Options {
       interval: { type: 'string', default: '5s' },
       concurrency: { type: 'string', default: '256' },
       connections: { type: 'string', default: '4' },
+      close: { type: 'string', default: 'envoy' },
     },
     strict: true,
   });
@@ -80,6 +83,7 @@ function parseOptions(argv: readonly string[]): Options {
     intervalMs: parseDuration(values.interval),
     concurrency: positive('concurrency', values.concurrency),
     connections: positive('connections', values.connections),
+    close: parseCloseStyle(values.close),
   };
 }
 
@@ -201,6 +205,7 @@ async function main(): Promise<void> {
       warmup: 0,
       connections: o.connections,
       timeoutMs: 10_000,
+      close: o.close,
     }).finally(() => {
       running = false;
     });
@@ -216,6 +221,12 @@ async function main(): Promise<void> {
     const errors = Object.entries(report.errorDistribution).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
     process.stdout.write(
       `\nexchanges: ${report.count} at ${report.rps.toFixed(0)}/s, p99 ${(p99 / 1e6).toFixed(2)} ms (driver-side, includes queueing), errors: ${errors}\n`,
+    );
+    const c = report.closes;
+    const goaways = Object.entries(report.sessions.goaways).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+    process.stdout.write(
+      `RPCs (close ${c.style}): ended by the server ${c.endedByServer + c.endedAfterHalfClose}, reset by the driver ${c.resetByDriver}; ` +
+        `driver connections opened ${report.sessions.opened}, GOAWAYs received: ${goaways}\n`,
     );
     for (const v of verdicts(samples)) process.stdout.write(`${v.measure}: ${v.verdict} (${v.detail})\n`);
   } finally {

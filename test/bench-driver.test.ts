@@ -1,17 +1,19 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeRequest, encodeRequest, ProcessingRequest } from '../src/extproc/protocol.js';
+import { decodeRequest, encodeRequest, PROCESS_PATH, ProcessingRequest } from '../src/extproc/protocol.js';
 import { startNoopServer } from '../bench/noop-server.js';
 import { parseDriverArgs, parseDuration } from '../bench/driver/args.js';
+import { prepare, type CloseStyle } from '../bench/driver/exchange.js';
 import { frame, FrameReader } from '../bench/driver/grpc-frame.js';
 import { ghzConfig } from '../bench/driver/ghz-config.js';
 import { runLoad, DEFAULT_LOAD } from '../bench/driver/load.js';
-import { histogram, percentile } from '../bench/driver/report.js';
+import { histogram, percentile, type BenchReport } from '../bench/driver/report.js';
 import { BENCH_BUDGETS_YAML, findScenario, SCENARIOS, scenarioSteps, type Scenario } from '../bench/driver/scenarios.js';
 import { parseConfig } from '../src/config/load.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
@@ -22,8 +24,27 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Exchanges per scenario: enough to interleave streams, few enough for a 2-core box. */
 const countFor = (s: Scenario): number => (s.name === 'prompt-1mb' ? 30 : 200);
 
-const load = (target: string, s: Scenario) =>
-  runLoad({ ...DEFAULT_LOAD, target, scenario: s.name, concurrency: 8, durationMs: 0, count: countFor(s), warmup: 0 });
+const load = (target: string, s: Scenario, close: CloseStyle = DEFAULT_LOAD.close) =>
+  runLoad({ ...DEFAULT_LOAD, target, scenario: s.name, concurrency: 8, durationMs: 0, count: countFor(s), warmup: 0, close });
+
+/** Exchanges the server ended itself (before or after the driver's END_STREAM). */
+const endedByServer = (r: BenchReport): number => r.closes.endedByServer + r.closes.endedAfterHalfClose;
+const failed = (r: BenchReport): number => Object.values(r.errorDistribution).reduce((a, b) => a + b, 0);
+
+/**
+ * Every exchange completed, and each RPC ended one of the accepted ways: by the server (status OK)
+ * or reset by the driver after the last answer, as Envoy resets it (status Canceled, not an error).
+ */
+function expectCompleted(r: BenchReport, count: number): void {
+  expect(r.errorDistribution).toEqual({});
+  expect(r.count).toBe(count);
+  expect(endedByServer(r) + r.closes.resetByDriver).toBe(count);
+  // A reset RPC is "Canceled", or OK when the server's trailers were already on the way.
+  expect({ OK: 0, Canceled: 0, ...r.statusCodeDistribution }).toEqual({ OK: count - (r.statusCodeDistribution.Canceled ?? 0), Canceled: r.statusCodeDistribution.Canceled ?? 0 });
+  expect(r.statusCodeDistribution.Canceled ?? 0).toBeLessThanOrEqual(r.closes.resetByDriver);
+  // Fewer streams than a rotation needs, on a server that rotates: no GOAWAY of any kind.
+  expect(r.sessions).toMatchObject({ goaways: {}, lost: 0 });
+}
 
 /** Answers the driver must have seen per exchange: one per message, none in observability mode. */
 function expectedAnswers(s: Scenario): Record<string, number> {
@@ -108,6 +129,12 @@ describe('driver options', () => {
     expect([counted.count, counted.durationMs]).toEqual([10, 0]);
     expect(() => parseDriverArgs(['--scenario', 'chat'])).toThrow(/--target/);
   });
+
+  it('closes like Envoy by default; --close graceful selects the graceful close', () => {
+    expect(parseDriverArgs(['--target', 'h:1', '--scenario', 'chat']).close).toBe('envoy');
+    expect(parseDriverArgs(['--target', 'h:1', '--scenario', 'chat', '--close', 'graceful']).close).toBe('graceful');
+    expect(() => parseDriverArgs(['--target', 'h:1', '--scenario', 'chat', '--close', 'never'])).toThrow(/--close/);
+  });
 });
 
 describe('ghz configs in bench/ghz', () => {
@@ -138,14 +165,62 @@ describe('driver against the no-op server', () => {
   for (const s of SCENARIOS) {
     it(`${s.name}: every exchange completes with one answer of the right kind per message`, async () => {
       const r = await load(noop.address, s);
-      expect(r.errorDistribution).toEqual({});
-      expect(r.count).toBe(countFor(s));
-      expect(r.statusCodeDistribution).toEqual({ OK: countFor(s) });
+      expectCompleted(r, countFor(s));
+      expect(r.closes.style).toBe('envoy');
+      // Observability mode: Envoy defers its close until the server ends the RPC, which it does.
+      if (s.observability) expect(r.closes).toMatchObject({ endedByServer: countFor(s), resetByDriver: 0 });
       expect(r.answers).toEqual(expectedAnswers(s));
       expect(r.modeOverrides).toBe(0);
       expect(r.latencyDistribution.map((l) => l.percentage)).toEqual([10, 25, 50, 75, 90, 95, 99]);
     });
   }
+
+  it('graceful close: every RPC ends with the server\'s OK status, none is reset', async () => {
+    for (const name of ['non-llm', 'chat', 'observability']) {
+      const s = findScenario(name);
+      const r = await load(noop.address, s, 'graceful');
+      expectCompleted(r, countFor(s));
+      expect(r.closes).toMatchObject({ style: 'graceful', resetByDriver: 0 });
+      expect(r.statusCodeDistribution).toEqual({ OK: countFor(s) });
+    }
+  });
+
+  it('ends the RPC itself right after answering the message that ends the response', async () => {
+    const session = http2.connect(`http://${noop.address}`);
+    try {
+      const rpc = (steps: readonly Buffer[]) =>
+        new Promise<{ answers: number; status: string | undefined }>((resolve, reject) => {
+          // Never half-closed: only the server can end it.
+          const st = session.request({ ':method': 'POST', ':path': PROCESS_PATH, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+          const reader = new FrameReader();
+          let answers = 0;
+          let status: string | undefined;
+          st.on('trailers', (h) => (status = String(h['grpc-status'])));
+          st.on('data', (c: Buffer) => {
+            answers += reader.push(c).length;
+            if (answers < steps.length) st.write(steps[answers]!);
+          });
+          st.on('error', reject);
+          st.on('end', () => {
+            st.close();
+            resolve({ answers, status });
+          });
+          st.write(steps[0]!);
+          setTimeout(() => {
+            st.close(http2.constants.NGHTTP2_CANCEL);
+            resolve({ answers, status: 'still open' });
+          }, 2000).unref();
+        });
+      const frames = (name: string) => prepare(findScenario(name)).steps.map((x) => x.frame);
+      // Response body ending the response (chat), and response headers with end_of_stream.
+      expect(await rpc(frames('chat'))).toEqual({ answers: 4, status: '0' });
+      const headersOnlyResponse = scenarioSteps(findScenario('chat')).slice(0, 3);
+      headersOnlyResponse[2]!.message.response_headers!.end_of_stream = true;
+      expect(await rpc(headersOnlyResponse.map((x) => frame(encodeRequest(x.message))))).toEqual({ answers: 3, status: '0' });
+    } finally {
+      session.close();
+    }
+  });
 
   it('runs as a separate process and writes a ghz-format report', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'bench-driver-'));
@@ -157,8 +232,8 @@ describe('driver against the no-op server', () => {
         { cwd: ROOT },
       );
       const report = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
-      expect(report).toMatchObject({ count: 50, statusCodeDistribution: { OK: 50 }, errorDistribution: {} });
-      for (const key of ['total', 'average', 'fastest', 'slowest', 'rps', 'histogram', 'phases', 'driver']) expect(report).toHaveProperty(key);
+      expect(report).toMatchObject({ count: 50, errorDistribution: {}, closes: { style: 'envoy' }, sessions: { goaways: {} } });
+      for (const key of ['total', 'average', 'fastest', 'slowest', 'rps', 'histogram', 'phases', 'closes', 'sessions', 'driver']) expect(report).toHaveProperty(key);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -166,7 +241,7 @@ describe('driver against the no-op server', () => {
 
   it('open loop starts the asked number of exchanges', async () => {
     const r = await runLoad({ ...DEFAULT_LOAD, target: noop.address, scenario: 'chat', rps: 400, concurrency: 32, durationMs: 0, count: 100, warmup: 0 });
-    expect(r.statusCodeDistribution).toEqual({ OK: 100 });
+    expectCompleted(r, 100);
   });
 });
 
@@ -182,8 +257,8 @@ describe('driver against tokenwarden', () => {
     it(`${s.name}: every exchange completes and is recorded`, async () => {
       const before = tw.records.length;
       const r = await load(tw.address, s);
-      expect(r.errorDistribution).toEqual({});
-      expect(r.statusCodeDistribution).toEqual({ OK: countFor(s) });
+      expectCompleted(r, countFor(s));
+      if (s.observability) expect(r.closes).toMatchObject({ endedByServer: countFor(s), resetByDriver: 0 });
       if (s.headersOnly) {
         // Non-LLM traffic: one round trip, the rest switched off by a mode_override.
         expect(r.modeOverrides).toBe(countFor(s));
@@ -197,6 +272,70 @@ describe('driver against tokenwarden', () => {
       expect(records.every((x) => x.usage != null)).toBe(true);
     });
   }
+
+  it('graceful close: tokenwarden ends every RPC itself, none waits for a reset', async () => {
+    for (const name of ['non-llm', 'chat', 'chat-stream']) {
+      const s = findScenario(name);
+      const r = await load(tw.address, s, 'graceful');
+      expectCompleted(r, countFor(s));
+      expect(r.closes.resetByDriver).toBe(0);
+      expect(r.statusCodeDistribution).toEqual({ OK: countFor(s) });
+      // Ended right after the last answer, not after the 1 s Envoy would wait.
+      expect(r.slowest).toBeLessThan(900e6);
+    }
+  });
+});
+
+describe('driver: HTTP/2 sessions under Envoy\'s resets', () => {
+  /** Enough streams on one connection to pass nghttp2's burst of 1,000 resets. */
+  const COUNT = 1500;
+  const many = (target: string, close: CloseStyle) =>
+    runLoad({ ...DEFAULT_LOAD, target, scenario: 'non-llm', concurrency: 16, connections: 1, durationMs: 0, count: COUNT, warmup: 0, close });
+
+  it('without connection rotation, Envoy\'s close trips the rapid-reset limit: GOAWAY(INTERNAL_ERROR), failed exchanges, a new connection', async () => {
+    const tw = await startTestServer((c) => {
+      c.grpc.rotate_connections = false;
+    });
+    try {
+      const r = await many(tw.address, 'envoy');
+      expect(r.count).toBe(COUNT);
+      expect(r.sessions.goaways.INTERNAL_ERROR).toBeGreaterThanOrEqual(1);
+      expect(failed(r)).toBeGreaterThan(0);
+      expect(r.sessions.opened).toBeGreaterThanOrEqual(2);
+      expect(r.closes.resetByDriver).toBeGreaterThan(0);
+      expect(endedByServer(r) + r.closes.resetByDriver + failed(r)).toBe(COUNT);
+    } finally {
+      await tw.stop();
+    }
+  });
+
+  it('without connection rotation, the graceful close resets nothing: no GOAWAY, nothing failed', async () => {
+    const tw = await startTestServer((c) => {
+      c.grpc.rotate_connections = false;
+    });
+    try {
+      const r = await many(tw.address, 'graceful');
+      expect(r.errorDistribution).toEqual({});
+      expect(r.closes.resetByDriver).toBe(0);
+      expect(endedByServer(r)).toBe(COUNT);
+      expect(r.sessions).toMatchObject({ opened: 1, goaways: {}, lost: 0 });
+    } finally {
+      await tw.stop();
+    }
+  });
+
+  it('the no-op server rotates its connections like tokenwarden: Envoy\'s close costs graceful GOAWAYs only', async () => {
+    const noop = await startNoopServer('127.0.0.1:0');
+    try {
+      const r = await many(noop.address, 'envoy');
+      expect(r.errorDistribution).toEqual({});
+      expect(r.closes.resetByDriver).toBe(COUNT);
+      expect(Object.keys(r.sessions.goaways)).toEqual(['NO_ERROR']);
+      expect(r.sessions.opened).toBeGreaterThanOrEqual(2);
+    } finally {
+      await noop.stop();
+    }
+  });
 });
 
 describe('driver against tokenwarden: churn and budget scenarios', () => {
@@ -205,7 +344,7 @@ describe('driver against tokenwarden: churn and budget scenarios', () => {
     try {
       const s = findScenario('churn-10k');
       const r = await load(tw.address, s);
-      expect(r.statusCodeDistribution).toEqual({ OK: countFor(s) });
+      expectCompleted(r, countFor(s));
       const records = await tw.waitForRecords(countFor(s), 20_000);
       const consumers = new Set(records.map((x) => x.consumer?.id));
       expect(consumers.size).toBe(countFor(s));
@@ -237,7 +376,7 @@ describe('driver against tokenwarden: churn and budget scenarios', () => {
       });
       try {
         const r = await load(tw.address, s);
-        expect(r.errorDistribution).toEqual({});
+        expectCompleted(r, countFor(s));
         expect(r.answers).toEqual(expectedAnswers(s));
         const records = await tw.waitForRecords(countFor(s), 20_000);
         expect(records.every((x) => x.blockedBy.length === 0 && x.promptEstimate !== null)).toBe(true);

@@ -1,5 +1,6 @@
 /** Command-line options of the load driver (pure parsing, shared with bench/run.ts). */
 import { parseArgs } from 'node:util';
+import { CLOSE_STYLES, type CloseStyle } from './exchange.js';
 import { DEFAULT_LOAD, type LoadOptions } from './load.js';
 
 /** "5s", "250ms", "1m" or a bare number of milliseconds. */
@@ -17,6 +18,13 @@ function wholeNumber(name: string, text: string | undefined, fallback: number): 
   return n;
 }
 
+/** `--close envoy|graceful` (bench/driver/exchange.ts `CloseStyle`). */
+export function parseCloseStyle(text: string | undefined, fallback: CloseStyle = DEFAULT_LOAD.close): CloseStyle {
+  if (text === undefined) return fallback;
+  if (!(CLOSE_STYLES as readonly string[]).includes(text)) throw new Error(`--close must be one of ${CLOSE_STYLES.join(', ')}, got "${text}"`);
+  return text as CloseStyle;
+}
+
 export type DriverArgs = LoadOptions & { out: string | null; list: boolean };
 
 export function parseDriverArgs(argv: readonly string[]): DriverArgs {
@@ -32,6 +40,7 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
       warmup: { type: 'string' },
       connections: { type: 'string' },
       timeout: { type: 'string' },
+      close: { type: 'string' },
       out: { type: 'string' },
       list: { type: 'boolean' },
     },
@@ -49,6 +58,7 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
     warmup: wholeNumber('warmup', values.warmup, DEFAULT_LOAD.warmup),
     connections: Math.max(1, wholeNumber('connections', values.connections, DEFAULT_LOAD.connections)),
     timeoutMs: values.timeout === undefined ? DEFAULT_LOAD.timeoutMs : parseDuration(values.timeout),
+    close: parseCloseStyle(values.close),
     out: values.out ?? null,
     list,
   };

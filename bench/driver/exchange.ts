@@ -2,6 +2,10 @@
  * One simulated HTTP exchange over raw `node:http2`: one gRPC Process stream, the scenario's messages
  * sent in Envoy's order. In the sidecar mode each message waits for its answer (as Envoy does) and a
  * mode_override is honoured; in observability mode everything is sent at once and nothing is awaited.
+ * The RPC then ends the way Envoy ends it (spec §1.6, `CloseStyle`): unless the server has already
+ * ended it with its trailers, END_STREAM and at once RST_STREAM(CANCEL) (Envoy's default), or
+ * END_STREAM and up to 1 s for the trailers before the reset (`ext_proc_graceful_grpc_close`); in
+ * observability mode only after up to 5 s for the server to end it (deferred_close_timeout).
  * Messages are encoded and framed once per scenario (`prepare`) so the driver spends its CPU on I/O.
  */
 import http2 from 'node:http2';
@@ -47,11 +51,47 @@ export interface ExchangeSink {
   modeOverride(): void;
 }
 
+/**
+ * How the driver ends each RPC once it has every answer it needs (spec §1.6):
+ * - `envoy`: Envoy's default. If the server has not ended the RPC yet (no trailers with grpc-status),
+ *   END_STREAM immediately followed by RST_STREAM(CANCEL).
+ * - `graceful`: the runtime key `ext_proc_graceful_grpc_close` (Envoy >= 1.34): END_STREAM, then
+ *   wait up to `GRACEFUL_CLOSE_WAIT_MS` for the server's trailers, then RST_STREAM(CANCEL).
+ */
+export type CloseStyle = 'envoy' | 'graceful';
+export const CLOSE_STYLES: readonly CloseStyle[] = ['envoy', 'graceful'];
+/** Envoy's `remote_close_timeout_milliseconds` default. */
+export const GRACEFUL_CLOSE_WAIT_MS = 1000;
+/** Envoy's `deferred_close_timeout` default (observability mode, spec §2.2). */
+export const DEFERRED_CLOSE_MS = 5000;
+
+/**
+ * How a completed exchange's RPC ended: `server` — the server ended it (OK trailers) before the
+ * driver closed anything, so the driver's END_STREAM finished it; `half-close` — the server ended it
+ * after the driver's END_STREAM (graceful style only); `reset` — the driver reset it, as Envoy does,
+ * after receiving every answer (not an error).
+ */
+export type RpcEnd = 'server' | 'half-close' | 'reset';
+
 export interface ExchangeResult {
-  /** gRPC status name as ghz prints it ("OK", "Unavailable", ...). */
+  /** gRPC status name as ghz prints it ("OK", "Unavailable", ...); "Canceled" for an RPC the driver reset. */
   status: string;
   /** Why the exchange failed, null when it completed as expected. */
   error: string | null;
+  /** How the RPC ended once every answer had arrived; null when the exchange failed before. */
+  end: RpcEnd | null;
+  /**
+   * The stream never reached the server: refused (REFUSED_STREAM) unsent — Node's HTTP/2 refuses
+   * the streams still queued on a connection when its GOAWAY arrives — or not opened because the
+   * connection had just gone away. Nothing was processed, so the exchange may be replayed on another
+   * connection (RFC 9113 §8.7), as Envoy's pool would.
+   */
+  refused?: boolean;
+}
+
+export interface ExchangeOptions {
+  timeoutMs: number;
+  close: CloseStyle;
 }
 
 const STATUS_NAMES = [
@@ -83,9 +123,16 @@ export async function runExchange(
   session: http2.ClientHttp2Session,
   plan: PreparedScenario,
   sink: ExchangeSink,
-  timeoutMs: number,
+  options: ExchangeOptions,
 ): Promise<ExchangeResult> {
-  const stream = session.request(REQUEST_HEADERS, { endStream: false });
+  const { timeoutMs } = options;
+  let stream: http2.ClientHttp2Stream;
+  try {
+    stream = session.request(REQUEST_HEADERS, { endStream: false });
+  } catch (e) {
+    // The session went away between being picked and used (GOAWAY, close): nothing was sent.
+    return { status: 'Unavailable', error: `no stream: ${(e as Error).message}`, end: null, refused: true };
+  }
   const reader = new FrameReader();
   const queue: Answer[] = [];
   let waiting: ((a: Answer | null) => void) | null = null;
@@ -93,18 +140,24 @@ export async function runExchange(
   let grpcMessage = '';
   let streamError: string | null = null;
   let closedFlag = false;
+  let received = false;
 
+  let onServerEnd = (): void => {};
+  const serverEnd = new Promise<void>((resolve) => (onServerEnd = resolve));
   const readStatus = (h: http2.IncomingHttpHeaders): void => {
+    received = true;
     const s = h['grpc-status'];
     if (s !== undefined) {
       grpcStatus = Number(s);
       grpcMessage = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      onServerEnd();
     }
   };
   stream.on('response', readStatus);
   stream.on('trailers', readStatus);
   stream.on('data', (chunk: Buffer) => {
     const at = process.hrtime.bigint();
+    received = true;
     let messages: Buffer[];
     try {
       messages = reader.push(chunk);
@@ -147,26 +200,76 @@ export async function runExchange(
 
   const headers = plan.requestHeaderFrames[plan.started++ % plan.requestHeaderFrames.length]!;
   let protocolError: string | null = null;
+  let end: RpcEnd | null = null;
   try {
-    if (plan.scenario.observability) await mirror(stream, plan, headers);
+    if (plan.scenario.observability) await mirror(stream, plan, headers, () => grpcStatus !== null);
     else await converse(stream, plan, headers, sink, next);
+    end = await endRpc(stream, options.close, () => grpcStatus !== null, serverEnd, closed, plan.scenario.observability ? DEFERRED_CLOSE_MS : 0);
   } catch (e) {
     protocolError = (e as Error).message;
     stream.close(http2.constants.NGHTTP2_CANCEL);
   }
   await closed;
   clearTimeout(timer);
+  if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM && !received && grpcStatus === null) {
+    return { status: 'Unavailable', error: 'stream refused', end: null, refused: true };
+  }
   // Answers that arrived after the last expected one (or any in observability mode) break the protocol.
   for (const a of queue) {
     const kind = decodeResponse(a.body).response ?? 'empty';
     sink.answer(kind);
     protocolError ??= `unexpected answer ${kind}`;
   }
-  const status = grpcStatus === null ? 'Unavailable' : statusName(grpcStatus);
-  if (protocolError) return { status, error: protocolError };
-  if (grpcStatus === null) return { status, error: streamError ?? 'stream closed without a gRPC status' };
-  if (grpcStatus !== 0) return { status, error: `rpc error: code = ${status} desc = ${grpcMessage || streamError || ''}` };
-  return { status, error: null };
+  // A reset after the last answer is how Envoy ends the RPC, not a failure: "Canceled", unless the
+  // server's trailers still came in (they were already on the way).
+  const status = grpcStatus === null ? (end === 'reset' ? 'Canceled' : 'Unavailable') : statusName(grpcStatus);
+  if (protocolError) return { status, error: protocolError, end: null };
+  if (grpcStatus === null && end !== 'reset') return { status, error: streamError ?? 'stream closed without a gRPC status', end: null };
+  if (grpcStatus !== null && grpcStatus !== 0) return { status, error: `rpc error: code = ${status} desc = ${grpcMessage || streamError || ''}`, end: null };
+  return { status, error: null, end };
+}
+
+/**
+ * Ends the RPC once the exchange has every answer it needs (`CloseStyle`). Resolves with how it
+ * ended, or null when the stream was already gone without the server's trailers (a failure the
+ * caller reports). `deferMs` (observability mode): Envoy keeps the side stream open after the HTTP
+ * stream ended, until the server finishes it or `deferred_close_timeout` fires (spec §2.2), and only
+ * then closes it in its close style.
+ */
+async function endRpc(
+  stream: http2.ClientHttp2Stream,
+  style: CloseStyle,
+  serverEnded: () => boolean,
+  serverEnd: Promise<void>,
+  closed: Promise<void>,
+  deferMs: number,
+): Promise<RpcEnd | null> {
+  if (deferMs > 0 && !serverEnded() && !stream.closed && !stream.destroyed) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([serverEnd, closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, deferMs)))]);
+    clearTimeout(timer);
+  }
+  if (serverEnded()) {
+    // The server's trailers came first: Envoy only closes its own side, nothing is reset.
+    if (!stream.closed && !stream.destroyed) stream.end();
+    return 'server';
+  }
+  if (stream.closed || stream.destroyed) return null;
+  stream.end();
+  if (style === 'envoy') {
+    // Node writes the END_STREAM DATA frame before the RST_STREAM, as Envoy's codec does.
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    return 'reset';
+  }
+  let reset = false;
+  const timer = setTimeout(() => {
+    if (serverEnded() || stream.closed || stream.destroyed) return;
+    reset = true;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, GRACEFUL_CLOSE_WAIT_MS);
+  await closed;
+  clearTimeout(timer);
+  return reset ? 'reset' : serverEnded() ? 'half-close' : null;
 }
 
 async function converse(
@@ -202,17 +305,27 @@ async function converse(
       sink.modeOverride();
     }
   }
-  stream.end();
 }
 
-async function mirror(stream: http2.ClientHttp2Stream, plan: PreparedScenario, headers: Buffer): Promise<void> {
+/**
+ * Observability mode: every message written at once, no answer awaited. The server may end the RPC
+ * early (it has all it needs): mirroring stops then, like Envoy.
+ */
+async function mirror(stream: http2.ClientHttp2Stream, plan: PreparedScenario, headers: Buffer, serverEnded: () => boolean): Promise<void> {
   for (const step of plan.steps) {
-    // The server may end the RPC early (it has all it needs): stop mirroring then, like Envoy.
-    if (stream.closed || stream.destroyed) return;
-    if (!stream.write(step === plan.steps[0] ? headers : step.frame)) await new Promise<void>((resolve) => {
-      stream.once('drain', resolve);
-      stream.once('close', resolve);
-    });
+    if (serverEnded() || stream.closed || stream.destroyed) return;
+    if (!stream.write(step === plan.steps[0] ? headers : step.frame)) await drained(stream);
   }
-  if (!stream.closed && !stream.destroyed) stream.end();
+}
+
+function drained(stream: http2.ClientHttp2Stream): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+  });
 }

@@ -1,12 +1,13 @@
 /**
  * The load loops: closed loop (C exchanges always in flight, as fast as the server answers) or open
  * loop (exchanges start at a fixed rate, whatever the server does), bounded by duration and/or count,
- * over a few HTTP/2 connections (Envoy keeps one per worker thread). In the open loop an exchange's
- * latency counts from its scheduled start, so queueing inside the driver (at most `concurrency` in
- * flight) shows up in the figures instead of hiding (no coordinated omission).
+ * over a few HTTP/2 connections (Envoy keeps one per worker thread; one the server sends away is
+ * replaced, see connections.ts). In the open loop an exchange's latency counts from its scheduled
+ * start, so queueing inside the driver (at most `concurrency` in flight) shows up in the figures
+ * instead of hiding (no coordinated omission). Every RPC ends as Envoy ends it (`close`).
  */
-import http2 from 'node:http2';
-import { prepare, runExchange, type ExchangeSink, type PreparedScenario } from './exchange.js';
+import { Connections } from './connections.js';
+import { prepare, runExchange, type CloseStyle, type ExchangeOptions, type ExchangeResult, type ExchangeSink, type RpcEnd } from './exchange.js';
 import { buildReport, Samples, type BenchReport, type RunData } from './report.js';
 import { findScenario, PHASES, type Phase } from './scenarios.js';
 
@@ -27,6 +28,8 @@ export interface LoadOptions {
   connections: number;
   /** Per exchange. */
   timeoutMs: number;
+  /** How each RPC is ended once every answer arrived: Envoy's default (reset) or its graceful close. */
+  close: CloseStyle;
 }
 
 export const DEFAULT_LOAD: Omit<LoadOptions, 'target' | 'scenario'> = {
@@ -37,7 +40,11 @@ export const DEFAULT_LOAD: Omit<LoadOptions, 'target' | 'scenario'> = {
   warmup: 200,
   connections: 1,
   timeoutMs: 10_000,
+  close: 'envoy',
 };
+
+/** Tries per exchange when its stream is refused unprocessed by a connection going away. */
+const MAX_ATTEMPTS = 3;
 
 class Recorder implements ExchangeSink {
   readonly latencies = new Samples();
@@ -45,6 +52,7 @@ class Recorder implements ExchangeSink {
   readonly answers = new Map<string, number>();
   readonly errors = new Map<string, number>();
   readonly statuses = new Map<string, number>();
+  readonly ends: Record<RpcEnd, number> = { server: 0, 'half-close': 0, reset: 0 };
   modeOverrides = 0;
 
   phase(phase: Phase, ns: number): void {
@@ -66,15 +74,29 @@ const bump = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k
 export async function runLoad(options: LoadOptions): Promise<BenchReport> {
   if (options.durationMs <= 0 && options.count <= 0) throw new Error('give a duration or a count (or both)');
   const plan = prepare(findScenario(options.scenario));
-  const sessions = await Promise.all(Array.from({ length: Math.max(1, options.connections) }, () => connect(options.target)));
-  let rr = 0;
-  const session = (): http2.ClientHttp2Session => sessions[rr++ % sessions.length]!;
+  const connections = new Connections(options.target, options.connections);
+  await connections.open();
+  const exchangeOptions: ExchangeOptions = { timeoutMs: options.timeoutMs, close: options.close };
+  const play = async (sink: ExchangeSink): Promise<ExchangeResult> => {
+    for (let attempt = 1; ; attempt++) {
+      let session;
+      try {
+        session = await connections.get();
+      } catch (e) {
+        return { status: 'Unavailable', error: `connect: ${(e as Error).message}`, end: null };
+      }
+      const r = await runExchange(session, plan, sink, exchangeOptions);
+      if (!r.refused || attempt === MAX_ATTEMPTS) return r;
+      connections.refusedReplayed();
+    }
+  };
   try {
-    await closedLoop(plan, session, DISCARD, null, { ...options, durationMs: 0, count: options.warmup });
+    await closedLoop(play, DISCARD, null, { ...options, durationMs: 0, count: options.warmup });
+    connections.resetStats();
     const rec = new Recorder();
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    const endReason = options.rps > 0 ? await openLoop(plan, session, rec, options) : await closedLoop(plan, session, rec, rec, options);
+    const endReason = options.rps > 0 ? await openLoop(play, rec, options) : await closedLoop(play, rec, rec, options);
     const totalNs = Number(process.hrtime.bigint() - t0);
     const cpu = process.cpuUsage(cpu0);
     const data: RunData = {
@@ -85,6 +107,9 @@ export async function runLoad(options: LoadOptions): Promise<BenchReport> {
       phases: rec.phases,
       answers: rec.answers,
       modeOverrides: rec.modeOverrides,
+      close: options.close,
+      ends: { ...rec.ends },
+      sessions: connections.stats(),
       cpu,
       endReason,
       options: { ...options },
@@ -92,37 +117,25 @@ export async function runLoad(options: LoadOptions): Promise<BenchReport> {
     };
     return buildReport(data);
   } finally {
-    await Promise.all(sessions.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await connections.close();
   }
 }
 
-function connect(target: string): Promise<http2.ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    // Large windows and session memory: 1 MB request bodies from many streams must not stall on
-    // flow control or trip nghttp2's memory cap on the driver's side.
-    const s = http2.connect(`http://${target}`, { maxSessionMemory: 512, settings: { initialWindowSize: 16 * 1024 * 1024 } });
-    s.once('connect', () => {
-      s.setLocalWindowSize(64 * 1024 * 1024);
-      s.off('error', reject);
-      s.on('error', () => {});
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
+/** Plays one exchange on the next connection. */
+type Play = (sink: ExchangeSink) => Promise<ExchangeResult>;
 
-type Bounds = Pick<LoadOptions, 'concurrency' | 'durationMs' | 'count' | 'timeoutMs'>;
+type Bounds = Pick<LoadOptions, 'concurrency' | 'durationMs' | 'count'>;
 
-function record(rec: Recorder | null, ns: number, status: string, error: string | null): void {
+function record(rec: Recorder | null, ns: number, r: ExchangeResult): void {
   if (!rec) return;
   rec.latencies.add(ns);
-  bump(rec.statuses, status);
-  if (error !== null) bump(rec.errors, error);
+  bump(rec.statuses, r.status);
+  if (r.error !== null) bump(rec.errors, r.error);
+  else if (r.end !== null) rec.ends[r.end]++;
 }
 
 async function closedLoop(
-  plan: PreparedScenario,
-  session: () => http2.ClientHttp2Session,
+  play: Play,
   sink: ExchangeSink,
   rec: Recorder | null,
   o: Bounds,
@@ -146,8 +159,8 @@ async function closedLoop(
     while (more()) {
       started++;
       const t = process.hrtime.bigint();
-      const r = await runExchange(session(), plan, sink, o.timeoutMs);
-      record(rec, Number(process.hrtime.bigint() - t), r.status, r.error);
+      const r = await play(sink);
+      record(rec, Number(process.hrtime.bigint() - t), r);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
@@ -155,8 +168,7 @@ async function closedLoop(
 }
 
 function openLoop(
-  plan: PreparedScenario,
-  session: () => http2.ClientHttp2Session,
+  play: Play,
   rec: Recorder,
   o: Bounds & { rps: number },
 ): Promise<RunData['endReason']> {
@@ -180,9 +192,9 @@ function openLoop(
         const scheduled = t0 + BigInt(Math.round(started * intervalNs));
         started++;
         inFlight++;
-        void runExchange(session(), plan, rec, o.timeoutMs).then((r) => {
+        void play(rec).then((r) => {
           inFlight--;
-          record(rec, Number(process.hrtime.bigint() - scheduled), r.status, r.error);
+          record(rec, Number(process.hrtime.bigint() - scheduled), r);
           pump();
         });
       }

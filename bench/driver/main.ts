@@ -2,9 +2,13 @@
  * The load driver as its own process, so its CPU is not the server's:
  *
  *   npx tsx bench/driver/main.ts --target 127.0.0.1:50051 --scenario chat [--concurrency 16]
- *       [--rps 0] [--duration 5s] [--count 0] [--warmup 200] [--connections 1] [--timeout 10s] [--out FILE]
+ *       [--rps 0] [--duration 5s] [--count 0] [--warmup 200] [--connections 1] [--timeout 10s]
+ *       [--close envoy|graceful] [--out FILE]
  *   npx tsx bench/driver/main.ts --list
  *
+ * --close: how each RPC ends after its last answer, as Envoy ends it (default `envoy`: END_STREAM then
+ * RST_STREAM(CANCEL) at once unless the server already ended it; `graceful`: END_STREAM, up to 1 s for
+ * the server's trailers, then the reset).
  * Writes the report (ghz's JSON format plus per-phase figures) to --out, or to stdout.
  */
 import { writeFileSync } from 'node:fs';
@@ -24,7 +28,12 @@ async function main(): Promise<void> {
   else {
     writeFileSync(out, `${text}\n`);
     const p99 = report.latencyDistribution.find((l) => l.percentage === 99)?.latency ?? 0;
-    process.stderr.write(`${options.scenario}: ${report.count} exchanges, ${report.rps.toFixed(0)}/s, p99 ${(p99 / 1e6).toFixed(2)} ms -> ${out}\n`);
+    const c = report.closes;
+    const goaways = Object.entries(report.sessions.goaways).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+    process.stderr.write(
+      `${options.scenario}: ${report.count} exchanges, ${report.rps.toFixed(0)}/s, p99 ${(p99 / 1e6).toFixed(2)} ms; ` +
+        `ended by server ${c.endedByServer + c.endedAfterHalfClose}, reset by driver ${c.resetByDriver}; GOAWAYs: ${goaways} -> ${out}\n`,
+    );
   }
 }
 

@@ -1,8 +1,11 @@
 /**
  * Turns raw samples into a report in ghz's JSON format (latencies in ns, histogram marks in seconds,
  * the same percentiles and 11-bucket histogram ghz computes) plus tokenwarden's own additions: the
- * per-phase round trips, the answers seen and the driver's own CPU. Pure: no I/O.
+ * per-phase round trips, the answers seen, how the RPCs ended, the HTTP/2 sessions and the driver's
+ * own CPU. Pure: no I/O.
  */
+import type { SessionStats } from './connections.js';
+import type { CloseStyle, RpcEnd } from './exchange.js';
 import { PHASES, type Phase } from './scenarios.js';
 
 /** A growable list of ns samples (typed array: millions of chunk samples stay cheap). */
@@ -38,6 +41,10 @@ export interface RunData {
   phases: Readonly<Record<Phase, Samples>>;
   answers: ReadonlyMap<string, number>;
   modeOverrides: number;
+  close: CloseStyle;
+  /** Completed exchanges by how their RPC ended. */
+  ends: Readonly<Record<RpcEnd, number>>;
+  sessions: SessionStats;
   /** process.cpuUsage() difference over the measured run, µs. */
   cpu: { user: number; system: number };
   endReason: 'normal' | 'timeout' | 'count';
@@ -82,6 +89,14 @@ export interface BenchReport {
   phases: Partial<Record<Phase, PhaseStats>>;
   answers: Record<string, number>;
   modeOverrides: number;
+  /**
+   * How the completed exchanges' RPCs ended (failed ones are in errorDistribution): ended by the
+   * server before the driver closed anything, by the server after the driver's END_STREAM (graceful
+   * style), or reset by the driver after every answer, as Envoy resets them.
+   */
+  closes: { style: CloseStyle; endedByServer: number; endedAfterHalfClose: number; resetByDriver: number };
+  /** The driver's HTTP/2 connections: opened (replacements included), GOAWAYs received by code, lost. */
+  sessions: SessionStats;
   driver: { cpuUserUs: number; cpuSystemUs: number; cpuPerExchangeUs: number; coresUsed: number };
 }
 
@@ -151,6 +166,8 @@ export function buildReport(d: RunData): BenchReport {
     phases,
     answers: Object.fromEntries(d.answers),
     modeOverrides: d.modeOverrides,
+    closes: { style: d.close, endedByServer: d.ends.server, endedAfterHalfClose: d.ends['half-close'], resetByDriver: d.ends.reset },
+    sessions: d.sessions,
     driver: {
       cpuUserUs: d.cpu.user,
       cpuSystemUs: d.cpu.system,
