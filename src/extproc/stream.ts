@@ -1,7 +1,8 @@
 /**
  * One ext_proc gRPC stream = one HTTP exchange. Answers every message exactly once, in the order
  * received (so FIFO per direction), with the oneof that matches; writes nothing in observability mode;
- * treats Envoy's half-close + cancel as a normal end. Recognition and metering live in Exchange.
+ * ends the RPC itself (OK) right after the last answer Envoy can need; treats Envoy's half-close +
+ * cancel as a normal end. Recognition and metering live in Exchange.
  *
  * Per-stream state lives until the stream ends. Envoy ends every stream it opens; in observability
  * mode it may keep the side stream for deferred_close_timeout after the HTTP stream ended, and it
@@ -210,10 +211,12 @@ export class ProcessStream {
 
   /**
    * Whether Envoy can need no further answer on this stream (spec §1.6 rule 1). Ending the RPC with
-   * OK then spares Envoy a reset of an open stream, which Node's HTTP/2 counts against its
-   * rapid-reset limit. Whatever Envoy still sends afterwards passes unprocessed, so every ending
-   * below loses nothing tokenwarden needs. Not with bodies in FULL_DUPLEX_STREAMED before the
-   * response ended: chunks Envoy sent and we did not echo yet would be lost (§1.7).
+   * OK then frees the stream without a reset wherever our trailers reach Envoy before it closes
+   * (graceful close; non-LLM traffic, whose HTTP stream outlives the side stream); the resets that
+   * still come are kept within Node's limit by connection rotation (sessions.ts). Whatever Envoy
+   * sends afterwards passes unprocessed, so no ending below loses anything tokenwarden needs. Not
+   * with FULL_DUPLEX_STREAMED bodies before the response ended: chunks Envoy sent and we did not
+   * echo yet would be lost (§1.7).
    */
   private lastAnswer(kind: RequestKind, msg: WireProcessingRequest, answer: WireProcessingResponse): boolean {
     if (answer.immediate_response) return true;
