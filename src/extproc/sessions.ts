@@ -106,11 +106,6 @@ export class SessionWatcher {
     return any;
   }
 
-  /** Sessions open now (a rotated session stays until its streams end). */
-  get openSessions(): number {
-    return this.sessions.size;
-  }
-
   /** Marks the GOAWAYs grpc-js sends on shutdown as such. */
   shutdown(): void {
     this.shuttingDown = true;
