@@ -13,6 +13,7 @@
  *   npx tsx bench/noop-server.ts [PORT]      prints "noop ready grpc=127.0.0.1:PORT" once serving
  */
 import * as grpc from '@grpc/grpc-js';
+import { endsResponse } from '../src/extproc/messages.js';
 import { SessionWatcher } from '../src/extproc/sessions.js';
 import {
   extProcServiceDefinition,
@@ -31,7 +32,7 @@ function process_(call: Call): void {
     observability ??= msg.observability_mode === true;
     const kind = msg.request;
     if (kind === undefined || call.writableEnded) return;
-    const last = responseEnds(msg);
+    const last = endsResponse(msg);
     if (!observability) call.write({ [kind]: {} } as WireProcessingResponse);
     // The last answer Envoy can need: end the RPC now instead of leaving it for Envoy to reset.
     if (last) call.end();
@@ -41,22 +42,6 @@ function process_(call: Call): void {
   });
   call.on('error', () => {});
 }
-
-/** The message after which no other response message can come (as tokenwarden's stream.ts). */
-function responseEnds(msg: WireProcessingRequest): boolean {
-  switch (msg.request) {
-    case 'response_headers':
-      return msg.response_headers?.end_of_stream === true;
-    case 'response_body':
-      return msg.response_body?.end_of_stream === true;
-    case 'response_trailers':
-      return true;
-    default:
-      return false;
-  }
-}
-
-const IGNORE_SESSIONS = { opened() {}, closed() {}, streamResetByPeer() {} };
 
 export async function startNoopServer(address: string): Promise<{ address: string; stop(): Promise<void> }> {
   const server = new grpc.Server({
@@ -72,7 +57,7 @@ export async function startNoopServer(address: string): Promise<{ address: strin
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   // tokenwarden's connection rotation and HTTP/2 windows (src/extproc/server.ts does the same).
-  const sessions = new SessionWatcher({ observer: IGNORE_SESSIONS, rotate: true });
+  const sessions = new SessionWatcher({ rotate: true });
   if (!sessions.attach(server)) throw new Error('noop-server: this @grpc/grpc-js hides its HTTP/2 servers; no connection rotation');
   return {
     address: `${address.slice(0, address.lastIndexOf(':'))}:${port}`,

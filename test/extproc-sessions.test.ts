@@ -197,6 +197,15 @@ describe('HTTP/2 sessions on the gRPC port', () => {
     expect(record!.model).toBe('gpt-4o');
   }, 60_000);
 
+  it('a shutdown closes its connections as goaway_sent_shutdown', async () => {
+    const own = await startTestServer();
+    const session = connect(own);
+    expect(await rpc(session, NON_LLM).status).toBe('0');
+    await own.stop();
+    session.destroy();
+    await eventually(async () => expect(await metric(own, 'tokenwarden_http2_sessions_closed_total', { reason: 'goaway_sent_shutdown' })).toBe(1));
+  });
+
   it('counts sessions opened and open', async () => {
     const opened = await metric(srv, 'tokenwarden_http2_sessions_opened_total');
     const session = connect(srv);

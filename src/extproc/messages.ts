@@ -3,6 +3,7 @@ import type {
   WireHeaderMap,
   WireHeaderMutation,
   WireProcessingMode,
+  WireProcessingRequest,
   WireProcessingResponse,
   WireStruct,
   WireStructValue,
@@ -44,6 +45,25 @@ export function headerMutation(set: Record<string, string>, remove: string[] = [
     })),
     remove_headers: remove,
   };
+}
+
+/**
+ * Whether no other response message can follow `msg` (spec §1.2): the response ended (headers or
+ * body with end_of_stream, trailers), or Envoy sends no body (`responseBodyMode` NONE) or only one
+ * chunk (BUFFERED_PARTIAL, the rest flowing unprocessed). `responseBodyMode` comes from
+ * protocol_config (Envoy >= 1.34); undefined when unknown.
+ */
+export function endsResponse(msg: WireProcessingRequest, responseBodyMode?: number): boolean {
+  switch (msg.request) {
+    case 'response_headers':
+      return msg.response_headers?.end_of_stream === true || responseBodyMode === BodySendMode.NONE;
+    case 'response_body':
+      return msg.response_body?.end_of_stream === true || responseBodyMode === BodySendMode.BUFFERED_PARTIAL;
+    case 'response_trailers':
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** The "no change" answer for a message kind. */

@@ -39,7 +39,7 @@ export class ExtProcServer {
   private readonly sessions: SessionWatcher;
 
   constructor(private readonly opts: ExtProcServerOptions) {
-    this.sessions = new SessionWatcher({ observer: opts.sessions ?? IGNORE_SESSIONS, rotate: opts.rotateConnections ?? true });
+    this.sessions = new SessionWatcher({ observer: opts.sessions, rotate: opts.rotateConnections ?? true });
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': opts.maxReceiveMessageBytes,
       // Answers can carry a rewritten request body as large as the request itself.
@@ -145,8 +145,6 @@ export class ExtProcServer {
     }
   }
 }
-
-const IGNORE_SESSIONS: SessionObserver = { opened() {}, closed() {}, streamResetByPeer() {} };
 
 function unixPath(address: string): string {
   return address.replace(/^unix:(\/\/)?/, '');

@@ -73,7 +73,8 @@ export class ResetAllowance {
 }
 
 export interface WatchOptions {
-  observer: SessionObserver;
+  /** Default: nothing is reported (rotation and windows still apply). */
+  observer?: SessionObserver | undefined;
   rotate: boolean;
   now?: () => number;
 }
@@ -85,12 +86,17 @@ interface SessionState {
   error: boolean;
 }
 
+const IGNORE: SessionObserver = { opened() {}, closed() {}, streamResetByPeer() {} };
+
 /** Watches the sessions of a bound grpc-js server. */
 export class SessionWatcher {
   private readonly sessions = new Map<http2.ServerHttp2Session, SessionState>();
   private shuttingDown = false;
+  private readonly observer: SessionObserver;
 
-  constructor(private readonly opts: WatchOptions) {}
+  constructor(private readonly opts: WatchOptions) {
+    this.observer = opts.observer ?? IGNORE;
+  }
 
   /** Attaches to the server's HTTP/2 listeners; false when grpc-js no longer exposes them. */
   attach(server: grpc.Server): boolean {
@@ -115,7 +121,7 @@ export class SessionWatcher {
   private onSession(session: http2.ServerHttp2Session): void {
     const state: SessionState = { open: 0, goaway: this.shuttingDown ? 'goaway_sent_shutdown' : null, goawayReceived: false, error: false };
     this.sessions.set(session, state);
-    this.opts.observer.opened();
+    this.observer.opened();
     try {
       session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     } catch {
@@ -128,7 +134,7 @@ export class SessionWatcher {
       stream.once('close', () => {
         state.open--;
         // Reset before the server sent its trailers: by the peer, or lost with the connection.
-        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && stream.sentTrailers === undefined) this.opts.observer.streamResetByPeer();
+        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && stream.sentTrailers === undefined) this.observer.streamResetByPeer();
       });
       if (this.opts.rotate && state.goaway === null && allowance.take(now()) < ROTATE_BELOW) this.rotate(session, state);
     });
@@ -141,7 +147,7 @@ export class SessionWatcher {
     session.once('close', () => {
       this.sessions.delete(session);
       const open = Math.max(openAtSocketClose, state.open, 0);
-      this.opts.observer.closed(closeReason(state, open), open);
+      this.observer.closed(closeReason(state, open), open);
     });
   }
 

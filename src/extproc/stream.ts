@@ -21,7 +21,7 @@ import type {
   WireProcessingRequest,
   WireProcessingResponse,
 } from './protocol.js';
-import { attributeMap, emptyAnswer, headerMap, headerMutation, SKIP_REST_OVERRIDE } from './messages.js';
+import { attributeMap, emptyAnswer, endsResponse, headerMap, headerMutation, SKIP_REST_OVERRIDE } from './messages.js';
 import { exchangeMetadata, requestMetadata } from './metadata.js';
 
 export type ProcessCall = ServerDuplexStream<WireProcessingRequest, WireProcessingResponse>;
@@ -221,22 +221,7 @@ export class ProcessStream {
   private lastAnswer(kind: RequestKind, msg: WireProcessingRequest, answer: WireProcessingResponse): boolean {
     if (answer.immediate_response) return true;
     if (kind === 'request_headers') return !this.llm && !this.requestDuplex && !this.responseDuplex;
-    return this.responseEnds(kind, msg);
-  }
-
-  /** The message after which no other response message can come. */
-  private responseEnds(kind: RequestKind, msg: WireProcessingRequest): boolean {
-    switch (kind) {
-      case 'response_headers':
-        return msg.response_headers?.end_of_stream === true || this.responseBodyMode === BodySendMode.NONE;
-      case 'response_body':
-        // BUFFERED_PARTIAL sends one chunk; past Envoy's buffer the rest flows unprocessed.
-        return msg.response_body?.end_of_stream === true || this.responseBodyMode === BodySendMode.BUFFERED_PARTIAL;
-      case 'response_trailers':
-        return true;
-      default:
-        return false;
-    }
+    return endsResponse(msg, this.responseBodyMode);
   }
 
   private endFromServer(): void {
@@ -285,10 +270,10 @@ export class ProcessStream {
           budgetHeaders && Object.keys(budgetHeaders).length > 0
             ? { response_headers: { response: { header_mutation: headerMutation(budgetHeaders) } } }
             : { response_headers: {} };
-        return this.responseEnds(kind, msg) ? this.final(answer) : answer;
+        return endsResponse(msg, this.responseBodyMode) ? this.final(answer) : answer;
       }
       case 'response_body':
-        return this.onResponseBody(ex, msg.response_body ?? {}, this.responseEnds(kind, msg));
+        return this.onResponseBody(ex, msg.response_body ?? {}, endsResponse(msg, this.responseBodyMode));
       case 'response_trailers':
         if (!this.llm) return { response_trailers: {} };
         ex.onResponseTrailers();
