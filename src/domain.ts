@@ -79,8 +79,28 @@ export type UsageSource = 'reported' | 'estimated' | 'none';
 /** complete: the response ended normally; aborted: the stream ended before the response did. */
 export type ExchangeCompletion = 'complete' | 'aborted';
 
+/**
+ * Envoy's view of an exchange's timing, in seconds, from when its ext_proc messages reached
+ * tokenwarden. It includes the upstream and Envoy; it is not what the client saw. Inline exchanges
+ * that reached the upstream only; a part that was not seen is null.
+ */
+export interface ExchangeLatency {
+  /** Request headers → end of the response (last body chunk, or trailers). */
+  duration: number | null;
+  /** Request headers → response headers. */
+  timeToFirstByte: number | null;
+  /** Streams: request headers → the first response body chunk that carries output. */
+  timeToFirstChunk: number | null;
+  /** Streams: (end of the response − first output chunk) ÷ (output tokens − 1), with 2+ output tokens. */
+  timePerOutputToken: number | null;
+}
+
 export interface ExchangeRecord {
   requestId: string | null;
+  /** The request's W3C traceparent header, when it had one (spans are parented to it). */
+  traceparent: string | null;
+  /** The request's :authority host without the port (the conventions' server.address). */
+  serverAddress: string | null;
   startedAt: number;
   endedAt: number;
   /** inline: Envoy waits for answers; observability: Envoy mirrors traffic (never waits). */
@@ -118,4 +138,5 @@ export interface ExchangeRecord {
   blockedBy: string[];
   /** The model is not sanctioned for this consumer under a monitor or enforce policy (flagged or blocked). */
   unsanctioned: boolean;
+  latency: ExchangeLatency | null;
 }

@@ -201,8 +201,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     admitter,
     catalog: () => catalog,
     decided: (budget, decision) => metrics.budgetDecisions.inc({ budget, decision }),
-    unsanctioned: (e) =>
-      metrics.unsanctionedRequests.inc({ gen_ai_provider_name: e.provider, gen_ai_request_model: metrics.modelLabel(e.model), policy: e.policy, decision: e.decision }),
+    unsanctioned: (e) => metrics.recordUnsanctioned(e),
   });
   // API-key fingerprints must agree wherever the inventory is shared. Without a configured secret
   // (and only when API keys are fingerprinted at all):

@@ -128,6 +128,8 @@ function enabled(p: Processor, vhostName: string, match: string): boolean {
 function emittedMetadataKeys(): string[] {
   const record: ExchangeRecord = {
     requestId: 'r1',
+    traceparent: null,
+    serverAddress: null,
     startedAt: 0,
     endedAt: 1,
     mode: 'inline',
@@ -156,6 +158,7 @@ function emittedMetadataKeys(): string[] {
     usageInjected: false,
     blockedBy: [],
     unsanctioned: false,
+    latency: null,
   };
   const metadata = fromStruct(exchangeMetadata(record, DEFAULTS.metadata));
   const ns = metadata[DEFAULTS.metadata.namespace];

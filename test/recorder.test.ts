@@ -13,6 +13,8 @@ import { emptyErrors, emptyTokens, type InventoryBatch, type InventoryDelta, typ
 function rec(over: Partial<ExchangeRecord> = {}): ExchangeRecord {
   return {
     requestId: null,
+    traceparent: null,
+    serverAddress: null,
     startedAt: 1_000,
     endedAt: 1_100,
     mode: 'inline',
@@ -34,6 +36,7 @@ function rec(over: Partial<ExchangeRecord> = {}): ExchangeRecord {
     usageInjected: false,
     blockedBy: [],
     unsanctioned: false,
+    latency: null,
     ...over,
   };
 }

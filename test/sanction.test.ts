@@ -100,8 +100,7 @@ async function startHarness(): Promise<Harness> {
     policies: () => policies,
     admitter,
     catalog: () => catalog,
-    unsanctioned: (e) =>
-      metrics.unsanctionedRequests.inc({ gen_ai_provider_name: e.provider, gen_ai_request_model: e.model, policy: e.policy, decision: e.decision }),
+    unsanctioned: (e) => metrics.recordUnsanctioned(e),
   });
   const deps = {
     recognize: createRecognizer(config.discovery),

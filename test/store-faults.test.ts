@@ -22,6 +22,8 @@ function record(i: number, over: Partial<ExchangeRecord> = {}): ExchangeRecord {
   const estimated = i % 11 === 0;
   return {
     requestId: null,
+    traceparent: null,
+    serverAddress: null,
     startedAt: 1_700_000_000_000 + i,
     endedAt: 1_700_000_000_000 + i,
     mode: 'inline',
@@ -43,6 +45,7 @@ function record(i: number, over: Partial<ExchangeRecord> = {}): ExchangeRecord {
     usageInjected: false,
     blockedBy: [],
     unsanctioned: false,
+    latency: null,
     ...over,
   };
 }

@@ -1,13 +1,24 @@
 /**
- * Prometheus metrics. Token and request metrics follow the OpenTelemetry GenAI semantic conventions
- * (gen_ai_client_token_usage with gen_ai_* labels); tokenwarden's own operational metrics are
- * prefixed `tokenwarden_`. The consumer is a label only when `metrics.consumer_labels` is on: one
- * series per consumer can be a lot of series.
+ * Prometheus metrics. Token, latency and request metrics follow the OpenTelemetry GenAI semantic
+ * conventions, names and values (gen_ai_client_token_usage with gen_ai_provider_name="aws.bedrock",
+ * gen_ai_operation_name="chat"); tokenwarden's API id has its own label, tokenwarden_api. Unknown
+ * values (a model the response did not name) are left out of a series, never an empty string.
+ * tokenwarden's own operational metrics are prefixed `tokenwarden_`. The consumer is a label only
+ * when `metrics.consumer_labels` is on: one series per consumer can be a lot of series.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ExchangeRecord } from '../domain.js';
+import { ANONYMOUS_CONSUMER, type ExchangeRecord } from '../domain.js';
+import { genAiOperationName, genAiProviderName } from '../telemetry/semconv.js';
 
-const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
+/** The conventions' advised bucket boundaries (gen_ai.client.token.usage, .operation.duration). */
+const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+/** The conventions' time-to-first-token boundaries, also used for the time to first byte. */
+const FIRST_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+/** The conventions' time-per-output-token boundaries, with finer steps below 10 ms for fast models. */
+const PER_TOKEN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
+/** Labels of every per-exchange GenAI series; gen_ai_response_model only when the response named one. */
+const GEN_AI_LABELS = ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_operation_name', 'tokenwarden_api'];
 const PHASE_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
 const CONSUMER_LABEL = 'tokenwarden_consumer';
@@ -47,6 +58,34 @@ export class Metrics {
   readonly tokenUsage: Histogram;
   readonly costUsd: Counter;
   readonly exchanges: Counter;
+  readonly operationDuration = new Histogram({
+    name: 'gen_ai_client_operation_duration_seconds',
+    help: 'Inline exchanges: request headers to the end of the response, as Envoy saw it (gen_ai.client.operation.duration; includes the upstream).',
+    labelNames: [...GEN_AI_LABELS, 'error_type'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly timeToFirstChunk = new Histogram({
+    name: 'gen_ai_client_operation_time_to_first_chunk_seconds',
+    help: 'Inline streams: request headers to the first response body chunk that carries output (gen_ai.client.operation.time_to_first_chunk).',
+    labelNames: GEN_AI_LABELS,
+    buckets: FIRST_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly timeToFirstByte = new Histogram({
+    name: 'tokenwarden_time_to_first_byte_seconds',
+    help: 'Inline exchanges: request headers to the response headers.',
+    labelNames: GEN_AI_LABELS,
+    buckets: FIRST_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly timePerOutputToken = new Histogram({
+    name: 'tokenwarden_time_per_output_token_seconds',
+    help: 'Inline streams with 2+ output tokens: (end of the response - first output chunk) / (output tokens - 1).',
+    labelNames: GEN_AI_LABELS,
+    buckets: PER_TOKEN_BUCKETS,
+    registers: [this.registry],
+  });
   readonly exchangeErrors = new Counter({
     name: 'tokenwarden_exchange_errors_total',
     help: 'Exchanges with bad input by error code (invalid_json, invalid_utf8, empty_body, stream_truncated, ...).',
@@ -203,7 +242,7 @@ export class Metrics {
     this.tokenUsage = new Histogram({
       name: 'gen_ai_client_token_usage',
       help: 'Tokens per exchange by token type (OpenTelemetry GenAI gen_ai.client.token.usage).',
-      labelNames: ['gen_ai_token_type', 'gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_response_model', 'gen_ai_operation_name', 'tokenwarden_usage_source', ...consumer],
+      labelNames: ['gen_ai_token_type', ...GEN_AI_LABELS, 'tokenwarden_usage_source', ...consumer],
       buckets: TOKEN_BUCKETS,
       registers: [this.registry],
     });
@@ -216,7 +255,7 @@ export class Metrics {
     this.exchanges = new Counter({
       name: 'tokenwarden_exchanges_total',
       help: 'LLM exchanges by provider, model and outcome (ok, upstream_error, bad_input, aborted).',
-      labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_operation_name', 'outcome', ...consumer],
+      labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_operation_name', 'tokenwarden_api', 'outcome', ...consumer],
       registers: [this.registry],
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tokenwarden_' });
@@ -227,27 +266,45 @@ export class Metrics {
     return this.models.value(model);
   }
 
+  /** A sanction policy flagged or blocked a request (provider id as tokenwarden names it). */
+  recordUnsanctioned(e: { provider: string; model: string; policy: string; decision: string }): void {
+    this.unsanctionedRequests.inc({
+      gen_ai_provider_name: genAiProviderName(e.provider),
+      gen_ai_request_model: this.modelLabel(e.model),
+      policy: e.policy,
+      decision: e.decision,
+    });
+  }
+
   recordExchange(r: ExchangeRecord): void {
-    const provider = r.provider;
-    const model = this.modelLabel(r.model ?? '');
-    const who = this.consumerLabels ? { [CONSUMER_LABEL]: this.consumers.value(r.consumer?.id ?? '') } : {};
+    const provider = genAiProviderName(r.provider);
+    const who = this.consumerLabels ? { [CONSUMER_LABEL]: this.consumers.value(r.consumer?.id ?? ANONYMOUS_CONSUMER) } : {};
     const outcome =
       r.completion === 'aborted' ? 'aborted' : r.error ? 'bad_input' : r.status !== null && r.status >= 400 ? 'upstream_error' : 'ok';
-    this.exchanges.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, gen_ai_operation_name: r.api, outcome, ...who });
+    const series: Record<string, string> = { gen_ai_provider_name: provider, gen_ai_operation_name: genAiOperationName(r.api, r.model), tokenwarden_api: r.api };
+    if (r.model !== null) series.gen_ai_request_model = this.modelLabel(r.model);
+    const model = { gen_ai_provider_name: provider, ...(r.model !== null && { gen_ai_request_model: series.gen_ai_request_model! }) };
+    this.exchanges.inc({ ...series, outcome, ...who });
     if (r.error) this.exchangeErrors.inc({ error: r.error, gen_ai_provider_name: provider });
     if (r.usageInjected) this.usageInjected.inc();
-    if (r.unpriced) this.unpriced.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model });
-    if (r.costMicroUsd !== null) this.costUsd.inc({ gen_ai_provider_name: provider, gen_ai_request_model: model, ...who }, r.costMicroUsd / 1e6);
+    if (r.unpriced) this.unpriced.inc(model);
+    if (r.costMicroUsd !== null) this.costUsd.inc({ ...model, ...who }, r.costMicroUsd / 1e6);
+    if (r.responseModel !== null) series.gen_ai_response_model = this.modelLabel(r.responseModel);
+    if (r.latency) this.recordLatency(r, series);
     if (r.usageSource === 'none') return;
-    const labels = {
-      gen_ai_provider_name: provider,
-      gen_ai_request_model: model,
-      gen_ai_response_model: this.modelLabel(r.responseModel ?? ''),
-      gen_ai_operation_name: r.api,
-      tokenwarden_usage_source: r.usageSource,
-      ...who,
-    };
+    const labels = { ...series, tokenwarden_usage_source: r.usageSource, ...who };
     if (r.usage.input_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, r.usage.input_tokens);
     if (r.usage.output_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, r.usage.output_tokens);
+  }
+
+  private recordLatency(r: ExchangeRecord, series: Record<string, string>): void {
+    const l = r.latency!;
+    if (l.timeToFirstByte !== null) this.timeToFirstByte.observe(series, l.timeToFirstByte);
+    if (l.duration !== null) {
+      const failed = r.status !== null && r.status >= 400;
+      this.operationDuration.observe(failed ? { ...series, error_type: String(r.status) } : series, l.duration);
+    }
+    if (l.timeToFirstChunk !== null) this.timeToFirstChunk.observe(series, l.timeToFirstChunk);
+    if (l.timePerOutputToken !== null) this.timePerOutputToken.observe(series, l.timePerOutputToken);
   }
 }

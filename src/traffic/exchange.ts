@@ -4,8 +4,17 @@
  * ExchangeRecord with usage, estimates and cost. No gRPC here: the ext_proc stream feeds it.
  */
 import { isUtf8 } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { MeteringConfig, LimitsConfig } from '../config/types.js';
-import { EMPTY_USAGE, type ConsumerIdentity, type ExchangeErrorCode, type ExchangeRecord, type Usage, type UsageSource } from '../domain.js';
+import {
+  EMPTY_USAGE,
+  type ConsumerIdentity,
+  type ExchangeErrorCode,
+  type ExchangeLatency,
+  type ExchangeRecord,
+  type Usage,
+  type UsageSource,
+} from '../domain.js';
 import type { Framing, RequestFacts, RequestHead, ResponseAccumulator, Route } from './types.js';
 import { SseDecoder, type SseEvent } from './decode/sse.js';
 import { EventStreamDecoder } from './decode/eventstream.js';
@@ -38,6 +47,8 @@ export interface ExchangeDeps {
   metering: MeteringConfig;
   limits: LimitsConfig;
   now?: () => number;
+  /** Monotonic milliseconds for latencies (performance.now by default). */
+  clock?: () => number;
 }
 
 /**
@@ -84,6 +95,8 @@ export class Exchange {
   route: Route | null = null;
   consumer: ConsumerIdentity | null = null;
   requestId: string | null = null;
+  traceparent: string | null = null;
+  serverAddress: string | null = null;
   model: string | null = null;
   stream = false;
   status: number | null = null;
@@ -121,9 +134,24 @@ export class Exchange {
   private responseEnded = false;
   private finished: Promise<ExchangeRecord> | null = null;
 
+  /** Message arrival times (clock ms) behind ExchangeRecord.latency; null until seen. */
+  private readonly clock: () => number;
+  private requestAt: number | null = null;
+  private responseHeadersAt: number | null = null;
+  private firstOutputAt: number | null = null;
+  private responseEndAt: number | null = null;
+
   constructor(private readonly deps: ExchangeDeps, opts: { observability: boolean }) {
     this.observability = opts.observability;
     this.startedAt = (deps.now ?? Date.now)();
+    this.clock = deps.clock ?? performance.now.bind(performance);
+  }
+
+  /** The response is over (its end, trailers, a stopped stream): marks it once, with its time. */
+  private endResponse(): void {
+    if (this.responseEnded) return;
+    this.responseEnded = true;
+    this.responseEndAt = this.clock();
   }
 
   get isLlm(): boolean {
@@ -144,7 +172,10 @@ export class Exchange {
     };
     this.route = this.deps.recognize(head);
     if (!this.route) return false;
+    this.requestAt = this.clock();
     this.requestId = headers.get('x-request-id') ?? null;
+    this.traceparent = headers.get('traceparent') ?? null;
+    this.serverAddress = hostOf(head.authority);
     this.consumer = this.deps.resolveConsumer(headers, attributes);
     this.model = this.route.pathModel;
     this.stream = this.route.pathStream ?? this.route.streamDefault;
@@ -270,9 +301,10 @@ export class Exchange {
     const status = Number.parseInt(headers.get(':status') ?? '', 10);
     this.status = Number.isFinite(status) ? status : null;
     if (!this.route) return;
+    this.responseHeadersAt = this.clock();
     this.parseIfComplete();
     if (this.status === null || this.status < 200 || this.status > 299) {
-      if (endOfStream) this.responseEnded = true;
+      if (endOfStream) this.endResponse();
       return;
     }
     this.respParse = true;
@@ -300,7 +332,7 @@ export class Exchange {
         break;
     }
     if (endOfStream) {
-      this.responseEnded = true;
+      this.endResponse();
       this.fail('empty_body');
       this.respParse = false;
     }
@@ -312,7 +344,7 @@ export class Exchange {
    */
   onResponseBody(chunk: Uint8Array, endOfStream: boolean): Uint8Array | null {
     if (this.responseEnded) return null;
-    if (endOfStream) this.responseEnded = true;
+    if (endOfStream) this.endResponse();
     if (!this.respParse) return null;
     if (this.content) this.content.push(chunk);
     else this.feedDecoded(chunk);
@@ -325,7 +357,7 @@ export class Exchange {
 
   /** Trailers end the response (its last body chunk had no end_of_stream). */
   onResponseTrailers(): void {
-    this.responseEnded = true;
+    this.endResponse();
   }
 
   private feedDecoded(bytes: Uint8Array): void {
@@ -333,12 +365,15 @@ export class Exchange {
     switch (this.framing) {
       case 'sse':
         this.sse!.push(bytes, (ev: SseEvent) => acc.onEvent({ kind: 'sse', event: ev.event, data: ev.data }));
+        this.noteOutput(acc);
         return;
       case 'eventstream':
         this.frames!.push(bytes, (f) => acc.onEvent({ kind: 'frame', headers: f.headers, payload: f.payload }));
+        this.noteOutput(acc);
         return;
       case 'ndjson':
         this.ndjson!.push(bytes, (text) => acc.onEvent({ kind: 'line', text }));
+        this.noteOutput(acc);
         return;
       default:
         if (this.respOverflow) return;
@@ -351,6 +386,11 @@ export class Exchange {
         }
         if (bytes.length > 0) this.respChunks.push(bytes);
     }
+  }
+
+  /** The first streamed chunk that carried output text starts the time to first chunk. */
+  private noteOutput(acc: ResponseAccumulator): void {
+    if (this.firstOutputAt === null && acc.outputBytes() > 0) this.firstOutputAt = this.clock();
   }
 
   get responseComplete(): boolean {
@@ -372,7 +412,7 @@ export class Exchange {
   stopStream(budgets: string[]): void {
     this.blockedBy = budgets;
     this.stoppedStream = true;
-    this.responseEnded = true;
+    this.endResponse();
   }
 
   /** Budgets or a policy refused the request: tokenwarden answered it itself and nothing went upstream. */
@@ -427,6 +467,8 @@ export class Exchange {
     const cost = usageSource === 'none' ? null : this.deps.prices.cost(route.provider, [responseModel, this.model], usage);
     return {
       requestId: this.requestId,
+      traceparent: this.traceparent,
+      serverAddress: this.serverAddress,
       startedAt: this.startedAt,
       endedAt: (this.deps.now ?? Date.now)(),
       mode: this.observability ? 'observability' : 'inline',
@@ -448,6 +490,23 @@ export class Exchange {
       usageInjected: this.usageInjected,
       blockedBy: this.blockedBy,
       unsanctioned: this.unsanctioned,
+      latency: this.latency(usage),
+    };
+  }
+
+  /** See ExchangeLatency: inline exchanges whose response came from the upstream. */
+  private latency(usage: Usage): ExchangeLatency | null {
+    const start = this.requestAt;
+    if (this.observability || start === null || this.responseHeadersAt === null) return null;
+    const since = (t: number | null): number | null => (t === null ? null : (t - start) / 1000);
+    const first = this.stream ? this.firstOutputAt : null;
+    const end = this.responseEndAt;
+    const out = usage.output_tokens;
+    return {
+      duration: since(end),
+      timeToFirstByte: since(this.responseHeadersAt),
+      timeToFirstChunk: since(first),
+      timePerOutputToken: first !== null && end !== null && out !== null && out >= 2 ? (end - first) / 1000 / (out - 1) : null,
     };
   }
 
@@ -566,4 +625,15 @@ function scannedObject(body: Buffer, values: Map<string, ScannedValue>): Record<
     }
   }
   return out;
+}
+
+/** The host of an :authority value, without its port (IPv6 literals lose their brackets). */
+export function hostOf(authority: string): string | null {
+  if (authority === '') return null;
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    return end > 1 ? authority.slice(1, end) : null;
+  }
+  const colon = authority.lastIndexOf(':');
+  return colon === -1 ? authority : authority.slice(0, colon) || null;
 }
