@@ -8,6 +8,8 @@
  * counters: /metrics is the sum over the workers (prom-client's AggregatorRegistry); every other
  * path is proxied to the workers' own admin servers, which share one private loopback port (the
  * health checks, inventory and budgets API read the shared store, so any worker can answer).
+ * OTLP export is not aggregated: each worker pushes its own metrics and spans (a span can only come
+ * from the worker that served the exchange) under its own service.instance.id (workerIndex()).
  *
  * Lifecycle: SIGTERM/SIGINT on the primary asks every worker to shut down gracefully (each flushes
  * its inventory) and exits 0 once all did; a second signal kills them. A worker that dies before it
@@ -62,6 +64,11 @@ export function restartDelay(crashes: readonly number[], now: number, policy: Re
 /** True in a process forked by runPrimary. */
 export function isWorker(): boolean {
   return cluster.isWorker && process.env[WORKER_INDEX_ENV] !== undefined;
+}
+
+/** This worker's 1-based index, or null outside `--workers`. */
+export function workerIndex(): number | null {
+  return isWorker() ? Number(process.env[WORKER_INDEX_ENV]) : null;
 }
 
 /** The admin address the primary assigned to this worker ('' = none), to use as a config override. */

@@ -32,6 +32,8 @@ import { Recorder } from './store/recorder.js';
 import type { InventoryStore } from './store/types.js';
 import { MemoryStore } from './store/memory.js';
 import { createLogger, errorFields, type Logger } from './log.js';
+import { resolveTelemetry } from './telemetry/settings.js';
+import { NO_TELEMETRY, startTelemetry, type Telemetry } from './telemetry/telemetry.js';
 
 export interface ServerHooks {
   /**
@@ -94,6 +96,9 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
   }
   const log = hooks.logger ?? createLogger(config.logging.level);
   const metrics = new Metrics({ consumerLabels: config.metrics.consumer_labels, maxLabelValues: config.metrics.max_label_values });
+  // OTLP export: the file's telemetry section with the OTEL_* variables applied (checked now, started in start()).
+  const telemetrySettings = resolveTelemetry(config.telemetry);
+  let telemetry: Telemetry = NO_TELEMETRY;
   // One Redis connection for the inventory, the budget ledger and the registry.
   const redis = config.store.type === 'redis' ? new LazyConnection(config.store.redis) : null;
   const store = hooks.store ?? createStore(config.store, redis?.client);
@@ -236,6 +241,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     record: (record) => {
       recorder.record(record);
       metrics.recordExchange(record);
+      telemetry.exchange(record);
       if (!hooks.onExchange) return;
       try {
         hooks.onExchange(record);
@@ -359,6 +365,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       await refreshRegistries();
       registryTimer = setInterval(() => void refreshRegistries(), config.governance.registry_poll_ms);
       registryTimer.unref();
+      telemetry = startTelemetry(telemetrySettings, { metrics, log });
       serving = true;
       // Load the tokenizer in the background so the first estimate does not pay for it.
       void tokens.warmUp();
@@ -372,6 +379,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       // Streams are done: every record is in the recorder. Write what is left, retrying within what
       // remains of the grace period (at least a second, so a store blip does not lose the tail).
       await recorder.stop(Math.max(1_000, deadline - Date.now()));
+      // Every exchange is recorded and every span ended: the last export carries the final numbers.
+      await telemetry.shutdown();
       await admin?.close();
       clearInterval(registryTimer);
       await store.close();

@@ -281,6 +281,12 @@ describe('valid configuration files', () => {
         retry_buffer_max_deltas: 20_000,
       },
       metrics: { consumer_labels: true, max_label_values: 500 },
+      telemetry: {
+        service_name: 'tokenwarden-edge',
+        otlp: { endpoint: 'https://otel-collector.observability:4317', protocol: 'grpc', headers: { 'x-tenant': 'payments' }, timeout_ms: 5_000 },
+        metrics: { export_interval_ms: 30_000 },
+        traces: { enabled: true, sample_ratio: 0.25, max_queue_size: 4096, export_interval_ms: 2_000 },
+      },
       governance: {
         lease_ms: 120_000,
         ledger_timeout_ms: 80,

@@ -230,6 +230,17 @@ export class Metrics {
     labelNames: ['label'],
     registers: [this.registry],
   });
+  readonly telemetryExportFailures = new Counter({
+    name: 'tokenwarden_telemetry_export_failures_total',
+    help: 'OTLP exports that failed or timed out (retries included), by signal (metrics, traces).',
+    labelNames: ['signal'],
+    registers: [this.registry],
+  });
+  readonly telemetrySpansDropped = new Counter({
+    name: 'tokenwarden_telemetry_spans_dropped_total',
+    help: 'Exchange spans never exported: the span queue was full (telemetry.traces.max_queue_size) or their export failed.',
+    registers: [this.registry],
+  });
   private readonly models: BoundedLabel;
   private readonly consumers: BoundedLabel;
 

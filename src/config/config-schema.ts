@@ -3,6 +3,7 @@ import type { ProviderName } from '../domain.js';
 import type { PathSegment } from './errors.js';
 import { budgetsSchema, checkBudgetReferences, templatesSchema, uniqueIds } from './budgets-schema.js';
 import { catalogSections, checkCatalogReferences } from './catalog-schema.js';
+import { telemetrySchema } from './telemetry-schema.js';
 import {
   address,
   bool,
@@ -241,6 +242,7 @@ export const configSchema = obj(
     },
   ),
   metrics: section({ consumer_labels: bool(), max_label_values: int(1, 1_000_000) }),
+  telemetry: telemetrySchema,
   governance: section({
     lease_ms: duration(1_000, 86_400_000),
     ledger_timeout_ms: duration(1, 60_000),

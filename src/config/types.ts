@@ -118,6 +118,31 @@ export interface MetricsConfig {
   max_label_values: number;
 }
 
+export interface TelemetryConfig {
+  /** service.name of the exported telemetry (OTEL_SERVICE_NAME replaces it). */
+  service_name: string;
+  otlp: {
+    /** Base URL of the OTLP receiver (e.g. http://otel-collector:4318); "" = no export. */
+    endpoint: string;
+    protocol: 'http/protobuf' | 'grpc';
+    /** Sent with every export (secrets: never logged). */
+    headers: Record<string, string>;
+    /** One export's deadline; also bounds the final export at shutdown. */
+    timeout_ms: number;
+  };
+  metrics: { export_interval_ms: number };
+  traces: {
+    /** One span per LLM exchange (GenAI span conventions), parented to the request's traceparent. */
+    enabled: boolean;
+    /** Sampled share of exchanges without a sampled-or-not parent (parent-based sampling). */
+    sample_ratio: number;
+    /** Spans waiting for export; past it new spans are dropped (counted). */
+    max_queue_size: number;
+    /** Finished spans are exported at least this often. */
+    export_interval_ms: number;
+  };
+}
+
 export interface MetadataConfig {
   /** Dynamic-metadata namespace (must be in Envoy's receiving_namespaces). */
   namespace: string;
@@ -219,6 +244,7 @@ export interface TokenwardenConfig {
   /** `policies:` in the file (`unsanctioned` and `owners.<id>`), as policies with ids global / owner id. */
   policies: SanctionPolicy[];
   metrics: MetricsConfig;
+  telemetry: TelemetryConfig;
   logging: LoggingConfig;
 }
 
@@ -300,6 +326,13 @@ export function defaultConfig(): TokenwardenConfig {
     resources: [],
     policies: [],
     metrics: { consumer_labels: false, max_label_values: 1_000 },
+    telemetry: {
+      service_name: 'tokenwarden',
+      // The OpenTelemetry SDK's defaults (OTLP timeout, metric export interval, span queue and delay).
+      otlp: { endpoint: '', protocol: 'http/protobuf', headers: {}, timeout_ms: 10_000 },
+      metrics: { export_interval_ms: 60_000 },
+      traces: { enabled: false, sample_ratio: 1, max_queue_size: 2_048, export_interval_ms: 5_000 },
+    },
     logging: { level: 'info' },
   };
 }

@@ -12,9 +12,10 @@ import type { TokenwardenConfig } from '../../src/config/types.js';
 import { EnvoyEmulator, type ExchangeResult } from '../emulator/envoy.js';
 import { SIDECAR } from '../support/envoy-modes.js';
 import { loadFixtures, type Fixture } from '../support/fixtures.js';
+import { binaryPath, CHROMIUM } from '../support/prerequisites.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const CHROMIUM_PATH = binaryPath(CHROMIUM);
 export const ARTIFACTS = fileURLToPath(new URL('../../artifacts/console/', import.meta.url));
 
 /** Launches headless Chromium; a missing binary fails the suite (never a skip). */

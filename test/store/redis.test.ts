@@ -97,22 +97,31 @@ describe('RedisStore', () => {
   });
 
   it('applies a batch in one command', async () => {
-    const store = new RedisStore({ redis: config(), retentionHours: 48 });
+    const cfg = config();
+    // The store's own connection (built as the store would build it), so MONITOR can be read for it alone.
+    const client = createRedisClient(cfg) as Redis;
+    const store = new RedisStore({ redis: cfg, retentionHours: 48, client });
     const marker = new Redis(server.url);
     const monitor = await new Redis(server.url).monitor();
     try {
       await Promise.all([store.ping(), marker.ping()]);
-      const seen: string[][] = [];
-      monitor.on('monitor', (_time: string, args: string[], source: string) => {
-        if (source !== 'lua') seen.push(args);
-      });
-      const markerSeen = (): boolean => seen.some((a) => a[0]?.toLowerCase() === 'echo');
+      const storeAddress = /(?:^|\s)addr=(\S+)/.exec(await client.client('INFO'))?.[1];
+      expect(storeAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+      const seen: { args: string[]; source: string }[] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => seen.push({ args, source }));
+      let round = 0;
+      const markerAt = (text: string): number => seen.findIndex((c) => c.args[0]?.toLowerCase() === 'echo' && c.args[1] === text);
       const commandsOf = async (apply: () => Promise<void>): Promise<string[]> => {
-        seen.length = 0;
+        const [start, end] = [`start ${++round}`, `end ${round}`];
+        await marker.echo(start);
         await apply();
-        await marker.echo('end');
-        await until(markerSeen, 'the marker in MONITOR');
-        return seen.slice(0, seen.findIndex((a) => a[0]?.toLowerCase() === 'echo')).map((a) => a[0]!.toLowerCase());
+        await marker.echo(end);
+        await until(() => markerAt(end) >= 0, 'the end marker in MONITOR');
+        // MONITOR lines arrive late and from every connection (a setup ping once landed here): only the store's, between the markers.
+        return seen
+          .slice(markerAt(start) + 1, markerAt(end))
+          .filter((c) => c.source === storeAddress)
+          .map((c) => c.args[0]!.toLowerCase());
       };
       const many = Array.from({ length: 50 }, (_, i) => delta(`c${i}`, 'openai', 'gpt-4o', Date.now(), { responseModels: ['a', 'b'] }));
       expect(await commandsOf(() => store.apply(batch(...many)))).toEqual(['eval']);
@@ -125,6 +134,7 @@ describe('RedisStore', () => {
       monitor.disconnect();
       marker.disconnect();
       await store.close();
+      client.disconnect();
     }
   });
 

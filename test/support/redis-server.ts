@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { binaryPath, REDIS_SERVER } from './prerequisites.js';
 
 export interface RedisServer {
   port: number;
@@ -24,7 +25,7 @@ export interface RedisServer {
   close(): Promise<void>;
 }
 
-const BIN = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+const BIN = binaryPath(REDIS_SERVER);
 const START_TIMEOUT_MS = 10_000;
 
 export async function startRedis(): Promise<RedisServer> {
