@@ -8,6 +8,7 @@ import { EnvoyEmulator } from './emulator/envoy.js';
 import { SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures } from './support/fixtures.js';
 import { startRedisCluster, type RedisCluster } from './support/redis-cluster.js';
+import { redisCommand } from './support/redis-process.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let cluster: RedisCluster;
@@ -86,8 +87,13 @@ describe('sidecars on a Redis Cluster', () => {
     expect(b.server.catalog.owner('payments')?.source).toBe('api');
     expect((await b.api('GET', '/api/v1/budgets')).json.items.map((x: { id: string }) => x.id)).toContain('team-a');
 
-    // Everything of the prefix sits on the master of its hash tag.
-    const home = await cluster.masterOf(`{${prefix}}`);
-    for (const { node, keys } of await cluster.keysPerMaster()) expect(keys > 0, node.name).toBe(node === home);
+    // Each group of keys sits on the master of its own hash tag (README "Redis key layout").
+    const holds = async (key: string): Promise<boolean> => (await redisCommand((await cluster.masterOf(key)).port, ['EXISTS', key])) === 1;
+    expect(await holds(`{${prefix}}:fingerprint_secret`)).toBe(true);
+    expect(await holds(`{${prefix}:catalog}:owners`)).toBe(true);
+    expect(await holds(`{${prefix}:registry}:budgets`)).toBe(true);
+    for (const m of await cluster.masters()) {
+      for (const key of (await redisCommand(m.node.port, ['KEYS', '*'])) as string[]) expect(key.startsWith(`{${prefix}`), key).toBe(true);
+    }
   });
 });

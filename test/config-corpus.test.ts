@@ -160,6 +160,7 @@ const CORPUS: Record<string, [path: string, message: string][]> = {
     ['store.redis.url', 'a redis:// or rediss:// URL'],
     ['store.redis.key_prefix', 'got "bad prefix"'],
     ['store.redis.cluster_nodes[0]', 'the port is missing'],
+    ['store.redis.inventory_shards', 'got 1000'],
   ],
   'telemetry-invalid.yaml': [
     ['telemetry.otlp.endpoint', 'expected "" or an http:// or https:// URL'],

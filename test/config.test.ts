@@ -273,6 +273,7 @@ describe('valid configuration files', () => {
           key_prefix: 'tw-prod',
           connect_timeout_ms: 5000,
           command_timeout_ms: 750,
+          inventory_shards: 32,
         },
         memory_max_records: 5000,
         retention_hours: 48,

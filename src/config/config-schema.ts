@@ -4,6 +4,7 @@ import type { PathSegment } from './errors.js';
 import { budgetsSchema, checkBudgetReferences, templatesSchema, uniqueIds } from './budgets-schema.js';
 import { catalogSections, checkCatalogReferences } from './catalog-schema.js';
 import { telemetrySchema } from './telemetry-schema.js';
+import { MAX_INVENTORY_SHARDS } from '../store/redis-layout.js';
 import {
   address,
   bool,
@@ -132,6 +133,7 @@ const redisSchema = obj(
     key_prefix: text({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_.:-]+$/, patternHint: 'letters, digits, ".", "_", ":" or "-"' }),
     connect_timeout_ms: duration(1),
     command_timeout_ms: duration(1),
+    inventory_shards: int(1, MAX_INVENTORY_SHARDS),
   },
   { nullIsAbsent: true, check: eitherValueOrEnv('url', 'url_env') },
 );

@@ -75,8 +75,13 @@ export interface RedisConfig {
   /** Sentinel nodes (`host:port`) and the monitored master's name; used when non-empty. */
   sentinels: string[];
   sentinel_master: string;
-  /** Prefix of every key; all inventory keys share the hash tag `{<prefix>}` (one cluster slot). */
+  /** Prefix of every key; the hash tags derive from it (README "Redis key layout"). */
   key_prefix: string;
+  /**
+   * Inventory shards, each under its own hash tag (1-256). Absent: 1, or 16 with cluster_nodes.
+   * Changing it is safe: reads merge every shard ever used.
+   */
+  inventory_shards?: number;
   connect_timeout_ms: number;
   /** Per-command timeout; a flush that times out is retried (batches are idempotent). */
   command_timeout_ms: number;

@@ -1,21 +1,27 @@
 /**
- * The catalog registry on Redis, shared by every sidecar. Key layout, all under the `{prefix}` hash
- * tag (one Cluster slot, like the inventory and the budget registry):
- *   {prefix}:cat:owners          hash id -> Owner JSON
- *   {prefix}:cat:consumers       hash id -> ConsumerEntry JSON
- *   {prefix}:cat:consumer_rules  hash id -> ConsumerRule JSON
- *   {prefix}:cat:resources       hash id (provider/model) -> Resource JSON
- *   {prefix}:cat:policies        hash id (global or owner id) -> SanctionPolicy JSON
- *   {prefix}:cat:version         integer, incremented by every definition change
- *   {prefix}:cat:audit           list of AuditEntry JSON, newest first, trimmed to REDIS_AUDIT_CAPACITY
+ * The catalog registry on Redis, shared by every sidecar. Key layout, all under its own hash tag
+ * `{<prefix>:catalog}` (one Cluster slot, apart from the ledger, the budget registry and the
+ * inventory):
+ *   {prefix:catalog}:owners          hash id -> Owner JSON
+ *   {prefix:catalog}:consumers       hash id -> ConsumerEntry JSON
+ *   {prefix:catalog}:consumer_rules  hash id -> ConsumerRule JSON
+ *   {prefix:catalog}:resources       hash id (provider/model) -> Resource JSON
+ *   {prefix:catalog}:policies        hash id (global or owner id) -> SanctionPolicy JSON
+ *   {prefix:catalog}:version         integer, incremented by every definition change
+ *   {prefix:catalog}:audit           list of AuditEntry JSON, newest first, trimmed to REDIS_AUDIT_CAPACITY
  * Each change and its version bump are one script call, so a poller that sees the new version
  * also sees the change; snapshot() reads the version and every hash in one MULTI.
+ *
+ * Earlier versions kept the same keys as `{prefix}:cat:<name>`. On first use the definitions are
+ * copied from there once (migrateDefinitions); the old audit list is not copied but read after the
+ * new one (it is older), within the log's bound.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { AuditEntry, ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
-import { decodeAll, defineDefinitionScripts, RedisCollection, type DefinitionScriptClient } from './definitions-redis.js';
+import { decodeAll, defineDefinitionScripts, migrateDefinitions, RedisCollection, type DefinitionKeys, type DefinitionScriptClient } from './definitions-redis.js';
 import { execAll, LazyConnection } from './redis-client.js';
+import { baseTag, groupTag } from './redis-layout.js';
 import { REDIS_AUDIT_CAPACITY, type AuditLog, type AuditQuery, type CatalogRegistry, type CatalogSnapshot } from './catalog-types.js';
 import type { DefinitionCollection } from './registry-types.js';
 
@@ -41,7 +47,7 @@ return 1`;
 /** Audit entries read per LRANGE while looking for entries older than `before`. */
 const AUDIT_CHUNK = 500;
 
-export class CatalogKeys {
+export class CatalogKeys implements DefinitionKeys {
   readonly owners: string;
   readonly consumers: string;
   readonly consumerRules: string;
@@ -50,9 +56,8 @@ export class CatalogKeys {
   readonly version: string;
   readonly audit: string;
 
-  constructor(prefix: string) {
-    if (/[{}]/.test(prefix)) throw new Error(`redis key_prefix must not contain braces: ${JSON.stringify(prefix)}`);
-    const base = `{${prefix}}:cat:`;
+  /** The keys under `base`: `{<prefix>:catalog}:` now, `{<prefix>}:cat:` in earlier versions. */
+  constructor(base: string) {
     this.owners = `${base}owners`;
     this.consumers = `${base}consumers`;
     this.consumerRules = `${base}consumer_rules`;
@@ -61,12 +66,26 @@ export class CatalogKeys {
     this.version = `${base}version`;
     this.audit = `${base}audit`;
   }
+
+  static current(prefix: string): CatalogKeys {
+    return new CatalogKeys(`${groupTag(prefix, 'catalog')}:`);
+  }
+
+  static legacy(prefix: string): CatalogKeys {
+    return new CatalogKeys(`${baseTag(prefix)}:cat:`);
+  }
+
+  get hashes(): string[] {
+    return [this.owners, this.consumers, this.consumerRules, this.resources, this.policies];
+  }
 }
 
+/** The log is its list followed by the list of earlier versions (older entries), `capacity` entries at most. */
 class RedisAuditLog implements AuditLog {
   constructor(
     private readonly client: () => Promise<ScriptClient>,
     private readonly key: string,
+    private readonly legacyKey: string,
     private readonly capacity: number,
   ) {}
 
@@ -74,19 +93,24 @@ class RedisAuditLog implements AuditLog {
     await (await this.client()).tokenwardenCatalogAudit(this.key, JSON.stringify(entry), this.capacity);
   }
 
-  /** Without `before`, one LRANGE; with it, chunks from the newest until enough older entries are found. */
+  /** Without `before`, one LRANGE while the list has `limit` entries; with it, chunks from the newest until enough older entries are found. */
   async list(query: AuditQuery): Promise<AuditEntry[]> {
     const client = await this.client();
     if (query.limit <= 0) return [];
-    if (query.before === undefined) return (await client.lrange(this.key, 0, query.limit - 1)).map((j) => JSON.parse(j) as AuditEntry);
     const out: AuditEntry[] = [];
-    for (let start = 0; start < this.capacity && out.length < query.limit; start += AUDIT_CHUNK) {
-      const chunk = await client.lrange(this.key, start, start + AUDIT_CHUNK - 1);
-      for (const json of chunk) {
-        const entry = JSON.parse(json) as AuditEntry;
-        if (entry.at < query.before && out.length < query.limit) out.push(entry);
+    let seen = 0;
+    for (const key of [this.key, this.legacyKey]) {
+      for (let start = 0; seen < this.capacity && out.length < query.limit; ) {
+        const count = Math.min(query.before === undefined ? query.limit - out.length : AUDIT_CHUNK, this.capacity - seen);
+        const chunk = await client.lrange(key, start, start + count - 1);
+        for (const json of chunk) {
+          const entry = JSON.parse(json) as AuditEntry;
+          if ((query.before === undefined || entry.at < query.before) && out.length < query.limit) out.push(entry);
+        }
+        seen += chunk.length;
+        start += chunk.length;
+        if (chunk.length < count) break;
       }
-      if (chunk.length < AUDIT_CHUNK) break;
     }
     return out;
   }
@@ -101,9 +125,12 @@ export class RedisCatalogRegistry implements CatalogRegistry {
   readonly audit: AuditLog;
   private readonly conn: LazyConnection;
   private readonly keys: CatalogKeys;
+  private readonly legacy: CatalogKeys;
+  private migrated: Promise<void> | null = null;
 
   constructor(opts: RedisCatalogOptions) {
-    this.keys = new CatalogKeys(opts.redis.key_prefix);
+    this.keys = CatalogKeys.current(opts.redis.key_prefix);
+    this.legacy = CatalogKeys.legacy(opts.redis.key_prefix);
     this.conn = new LazyConnection(opts.redis, opts.client);
     defineDefinitionScripts(this.conn.client);
     this.conn.client.defineCommand('tokenwardenCatalogAudit', { numberOfKeys: 1, lua: AUDIT_LUA });
@@ -114,7 +141,7 @@ export class RedisCatalogRegistry implements CatalogRegistry {
     this.consumerRules = new RedisCollection<ConsumerRule>(scripts, k.consumerRules, k.version);
     this.resources = new RedisCollection<Resource>(scripts, k.resources, k.version);
     this.policies = new RedisCollection<SanctionPolicy>(scripts, k.policies, k.version);
-    this.audit = new RedisAuditLog(scripts, k.audit, opts.auditCapacity ?? REDIS_AUDIT_CAPACITY);
+    this.audit = new RedisAuditLog(scripts, k.audit, this.legacy.audit, opts.auditCapacity ?? REDIS_AUDIT_CAPACITY);
   }
 
   async version(): Promise<number> {
@@ -141,7 +168,14 @@ export class RedisCatalogRegistry implements CatalogRegistry {
     return this.conn.close();
   }
 
+  /** Connected, and the definitions of earlier versions copied (once per registry; retried after a failure). */
   private async connected(): Promise<Client> {
-    return (await this.conn.ready()) as Client;
+    const client = (await this.conn.ready()) as ScriptClient;
+    this.migrated ??= migrateDefinitions(client, this.legacy, this.keys).catch((err: unknown) => {
+      this.migrated = null;
+      throw err;
+    });
+    await this.migrated;
+    return client;
   }
 }

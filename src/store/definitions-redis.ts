@@ -1,9 +1,11 @@
 /**
  * A collection of definitions keyed by id on Redis (the budget and catalog registries): one hash
  * per kind, and a version key that every change bumps in the same script call, so a poller that
- * sees the new version also sees the change.
+ * sees the new version also sees the change. Plus the one-time copy of a registry's definitions
+ * from the keys of earlier versions (everything under `{<prefix>}`) to its own hash tag.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { execAll } from './redis-client.js';
 import type { DefinitionCollection } from './registry-types.js';
 
 type Change = (hash: string, version: string, id: string, json?: string) => Promise<number>;
@@ -11,7 +13,14 @@ export type DefinitionScriptClient = (Redis | Cluster) & {
   tokenwardenDefinitionCreate: Change;
   tokenwardenDefinitionPut: Change;
   tokenwardenDefinitionDelete: Change;
+  tokenwardenDefinitionMigrate: (keyCount: number, ...keysAndArgs: string[]) => Promise<number>;
 };
+
+/** A registry's keys: its version key and one hash per kind (the same kinds, in the same order, in every layout). */
+export interface DefinitionKeys {
+  version: string;
+  hashes: string[];
+}
 
 const CREATE_LUA = `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -29,11 +38,43 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('INCR', KEYS[2])
 return 1`;
 
+/**
+ * KEYS[1] the new version key, KEYS[2..] the new hashes. ARGV[1] the old version, ARGV[2] the old
+ * hashes' contents (JSON array of objects id -> definition JSON). Copies only while the new version
+ * key is absent; returns 1 when it copied.
+ */
+const MIGRATE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i, fields in ipairs(cjson.decode(ARGV[2])) do
+  for id, json in pairs(fields) do redis.call('HSET', KEYS[i + 1], id, json) end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`;
+
 /** Registers the change scripts on a client (idempotent: a shared client may get them twice). */
 export function defineDefinitionScripts(client: Redis | Cluster): void {
   client.defineCommand('tokenwardenDefinitionCreate', { numberOfKeys: 2, lua: CREATE_LUA });
   client.defineCommand('tokenwardenDefinitionPut', { numberOfKeys: 2, lua: PUT_LUA });
   client.defineCommand('tokenwardenDefinitionDelete', { numberOfKeys: 2, lua: DELETE_LUA });
+  client.defineCommand('tokenwardenDefinitionMigrate', { lua: MIGRATE_LUA });
+}
+
+/**
+ * Copies a registry's definitions from the keys of an earlier layout (`from`) to its current keys
+ * (`to`, another slot) when the current version key is absent and the old one exists: an upgrade
+ * keeps what was defined through the API. The old keys are read in one MULTI and written in one
+ * script that also sets the version (to the old one), so the copy is all or nothing: a crash before it
+ * leaves the next start to copy, and of several starts racing, one copies. The old keys are left
+ * unchanged (an older sidecar still running keeps reading them; its later changes are not copied).
+ */
+export async function migrateDefinitions(client: DefinitionScriptClient, from: DefinitionKeys, to: DefinitionKeys): Promise<void> {
+  const [current, old] = await Promise.all([client.exists(to.version), client.exists(from.version)]);
+  if (current === 1 || old === 0) return;
+  const read = client.multi().get(from.version);
+  for (const hash of from.hashes) read.hgetall(hash);
+  const [version, ...hashes] = await execAll(read);
+  if (version === null) return;
+  await client.tokenwardenDefinitionMigrate(1 + to.hashes.length, to.version, ...to.hashes, version as string, JSON.stringify(hashes));
 }
 
 export class RedisCollection<T extends { id: string }> implements DefinitionCollection<T> {

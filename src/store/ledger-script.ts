@@ -2,8 +2,9 @@
  * The budget ledger's Redis key layout, its Lua scripts and their argument encoding. The semantics
  * are MemoryLedger's (ledger-memory.ts), rule for rule.
  *
- * Every key starts with `{<prefix>}:budget:`: the same hash tag as the inventory, so one script can
- * touch every counter of a decision atomically, on Redis Cluster too.
+ * Every key starts with `{<prefix>}:budget:`: one hash tag for the whole ledger, so one script can
+ * touch every counter of a decision atomically, on Redis Cluster too. It is the tag every key had
+ * before the other data moved to tags of their own (redis-layout.ts): upgrades keep the counters.
  *
  *   cnt:<counter>   hash: reserved (sum of live leases), used (calendar counters), roll + sub (rolling
  *                   counters: window and sub-bucket length), b<start> (rolling: usage per sub-bucket).
@@ -18,14 +19,14 @@
  */
 import type { ItemState, ReserveRequest, ReserveResult, SettleRequest } from '../governance/ledger.js';
 import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, wouldBlockField } from './ledger-memory.js';
+import { baseTag } from './redis-layout.js';
 import { HOUR_MS } from './types.js';
 
 export class LedgerKeys {
   readonly base: string;
 
   constructor(prefix: string) {
-    if (/[{}]/.test(prefix)) throw new Error(`redis key_prefix must not contain braces: ${JSON.stringify(prefix)}`);
-    this.base = `{${prefix}}:budget:`;
+    this.base = `${baseTag(prefix)}:budget:`;
   }
 
   counter = (name: string): string => `${this.base}cnt:${name}`;

@@ -35,8 +35,7 @@ export function createRedisClient(cfg: RedisConfig): Redis | Cluster {
     // a batch the Recorder already gave up on must not land later.
     autoResendUnfulfilledCommands: false,
     // Commands issued in the same event-loop turn (many streams' admissions and settlements) go out
-    // in one write: one syscall instead of one per command. Every key shares one hash tag, so this
-    // holds on Cluster too.
+    // in one write: one syscall instead of one per command. On Cluster, ioredis groups them per slot.
     enableAutoPipelining: true,
     connectTimeout: cfg.connect_timeout_ms,
     commandTimeout: cfg.command_timeout_ms,

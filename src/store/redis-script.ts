@@ -1,25 +1,29 @@
 /**
- * The Redis key layout, the Lua script that applies one batch, and the hash field encoding.
+ * The keys of one inventory shard, the Lua script that applies a batch's part in it, and the hash
+ * field encoding. Which shards exist and their hash tags: redis-layout.ts; reading and merging them:
+ * redis.ts.
  *
- * Every key starts with `{<prefix>}:`: one hash tag, so the whole inventory lives in one Redis Cluster
- * slot and the script may touch any of its keys. That is fine because inventory data is aggregate
- * and small (one hash per consumer x provider x model, plus hourly buckets within retention).
+ * Every key of a shard starts with the shard's base `{<tag>}:` (one hash tag, so one Cluster slot and
+ * the script may touch any of them). A consumer's deltas always go to the same shard (shardOf), so its
+ * records, rollup and buckets stay together; a provider/model's rollup is split over the shards of its
+ * consumers. Keys of a shard, with {t} its tag:
  *
- *   {p}:batch:<batch id>          "1", EX 86400: batch ids applied in the last 24 h (idempotency)
- *   {p}:rec:<record id>           hash: the record's counters, first, last, api, resolver
- *   {p}:rm:<record id>            set: its distinct response models
- *   {p}:con:<consumer>            hash: the consumer rollup
- *   {p}:conrecs:<consumer>        zset: the consumer's record ids by lastSeen (ZCARD = distinct models)
- *   {p}:mod:<model id>            hash: the provider/model rollup
- *   {p}:modrecs:<model id>        zset: the provider/model's record ids by lastSeen (ZCARD = distinct consumers)
- *   {p}:idx:rec / idx:con / idx:mod   zsets by lastSeen: every record id / consumer / model id
- *   {p}:hour:<hour>:<bucket id>   hash: one record's bucket for one API in that hour, expires with retention
- *   {p}:hourrecs:<hour>           set: bucket ids with a bucket in that hour, expires with retention
- *   {p}:hours                     zset: hours that have buckets (trimmed to retention by every batch)
+ *   {t}:batch:<batch id>          "1", EX 86400: batch ids this shard applied in the last 24 h (idempotency)
+ *   {t}:rec:<record id>           hash: the record's counters, first, last, api, resolver
+ *   {t}:rm:<record id>            set: its distinct response models
+ *   {t}:con:<consumer>            hash: the consumer rollup
+ *   {t}:conrecs:<consumer>        zset: the consumer's record ids by lastSeen (ZCARD = distinct models)
+ *   {t}:mod:<model id>            hash: the provider/model rollup (of this shard's consumers)
+ *   {t}:modrecs:<model id>        zset: the provider/model's record ids by lastSeen (ZCARD = distinct consumers)
+ *   {t}:idx:rec / idx:con / idx:mod   zsets by lastSeen: every record id / consumer / model id
+ *   {t}:hour:<hour>:<bucket id>   hash: one record's bucket for one API in that hour, expires with retention
+ *   {t}:hourrecs:<hour>           set: bucket ids with a bucket in that hour, expires with retention
+ *   {t}:hours                     zset: hours that have buckets (trimmed to retention by every batch)
  *
- * Record, bucket and model ids are JSON arrays (see rollup.ts), computed here in Node rather than in
- * Lua. A bucket id is [consumer, provider, model, api]; buckets written before buckets had an API
- * have the record id ([consumer, provider, model]) instead and read back with api "".
+ * Shard 0's tag is `{<prefix>}`, where every inventory key was before shards, so what was written
+ * then reads as shard 0. Record, bucket and model ids are JSON arrays (see rollup.ts), computed here
+ * in Node rather than in Lua. A bucket id is [consumer, provider, model, api]; buckets written before
+ * buckets had an API have the record id ([consumer, provider, model]) instead and read back with api "".
  */
 import { apiParts, bucketId, deltaHour, ERROR_KINDS, modelId, recordId, TOKEN_CLASSES } from './rollup.js';
 import { oldestRetainedHour } from './query.js';
@@ -38,13 +42,9 @@ import {
 /** How long a batch id is remembered (the contract asks for 24 hours at least). */
 export const BATCH_ID_TTL_SECONDS = 86_400;
 
+/** The keys of one shard, from its base (`{<tag>}:`, see inventoryShardBase). */
 export class RedisKeys {
-  readonly base: string;
-
-  constructor(prefix: string) {
-    if (/[{}]/.test(prefix)) throw new Error(`redis key_prefix must not contain braces: ${JSON.stringify(prefix)}`);
-    this.base = `{${prefix}}:`;
-  }
+  constructor(readonly base: string) {}
 
   batch = (id: string): string => `${this.base}batch:${id}`;
   record = (recId: string): string => `${this.base}rec:${recId}`;
@@ -70,8 +70,9 @@ export class RedisKeys {
 }
 
 /**
- * KEYS[1] the batch id key. ARGV: key base, batch id TTL (s), deltas (JSON), oldest retained hour.
- * Every other key shares KEYS[1]'s hash tag (same slot). Returns 0 for an already applied batch.
+ * One shard's part of a batch. KEYS[1] the shard's batch id key. ARGV: the shard's key base, batch id
+ * TTL (s), deltas (JSON), oldest retained hour. Every other key shares KEYS[1]'s hash tag (same slot).
+ * Returns 0 when this shard already applied the batch.
  */
 export const APPLY_BATCH_LUA = `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return 0 end
@@ -158,7 +159,7 @@ function buckets(d: InventoryDelta): { id: string; n: Record<string, number> }[]
   return apiParts(d).map((part) => ({ id: bucketId({ ...d.key, api: part.api }), n: bucketCounters(part) }));
 }
 
-/** The script's arguments for one batch; buckets already past retention are left out. */
+/** The script's arguments for one shard's part of a batch; buckets already past retention are left out. */
 export function encodeBatch(keys: RedisKeys, batch: InventoryBatch, now: number, retentionHours: number): { key: string; args: string[] } {
   const oldestHour = oldestRetainedHour(now, retentionHours);
   const deltas = batch.deltas.map((d) => {

@@ -1,17 +1,20 @@
 /**
- * The budget registry on Redis, shared by every sidecar. Key layout, all under the `{prefix}` hash
- * tag (one Cluster slot, like the inventory):
- *   {prefix}:reg:budgets    hash id -> Budget JSON
- *   {prefix}:reg:templates  hash id -> BudgetTemplate JSON
- *   {prefix}:reg:version    integer, incremented by every change
+ * The budget registry on Redis, shared by every sidecar. Key layout, all under its own hash tag
+ * `{<prefix>:registry}` (one Cluster slot, apart from the ledger, the catalog and the inventory):
+ *   {prefix:registry}:budgets    hash id -> Budget JSON
+ *   {prefix:registry}:templates  hash id -> BudgetTemplate JSON
+ *   {prefix:registry}:version    integer, incremented by every change
  * Each change and its version bump are one script call, so a poller that sees the new version
- * also sees the change; snapshot() reads the version and both hashes in one MULTI.
+ * also sees the change; snapshot() reads the version and both hashes in one MULTI. Earlier versions
+ * kept the same keys as `{prefix}:reg:<name>`: on first use they are copied from there once
+ * (migrateDefinitions).
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
-import { decodeAll, defineDefinitionScripts, RedisCollection, type DefinitionScriptClient } from './definitions-redis.js';
+import { decodeAll, defineDefinitionScripts, migrateDefinitions, RedisCollection, type DefinitionKeys, type DefinitionScriptClient } from './definitions-redis.js';
 import { execAll, LazyConnection } from './redis-client.js';
+import { baseTag, groupTag } from './redis-layout.js';
 import type { BudgetRegistry, DefinitionCollection, RegistrySnapshot } from './registry-types.js';
 
 export interface RedisRegistryOptions {
@@ -22,17 +25,28 @@ export interface RedisRegistryOptions {
 
 type Client = Redis | Cluster;
 
-export class RegistryKeys {
+export class RegistryKeys implements DefinitionKeys {
   readonly budgets: string;
   readonly templates: string;
   readonly version: string;
 
-  constructor(prefix: string) {
-    if (/[{}]/.test(prefix)) throw new Error(`redis key_prefix must not contain braces: ${JSON.stringify(prefix)}`);
-    const base = `{${prefix}}:reg:`;
+  /** The keys under `base`: `{<prefix>:registry}:` now, `{<prefix>}:reg:` in earlier versions. */
+  constructor(base: string) {
     this.budgets = `${base}budgets`;
     this.templates = `${base}templates`;
     this.version = `${base}version`;
+  }
+
+  static current(prefix: string): RegistryKeys {
+    return new RegistryKeys(`${groupTag(prefix, 'registry')}:`);
+  }
+
+  static legacy(prefix: string): RegistryKeys {
+    return new RegistryKeys(`${baseTag(prefix)}:reg:`);
+  }
+
+  get hashes(): string[] {
+    return [this.budgets, this.templates];
   }
 }
 
@@ -41,9 +55,12 @@ export class RedisBudgetRegistry implements BudgetRegistry {
   readonly templates: DefinitionCollection<BudgetTemplate>;
   private readonly conn: LazyConnection;
   private readonly keys: RegistryKeys;
+  private readonly legacy: RegistryKeys;
+  private migrated: Promise<void> | null = null;
 
   constructor(opts: RedisRegistryOptions) {
-    this.keys = new RegistryKeys(opts.redis.key_prefix);
+    this.keys = RegistryKeys.current(opts.redis.key_prefix);
+    this.legacy = RegistryKeys.legacy(opts.redis.key_prefix);
     this.conn = new LazyConnection(opts.redis, opts.client);
     defineDefinitionScripts(this.conn.client);
     const scripts = (): Promise<DefinitionScriptClient> => this.connected() as Promise<DefinitionScriptClient>;
@@ -69,7 +86,14 @@ export class RedisBudgetRegistry implements BudgetRegistry {
     return this.conn.close();
   }
 
+  /** Connected, and the definitions of earlier versions copied (once per registry; retried after a failure). */
   private async connected(): Promise<Client> {
-    return (await this.conn.ready()) as Client;
+    const client = (await this.conn.ready()) as DefinitionScriptClient;
+    this.migrated ??= migrateDefinitions(client, this.legacy, this.keys).catch((err: unknown) => {
+      this.migrated = null;
+      throw err;
+    });
+    await this.migrated;
+    return client;
   }
 }

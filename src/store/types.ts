@@ -99,7 +99,8 @@ export interface InventoryDelta extends InventoryRecord {
 
 /**
  * A batch of deltas with a unique id. Applying the same batch id twice must count it once (a
- * retried flush after an ambiguous failure), for 24 hours at least.
+ * retried flush after an ambiguous failure), for 24 hours at least; also when the first attempt
+ * applied only part of it (the Redis store applies each shard's part on its own).
  */
 export interface InventoryBatch {
   id: string;
@@ -181,7 +182,11 @@ export interface UsagePoint extends BucketCounts {
 }
 
 export interface InventoryStore {
-  /** Applies a batch atomically and idempotently (see InventoryBatch). Rejects when the store is unreachable. */
+  /**
+   * Applies a batch idempotently (see InventoryBatch): in memory atomically, on Redis atomically per
+   * shard, so after a rejection part of it may be applied and a retry with the same id adds the rest.
+   * Rejects when the store is unreachable.
+   */
   apply(batch: InventoryBatch): Promise<void>;
   inventory(query: InventoryQuery): Promise<Page<InventoryRecord>>;
   consumers(query: { offset?: number; limit?: number }): Promise<Page<ConsumerSummary>>;

@@ -10,7 +10,7 @@ import type { Owner } from '../../src/catalog/types.js';
 import { MemoryCatalogRegistry } from '../../src/store/catalog-memory.js';
 import { RedisCatalogRegistry } from '../../src/store/catalog-redis.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
-import { audit, catalogContract, owner, resource } from './catalog-contract.js';
+import { audit, catalogContract, consumer, owner, policy, resource, rule } from './catalog-contract.js';
 
 catalogContract('memory', async () => ({ registry: new MemoryCatalogRegistry(), cleanup: async () => {} }));
 
@@ -52,7 +52,7 @@ describe('RedisCatalogRegistry', () => {
     return { registry, cleanup: () => registry.close() };
   });
 
-  it('keeps a hash per kind, a version and the audit list under the {prefix} hash tag', async () => {
+  it('keeps a hash per kind, a version and the audit list under its own hash tag {prefix:catalog}', async () => {
     const cfg = config();
     const r = open(cfg);
     await r.owners.put(owner('payments'));
@@ -60,10 +60,50 @@ describe('RedisCatalogRegistry', () => {
     await r.audit.append(audit(1, 'payments'));
     const admin = new Redis(server.url);
     try {
-      const base = `{${cfg.key_prefix}}:cat:`;
+      const base = `{${cfg.key_prefix}:catalog}:`;
       expect((await admin.keys(`*${cfg.key_prefix}*`)).sort()).toEqual([`${base}audit`, `${base}owners`, `${base}resources`, `${base}version`]);
       expect(JSON.parse((await admin.hget(`${base}resources`, 'openai/gpt-4o')) ?? 'null')).toEqual(resource('openai', 'gpt-4o'));
       expect(await admin.get(`${base}version`)).toBe('2');
+    } finally {
+      await admin.quit();
+    }
+  });
+
+  it('upgrades from the keys of earlier versions ({prefix}:cat:*): copies the definitions once, reads the old audit list after the new one', async () => {
+    const cfg = config();
+    const old = `{${cfg.key_prefix}}:cat:`;
+    const admin = new Redis(server.url);
+    try {
+      await admin.hset(`${old}owners`, 'payments', JSON.stringify(owner('payments')));
+      await admin.hset(`${old}consumers`, 'checkout', JSON.stringify(consumer('checkout')));
+      await admin.hset(`${old}consumer_rules`, 'r1', JSON.stringify(rule('r1')));
+      await admin.hset(`${old}resources`, 'openai/gpt-4o', JSON.stringify(resource('openai', 'gpt-4o')));
+      await admin.hset(`${old}policies`, 'global', JSON.stringify(policy('global')));
+      await admin.set(`${old}version`, '5');
+      // Newest first, as the old log was kept.
+      await admin.rpush(`${old}audit`, ...[3, 2, 1].map((at) => JSON.stringify(audit(at, 'payments'))));
+
+      const [a, b] = [open(cfg, 5), open(cfg, 5)];
+      const expected = {
+        version: 5,
+        owners: [owner('payments')],
+        consumers: [consumer('checkout')],
+        consumerRules: [rule('r1')],
+        resources: [resource('openai', 'gpt-4o')],
+        policies: [policy('global')],
+      };
+      const [snapA, snapB] = await Promise.all([a.snapshot(), b.snapshot()]);
+      expect(snapA).toEqual(expected);
+      expect(snapB).toEqual(expected);
+
+      await a.owners.put(owner('search'));
+      for (const at of [4, 5, 6]) await a.audit.append(audit(at, 'search'));
+      expect(await open(cfg).version()).toBe(6);
+      // The log: new entries, then the old ones, within its bound (5).
+      expect((await b.audit.list({ limit: 100 })).map((e) => e.at)).toEqual([6, 5, 4, 3, 2]);
+      expect((await b.audit.list({ limit: 4 })).map((e) => e.at)).toEqual([6, 5, 4, 3]);
+      expect((await b.audit.list({ limit: 100, before: 5 })).map((e) => e.at)).toEqual([4, 3, 2]);
+      expect(await admin.get(`${old}version`)).toBe('5');
     } finally {
       await admin.quit();
     }

@@ -1,18 +1,20 @@
 /**
  * The Redis stores on a real Redis Cluster (3 masters, one replica each, started once for the file):
- * every shared contract suite, with each store building its Cluster client from
- * store.redis.cluster_nodes; plus that the cluster really spreads prefixes over masters while one
- * prefix's keys (one hash tag) stay on one master, and that one client can be shared.
+ * every shared contract suite (the inventory in 16 shards, the default on a Cluster), with each store
+ * building its Cluster client from store.redis.cluster_nodes; plus that each group of keys that one
+ * script changes together stays under one hash tag, and that one client can be shared. The spread
+ * over the masters is measured in redis-spread.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
 import { RedisCatalogRegistry } from '../../src/store/catalog-redis.js';
 import { RedisLedger } from '../../src/store/ledger-redis.js';
 import { createRedisClient } from '../../src/store/redis-client.js';
+import { inventoryShardBase, keySlot } from '../../src/store/redis-layout.js';
 import { RedisStore } from '../../src/store/redis.js';
 import { RedisBudgetRegistry } from '../../src/store/registry-redis.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
-import { redisCommand, type RedisProcess } from '../support/redis-process.js';
+import { redisCommand } from '../support/redis-process.js';
 import { owner } from './catalog-contract.js';
 import { batch, delta } from './contract.js';
 import { item, requestId } from './ledger-contract.js';
@@ -49,48 +51,46 @@ function config(over: Partial<RedisConfig> = {}): RedisConfig {
 redisContracts('redis cluster', () => config());
 
 describe('Redis stores on a Cluster', () => {
-  /** Every key of every master, by master. */
-  const keysByMaster = async (): Promise<Map<RedisProcess, string[]>> => {
-    const out = new Map<RedisProcess, string[]>();
-    for (const m of await cluster.masters()) out.set(m.node, ((await redisCommand(m.node.port, ['KEYS', '*'])) as string[]).sort());
-    return out;
-  };
-
-  it('keeps all of a prefix on the master of its hash tag while prefixes spread over the masters', async () => {
-    const masters = (await cluster.masters()).map((m) => m.node);
-    // One key prefix per master: the first prefixes whose hash tag lands on each.
-    const prefixes = new Map<RedisProcess, string>();
-    for (let i = 0; prefixes.size < masters.length && i < 1000; i++) {
-      const prefix = `spread${process.pid}-${i}`;
-      const m = await cluster.masterOf(`{${prefix}}`);
-      if (!prefixes.has(m)) prefixes.set(m, prefix);
+  it('keeps each atomic group under one hash tag: the ledger, the catalog, the budget registry, each inventory shard', async () => {
+    const cfg = config();
+    const prefix = cfg.key_prefix;
+    const store = new RedisStore({ redis: cfg, retentionHours: 48 });
+    const ledger = new RedisLedger({ redis: cfg });
+    const registry = new RedisBudgetRegistry({ redis: cfg });
+    const catalog = new RedisCatalogRegistry({ redis: cfg });
+    try {
+      await store.apply(batch(...Array.from({ length: 40 }, (_, i) => delta(`c${i}`, 'openai', 'gpt-4o', Date.now(), { responseModels: ['gpt-4o-2024-08-06'] }))));
+      await ledger.reserve({ requestId: requestId(), leaseMs: 30_000, items: [item('c', { windowEndMs: Date.now() + 3_600_000 }), item('d', { windowEndMs: Date.now() + 3_600_000 })], consumer: 'alice', nowMs: Date.now() });
+      await registry.budgets.put(budget('b'));
+      await catalog.owners.put(owner('o'));
+      await catalog.audit.append({ at: 1, actor: 'a', action: 'create', entity: 'owner', id: 'o', after: owner('o') });
+    } finally {
+      await Promise.all([store.close(), ledger.close(), registry.close(), catalog.close()]);
     }
-    expect(prefixes.size).toBe(masters.length);
 
-    for (const prefix of prefixes.values()) {
-      const cfg = config({ key_prefix: prefix });
-      const store = new RedisStore({ redis: cfg, retentionHours: 48 });
-      const ledger = new RedisLedger({ redis: cfg });
-      const registry = new RedisBudgetRegistry({ redis: cfg });
-      const catalog = new RedisCatalogRegistry({ redis: cfg });
-      try {
-        await store.apply(batch(delta('alice', 'openai', 'gpt-4o', Date.now(), { responseModels: ['gpt-4o-2024-08-06'] })));
-        await ledger.reserve({ requestId: requestId(), leaseMs: 30_000, items: [item('c', { windowEndMs: Date.now() + 3_600_000 })], consumer: 'alice', nowMs: Date.now() });
-        await registry.budgets.put(budget('b'));
-        await catalog.owners.put(owner('o'));
-        await catalog.audit.append({ at: 1, actor: 'a', action: 'create', entity: 'owner', id: 'o', after: owner('o') });
-      } finally {
-        await Promise.all([store.close(), ledger.close(), registry.close(), catalog.close()]);
+    const byTag = new Map<string, string[]>();
+    for (const m of await cluster.masters()) {
+      for (const key of (await redisCommand(m.node.port, ['KEYS', '*'])) as string[]) {
+        // Every key is where Redis puts its slot, and the slot computed in Node is Redis's.
+        expect(await cluster.masterOf(key), key).toBe(m.node);
+        expect(keySlot(key), key).toBe(await cluster.slotOf(key));
+        const tag = /^\{([^}]+)\}:/.exec(key)?.[1] ?? '';
+        byTag.set(tag, [...(byTag.get(tag) ?? []), key]);
       }
     }
-
-    const byMaster = await keysByMaster();
-    for (const [m, prefix] of prefixes) {
-      const keys = byMaster.get(m) ?? [];
-      // Inventory, ledger, budget registry and catalog keys, and nothing of the other prefixes.
-      for (const part of ['rec:', 'budget:cnt:', 'reg:budgets', 'cat:owners', 'cat:audit']) expect(keys.some((k) => k.startsWith(`{${prefix}}:${part}`)), `${m.name}: ${part}`).toBe(true);
-      for (const k of keys) expect(k.startsWith(`{${prefix}}:`), `${k} on ${m.name}`).toBe(true);
-    }
+    const shardTags = Array.from({ length: 16 }, (_, i) => /^\{([^}]+)\}:/.exec(inventoryShardBase(prefix, i))![1]!);
+    expect([...byTag.keys()].every((t) => shardTags.includes(t) || t === `${prefix}:catalog` || t === `${prefix}:registry`), [...byTag.keys()].join(' ')).toBe(true);
+    // {prefix}: the whole ledger (as before, so upgrades keep the counters), the shard count and inventory shard 0.
+    const base = byTag.get(prefix) ?? [];
+    expect(base.filter((k) => k.startsWith(`{${prefix}}:budget:cnt:`))).toHaveLength(2);
+    expect(base.filter((k) => !k.startsWith(`{${prefix}}:budget:`) && k !== `{${prefix}}:inv:shards`).every((k) => /^\{[^}]+\}:(rec|rm|con|conrecs|mod|modrecs|idx|hour|hourrecs|hours|batch)[:]?/.test(k))).toBe(true);
+    expect((byTag.get(`${prefix}:catalog`) ?? []).sort()).toEqual([`{${prefix}:catalog}:audit`, `{${prefix}:catalog}:owners`, `{${prefix}:catalog}:version`]);
+    expect((byTag.get(`${prefix}:registry`) ?? []).sort()).toEqual([`{${prefix}:registry}:budgets`, `{${prefix}:registry}:version`]);
+    // 40 consumers in 16 shards: most shards hold records, each with its own batch id marker.
+    const withRecords = shardTags.filter((t) => (byTag.get(t) ?? []).some((k) => k.includes('}:rec:')));
+    expect(withRecords.length).toBeGreaterThan(10);
+    for (const t of withRecords) expect(byTag.get(t)!.filter((k) => k.includes('}:batch:'))).toHaveLength(1);
+    // The shards land on every master.
     expect((await cluster.keysPerMaster()).every((x) => x.keys > 0)).toBe(true);
   });
 

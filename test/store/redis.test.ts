@@ -1,13 +1,16 @@
 /**
- * The Redis store against a real redis-server: the shared contract, the key layout (one hash tag,
- * bucket TTLs), one round trip per batch, client construction per deployment, and outages.
+ * The Redis store against a real redis-server: the shared contract (with one inventory shard and
+ * with four), the key layout (one hash tag with one shard, bucket TTLs), one script call per shard
+ * and batch, reads that merge parts in several shards, client construction per deployment, outages.
  */
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
 import { createRedisClient } from '../../src/store/redis-client.js';
 import { RedisStore } from '../../src/store/redis.js';
-import { HOUR_MS } from '../../src/store/types.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import { applyDelta } from '../../src/store/rollup.js';
+import { HOUR_MS, type InventoryDelta, type InventoryQuery } from '../../src/store/types.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { batch, delta, storeContract, T0 } from './contract.js';
 import { until } from '../support/wait.js';
@@ -33,6 +36,12 @@ storeContract('redis', async ({ now, retentionHours }) => {
   return { store, cleanup: () => store.close() };
 });
 
+// Every consumer of the contract in its own shard or sharing one: reads merge the shards.
+storeContract('redis, 4 inventory shards', async ({ now, retentionHours }) => {
+  const store = new RedisStore({ redis: config({ inventory_shards: 4 }), retentionHours, now });
+  return { store, cleanup: () => store.close() };
+});
+
 describe('RedisStore', () => {
   let admin: Redis;
 
@@ -44,7 +53,7 @@ describe('RedisStore', () => {
     await admin.quit();
   });
 
-  it('puts every key under the {prefix} hash tag; buckets expire with retention, the inventory does not', async () => {
+  it('with one shard (the default without a Cluster) puts every key under the {prefix} hash tag, as earlier versions did; buckets expire with retention, the inventory does not', async () => {
     const cfg = config();
     const now = T0 + 30 * 60_000;
     const store = new RedisStore({ redis: cfg, retentionHours: 48, now: () => now });
@@ -96,22 +105,25 @@ describe('RedisStore', () => {
     expect(() => new RedisStore({ redis: config({ key_prefix: 'a}b' }), retentionHours: 1 })).toThrow(/braces/);
   });
 
-  it('applies a batch in one command', async () => {
+  it('applies a batch in one command, or one per shard with deltas (and once, the shard count)', async () => {
     const cfg = config();
-    // The store's own connection (built as the store would build it), so MONITOR can be read for it alone.
+    // The stores' own connections (built as the store would build them), so MONITOR can be read for each alone.
     const client = createRedisClient(cfg) as Redis;
     const store = new RedisStore({ redis: cfg, retentionHours: 48, client });
+    const shardedClient = createRedisClient(cfg) as Redis;
+    const sharded = new RedisStore({ redis: { ...cfg, key_prefix: `${cfg.key_prefix}s`, inventory_shards: 4 }, retentionHours: 48, client: shardedClient });
     const marker = new Redis(server.url);
     const monitor = await new Redis(server.url).monitor();
     try {
-      await Promise.all([store.ping(), marker.ping()]);
-      const storeAddress = /(?:^|\s)addr=(\S+)/.exec(await client.client('INFO'))?.[1];
+      await Promise.all([store.ping(), sharded.ping(), marker.ping()]);
+      const addressOf = async (c: Redis): Promise<string | undefined> => /(?:^|\s)addr=(\S+)/.exec(await c.client('INFO'))?.[1];
+      const [storeAddress, shardedAddress] = [await addressOf(client), await addressOf(shardedClient)];
       expect(storeAddress).toMatch(/^127\.0\.0\.1:\d+$/);
       const seen: { args: string[]; source: string }[] = [];
       monitor.on('monitor', (_time: string, args: string[], source: string) => seen.push({ args, source }));
       let round = 0;
       const markerAt = (text: string): number => seen.findIndex((c) => c.args[0]?.toLowerCase() === 'echo' && c.args[1] === text);
-      const commandsOf = async (apply: () => Promise<void>): Promise<string[]> => {
+      const commandsOf = async (apply: () => Promise<void>, source = storeAddress): Promise<string[]> => {
         const [start, end] = [`start ${++round}`, `end ${round}`];
         await marker.echo(start);
         await apply();
@@ -120,7 +132,7 @@ describe('RedisStore', () => {
         // MONITOR lines arrive late and from every connection (a setup ping once landed here): only the store's, between the markers.
         return seen
           .slice(markerAt(start) + 1, markerAt(end))
-          .filter((c) => c.source === storeAddress)
+          .filter((c) => c.source === source)
           .map((c) => c.args[0]!.toLowerCase());
       };
       const many = Array.from({ length: 50 }, (_, i) => delta(`c${i}`, 'openai', 'gpt-4o', Date.now(), { responseModels: ['a', 'b'] }));
@@ -130,11 +142,20 @@ describe('RedisStore', () => {
       expect(await commandsOf(() => store.apply(again))).toEqual(['evalsha']);
       expect(await commandsOf(() => store.apply(again))).toEqual(['evalsha']);
       expect((await store.models({})).items[0]).toMatchObject({ consumers: 50, requests: 100 });
+
+      // 50 consumers over 4 shards: one script call per shard; the first batch raises the shard count first.
+      // (ioredis sends a script's first call as EVAL, later ones, even in the same round trip, as EVALSHA.)
+      expect(await commandsOf(() => sharded.apply(batch(...many)), shardedAddress)).toEqual(['eval', 'eval', 'evalsha', 'evalsha', 'evalsha']);
+      expect(await commandsOf(() => sharded.apply(batch(...many)), shardedAddress)).toEqual(['evalsha', 'evalsha', 'evalsha', 'evalsha']);
+      // One consumer: one shard.
+      expect(await commandsOf(() => sharded.apply(batch(many[0]!)), shardedAddress)).toEqual(['evalsha']);
+      expect((await sharded.models({})).items[0]).toMatchObject({ consumers: 50, requests: 101 });
     } finally {
       monitor.disconnect();
       marker.disconnect();
-      await store.close();
+      await Promise.all([store.close(), sharded.close()]);
       client.disconnect();
+      shardedClient.disconnect();
     }
   });
 
@@ -186,6 +207,91 @@ describe('RedisStore', () => {
       await expect(store.ping()).rejects.toThrow();
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('RedisStore inventory shards', () => {
+  it('merges parts of records, rollups and buckets in several shards: the same answers as one memory store', async () => {
+    const now = T0 + HOUR_MS;
+    const cfg = config();
+    // One prefix written by stores with 1 shard (the layout of earlier versions), 3 and 5: consumers
+    // move between shards, so records, rollups and buckets have parts in several.
+    const stores = [1, 3, 5].map((n) => new RedisStore({ redis: { ...cfg, inventory_shards: n }, retentionHours: 48, now: () => now }));
+    const memory = new MemoryStore({ maxRecords: 10_000, retentionHours: 48, now: () => now });
+    // mulberry32: deterministic, and its low bits are as random as its high ones.
+    let seed = 42;
+    const rand = (n: number): number => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const models = [['openai', 'gpt-4o'], ['openai', 'gpt-4o-mini'], ['anthropic', 'claude']] as const;
+    try {
+      let at = T0 - 9 * HOUR_MS;
+      for (let b = 0; b < 30; b++) {
+        const deltas = Array.from({ length: 8 }, () => {
+          const [provider, model] = models[rand(3)]!;
+          // Distinct, increasing lastSeen: which part is the latest is never a tie.
+          at += 1 + rand(5 * 60_000);
+          return delta(`c${rand(12)}`, provider, model, at, {
+            firstSeen: at - rand(600_000),
+            requests: 1 + rand(5),
+            costMicroUsd: rand(3) === 0 ? 0 : rand(10_000),
+            unpricedRequests: rand(4) === 0 ? 1 : 0,
+            reported: { input: rand(1000), output: rand(500) },
+            errors: { upstream_5xx: rand(3) === 0 ? 1 : 0 },
+            lastApi: ['chat_completions', 'responses'][rand(2)]!,
+            consumerResolver: ['header', 'api_key'][rand(2)]!,
+            responseModels: [`${model}-v${rand(3)}`],
+          });
+        });
+        // Deltas of one key merged, as the Recorder sends them.
+        const byKey = new Map<string, InventoryDelta>();
+        for (const d of deltas) {
+          const k = JSON.stringify(d.key);
+          const prev = byKey.get(k);
+          if (prev) applyDelta(prev, d);
+          else byKey.set(k, d);
+        }
+        const one = batch(...byKey.values());
+        await stores[b % 3]!.apply(one);
+        await memory.apply(one);
+      }
+      const mid = T0 - 4 * HOUR_MS;
+      const queries: InventoryQuery[] = [
+        { limit: 1000 },
+        { order: 'asc', limit: 7, offset: 3 },
+        { consumer: 'c3' },
+        { provider: 'openai', model: 'gpt-4o', order: 'asc' },
+        { lastSeenFrom: mid },
+        { lastSeenTo: mid, limit: 1000 },
+        { lastSeenFrom: mid - HOUR_MS, lastSeenTo: mid + HOUR_MS, consumer: 'c5' },
+        { lastSeenFrom: mid, sort: 'requests' },
+        { firstSeenFrom: mid, sort: 'firstSeen', order: 'asc' },
+        { unpriced: true, sort: 'costMicroUsd', limit: 1000 },
+        ...(['tokens', 'consumer', 'provider', 'model'] as const).map((sort) => ({ sort, offset: 2, limit: 5 })),
+      ];
+      for (const store of stores) {
+        for (const q of queries) expect(await store.inventory(q), JSON.stringify(q)).toEqual(await memory.inventory(q));
+        for (const q of [{}, { offset: 3, limit: 4 }, { limit: 0 }]) {
+          expect(await store.consumers(q)).toEqual(await memory.consumers(q));
+          expect(await store.models(q)).toEqual(await memory.models(q));
+        }
+        for (const groupBy of ['consumer', 'provider', 'model', 'api', 'key'] as const) {
+          for (const bucket of ['hour', 'day'] as const) {
+            const q = { groupBy, bucket, from: T0 - 12 * HOUR_MS, to: now, ...(groupBy === 'api' ? { consumer: 'c1' } : {}) };
+            expect(await store.usage(q)).toEqual(await memory.usage(q));
+          }
+        }
+      }
+      // The 1-shard store read every shard: the shard count kept in Redis says 5.
+      const admin = new Redis(server.url);
+      expect(await admin.get(`{${cfg.key_prefix}}:inv:shards`)).toBe('5');
+      await admin.quit();
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
     }
   });
 });

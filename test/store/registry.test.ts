@@ -68,21 +68,81 @@ describe('RedisBudgetRegistry', () => {
     return { registry, cleanup: () => registry.close() };
   });
 
-  it('keeps a hash per kind and a version counter under the {prefix} hash tag, values as JSON', async () => {
+  it('keeps a hash per kind and a version counter under its own hash tag {prefix:registry}, values as JSON', async () => {
     const cfg = config();
     const r = open(cfg);
     await r.budgets.put(budget('b1'));
     await r.templates.put(template('t1'));
     const admin = new Redis(server.url);
     try {
-      expect((await admin.keys(`*${cfg.key_prefix}*`)).sort()).toEqual(
-        [`{${cfg.key_prefix}}:reg:budgets`, `{${cfg.key_prefix}}:reg:templates`, `{${cfg.key_prefix}}:reg:version`].sort(),
-      );
-      expect(JSON.parse((await admin.hget(`{${cfg.key_prefix}}:reg:budgets`, 'b1')) ?? 'null')).toEqual(budget('b1'));
-      expect(await admin.get(`{${cfg.key_prefix}}:reg:version`)).toBe('2');
+      const base = `{${cfg.key_prefix}:registry}:`;
+      expect((await admin.keys(`*${cfg.key_prefix}*`)).sort()).toEqual([`${base}budgets`, `${base}templates`, `${base}version`]);
+      expect(JSON.parse((await admin.hget(`${base}budgets`, 'b1')) ?? 'null')).toEqual(budget('b1'));
+      expect(await admin.get(`${base}version`)).toBe('2');
     } finally {
       await admin.quit();
     }
+  });
+
+  describe('upgrade from the keys of earlier versions ({prefix}:reg:*)', () => {
+    let admin: Redis;
+    beforeAll(() => {
+      admin = new Redis(server.url);
+    });
+    afterAll(async () => {
+      await admin.quit();
+    });
+
+    /** What an earlier version left: budget b1 and template t1 at version 7. */
+    async function oldKeys(prefix: string): Promise<string> {
+      const old = `{${prefix}}:reg:`;
+      await admin.hset(`${old}budgets`, 'b1', JSON.stringify(budget('b1')));
+      await admin.hset(`${old}templates`, 't1', JSON.stringify(template('t1')));
+      await admin.set(`${old}version`, '7');
+      return old;
+    }
+
+    it('copies the definitions once, keeping the version; later starts leave later changes alone', async () => {
+      const cfg = config();
+      const old = await oldKeys(cfg.key_prefix);
+      // Three sidecars start at once: one of them copies, every one sees the copy.
+      const [a, b, c] = [open(cfg), open(cfg), open(cfg)];
+      const [snapA, snapB, versionC] = await Promise.all([a.snapshot(), b.snapshot(), c.version()]);
+      expect(snapA).toEqual({ version: 7, budgets: [budget('b1')], templates: [template('t1')] });
+      expect(snapB).toEqual(snapA);
+      expect(versionC).toBe(7);
+
+      // The old keys are still there; a sidecar starting after a change does not copy them again.
+      expect(await a.budgets.delete('b1')).toBe(true);
+      expect(await open(cfg).snapshot()).toEqual({ version: 8, budgets: [], templates: [template('t1')] });
+      expect(await admin.get(`${old}version`)).toBe('7');
+      expect(await admin.hkeys(`${old}budgets`)).toEqual(['b1']);
+    });
+
+    it('copies all or nothing: a copy that failed is made by the next call', async () => {
+      const cfg = config();
+      await oldKeys(cfg.key_prefix);
+      const client = new Redis(server.url);
+      try {
+        const r = new RedisBudgetRegistry({ redis: cfg, client });
+        const scripts = client as unknown as { tokenwardenDefinitionMigrate: (...args: unknown[]) => Promise<number> };
+        const migrate = scripts.tokenwardenDefinitionMigrate.bind(client);
+        let failures = 1;
+        scripts.tokenwardenDefinitionMigrate = (...args) => (failures-- > 0 ? Promise.reject(new Error('connection lost')) : migrate(...args));
+        await expect(r.snapshot()).rejects.toThrow('connection lost');
+        expect(await admin.exists(`{${cfg.key_prefix}:registry}:version`)).toBe(0);
+        expect(await r.snapshot()).toEqual({ version: 7, budgets: [budget('b1')], templates: [template('t1')] });
+      } finally {
+        client.disconnect();
+      }
+    });
+
+    it('starts empty when there is nothing to copy', async () => {
+      const cfg = config();
+      const r = open(cfg);
+      expect(await r.snapshot()).toEqual({ version: 0, budgets: [], templates: [] });
+      expect(await admin.keys(`*${cfg.key_prefix}*`)).toEqual([]);
+    });
   });
 
   it('shares definitions between sidecars: a change made by one is seen by another polling version()', async () => {
