@@ -401,3 +401,99 @@ describe('Recorder', () => {
     expect(() => new Recorder(new FakeStore(), { ...OPTS, flushIntervalMs: 0 })).toThrow(RangeError);
   });
 });
+
+describe('Recorder: the second apply that covers a failover', () => {
+  /** A store on a replicated Redis whose master was failed over: it forgets the given batches. */
+  function loseBatches(store: FakeStore, ids: string[]): void {
+    for (const id of ids) store.appliedIds.delete(id);
+    store.applied.splice(0);
+  }
+
+  it('applies every applied batch once more, with its id, reapplyAfterMs later', async () => {
+    let t = 0;
+    const { store, recorder } = setup({ reapplyAfterMs: 5_000, now: () => t });
+    recorder.record(rec());
+    await recorder.flush();
+    t = 4_999;
+    recorder.record(rec({ model: 'later' }));
+    await recorder.flush();
+    expect(store.attempts.map((b) => b.id)).toEqual(['b1', 'b2']);
+    t = 5_000;
+    await recorder.flush();
+    expect(store.attempts.map((b) => b.id)).toEqual(['b1', 'b2', 'b1']);
+    expect(store.attempts[2]).toEqual(store.attempts[0]);
+    t = 20_000;
+    await recorder.flush();
+    await recorder.flush();
+    // Once each, and counted once (the store knows the ids).
+    expect(store.attempts.map((b) => b.id)).toEqual(['b1', 'b2', 'b1', 'b2']);
+    expect(store.totalRequests()).toBe(2);
+    expect(recorder.pendingDeltas).toBe(0);
+  });
+
+  it('restores a batch that a failover lost after the store acknowledged it', async () => {
+    let t = 0;
+    const { store, recorder } = setup({ reapplyAfterMs: 5_000, now: () => t });
+    for (let i = 0; i < 3; i++) recorder.record(rec());
+    await recorder.flush();
+    expect(store.totalRequests()).toBe(3);
+    // The promoted replica never got b1.
+    loseBatches(store, ['b1']);
+    expect(store.totalRequests()).toBe(0);
+    t = 5_000;
+    await recorder.flush();
+    expect(store.totalRequests()).toBe(3);
+  });
+
+  it('keeps a second apply that fails for the next flush, without holding back new batches', async () => {
+    let t = 0;
+    const { store, recorder, events } = setup({ reapplyAfterMs: 1_000, now: () => t });
+    recorder.record(rec());
+    await recorder.flush();
+    t = 1_000;
+    store.behaviour = 'fail';
+    await recorder.flush();
+    expect(events.flushFailed).toHaveLength(1);
+    store.behaviour = 'ok';
+    recorder.record(rec({ model: 'new' }));
+    await recorder.flush();
+    // The new batch first, then the second apply of b1.
+    expect(store.attempts.map((b) => b.id)).toEqual(['b1', 'b1', 'b2', 'b1']);
+    expect(recorder.pendingDeltas).toBe(0);
+    expect(recorder.droppedRequests).toBe(0);
+  });
+
+  it('holds at most retryBufferMaxDeltas applied deltas, letting the oldest go first', async () => {
+    let t = 0;
+    const { store, recorder, events } = setup({ flushMaxDeltas: 2, retryBufferMaxDeltas: 4, reapplyAfterMs: 1_000, now: () => t });
+    for (let b = 0; b < 3; b++) {
+      recorder.record(rec({ model: `a${b}` }));
+      recorder.record(rec({ model: `b${b}` }));
+      await recorder.flush();
+    }
+    t = 1_000;
+    await recorder.flush();
+    expect(store.attempts.map((b) => b.id)).toEqual(['b1', 'b2', 'b3', 'b2', 'b3']);
+    // Letting a second apply go is not a drop: the batch was applied.
+    expect(events.dropped).toEqual([]);
+    expect(recorder.droppedRequests).toBe(0);
+  });
+
+  it('is off with reapplyAfterMs 0, and stop() gives the second applies up', async () => {
+    let t = 0;
+    const off = setup({ reapplyAfterMs: 0, now: () => t });
+    off.recorder.record(rec());
+    await off.recorder.flush();
+    t = 60_000;
+    await off.recorder.flush();
+    expect(off.store.attempts.map((b) => b.id)).toEqual(['b1']);
+
+    const on = setup({ reapplyAfterMs: 1_000, now: () => t });
+    on.recorder.record(rec());
+    await on.recorder.flush();
+    await on.recorder.stop();
+    t += 1_000;
+    await on.recorder.flush();
+    expect(on.store.attempts.map((b) => b.id)).toEqual(['b1']);
+  });
+});

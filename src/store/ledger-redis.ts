@@ -7,6 +7,11 @@
  * - read is one script too (it drops expired leases on the way); wouldBlock is one pipeline.
  * - While Redis is unreachable every call rejects at once (no offline queue): admission applies the
  *   budget's on_store_error policy.
+ * - Settlements and releases outlive their call (a finalised request is remembered, so sending one
+ *   again changes nothing twice): one that fails is retried in the background, with backoff, for
+ *   RETRY_FINALISE_MS; one that succeeds is sent once more RESEND_FINALISE_MS later, because Redis
+ *   replicates asynchronously and a failover can lose what the old master acknowledged (README
+ *   "Redis failover and resharding"). The caller still sees the first attempt's outcome.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
@@ -29,7 +34,19 @@ export interface RedisLedgerOptions {
   /** A client built by the caller (its options are then the caller's); close() leaves it open. */
   client?: Redis | Cluster;
   wouldBlockRetentionMs?: number;
+  /** Background sending of settlements and releases (tests shorten it; 0 turns the second send off). */
+  resendFinaliseMs?: number;
+  retryFinaliseMs?: number;
 }
+
+/** A successful settlement or release is sent once more this long after (see the header). */
+export const RESEND_FINALISE_MS = 5_000;
+/** A failed one is retried in the background for this long. */
+export const RETRY_FINALISE_MS = 60_000;
+/** Settlements and releases held for a retry or a second send; beyond it the oldest are let go. */
+const MAX_PENDING_FINALISE = 100_000;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2_000;
 
 type Client = Redis | Cluster;
 type ScriptClient = Client & {
@@ -38,20 +55,50 @@ type ScriptClient = Client & {
   tokenwardenBudgetRead(key: string, ...args: string[]): Promise<number[]>;
 };
 
+/** A settlement or release to send again. */
+interface Finalise {
+  key: string;
+  args: string[];
+  /** Date.now() when the current phase (retrying after the first attempt, or the second send) began. */
+  since: number;
+  /** When to send it next (Date.now()). */
+  due: number;
+  /** Consecutive failures so far. */
+  failures: number;
+  /** It succeeded once: the next success is the last send. */
+  confirming: boolean;
+}
+
+/** How often the background sends look for what is due. */
+const TICK_MS = 100;
+
 export class RedisLedger implements BudgetLedger {
   private readonly conn: LazyConnection;
   private readonly keys: LedgerKeys;
   private readonly now: () => number;
   private readonly retentionMs: number;
+  private readonly resendMs: number;
+  private readonly retryMs: number;
+  /** Settlements and releases to send again, in no particular order. */
+  private readonly pending = new Set<Finalise>();
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(opts: RedisLedgerOptions) {
     this.keys = new LedgerKeys(opts.redis.key_prefix);
     this.now = opts.now ?? Date.now;
     this.retentionMs = opts.wouldBlockRetentionMs ?? WOULD_BLOCK_RETENTION_MS;
+    this.resendMs = opts.resendFinaliseMs ?? RESEND_FINALISE_MS;
+    this.retryMs = opts.retryFinaliseMs ?? RETRY_FINALISE_MS;
     this.conn = new LazyConnection(opts.redis, opts.client);
     this.conn.client.defineCommand('tokenwardenBudgetReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
     this.conn.client.defineCommand('tokenwardenBudgetFinalise', { numberOfKeys: 1, lua: FINALISE_LUA });
     this.conn.client.defineCommand('tokenwardenBudgetRead', { numberOfKeys: 1, lua: READ_LUA });
+  }
+
+  /** Settlements and releases waiting for a retry or their second send (for tests and metrics). */
+  get pendingFinalise(): number {
+    return this.pending.size;
   }
 
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
@@ -64,15 +111,13 @@ export class RedisLedger implements BudgetLedger {
 
   async settle(req: SettleRequest): Promise<void> {
     validateSettle(req);
-    const client = await this.connected();
     const { key, args } = encodeFinalise(this.keys, req.requestId, req.actual, this.now());
-    await client.tokenwardenBudgetFinalise(key, ...args);
+    await this.finalise(key, args);
   }
 
   async release(requestId: string): Promise<void> {
-    const client = await this.connected();
     const { key, args } = encodeFinalise(this.keys, requestId, null, this.now());
-    await client.tokenwardenBudgetFinalise(key, ...args);
+    await this.finalise(key, args);
   }
 
   async wouldBlock(fromMs: number, toMs: number): Promise<WouldBlockCount[]> {
@@ -103,11 +148,74 @@ export class RedisLedger implements BudgetLedger {
   }
 
   close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.pending.clear();
     return this.conn.close();
   }
 
   private async connected(): Promise<ScriptClient> {
     return (await this.conn.ready()) as ScriptClient;
   }
-}
 
+  /** The first attempt, whose outcome the caller gets; then the retries or the second send, in the background. */
+  private async finalise(key: string, args: string[]): Promise<void> {
+    const f: Finalise = { key, args, since: Date.now(), due: 0, failures: 0, confirming: false };
+    let failure: unknown = null;
+    try {
+      const client = await this.connected();
+      await client.tokenwardenBudgetFinalise(key, ...args);
+    } catch (err) {
+      failure = err ?? new Error('budget ledger call failed');
+    }
+    this.after(f, failure === null);
+    if (failure !== null) throw failure;
+  }
+
+  /** Decides what comes after a send of `f`: nothing, a retry with backoff, or the second send. */
+  private after(f: Finalise, ok: boolean): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (ok) {
+      if (f.confirming || this.resendMs === 0) return;
+      f.confirming = true;
+      f.failures = 0;
+      f.since = now;
+      f.due = now + this.resendMs;
+    } else {
+      f.failures += 1;
+      if (now - f.since >= this.retryMs) return;
+      f.due = now + Math.min(RETRY_MIN_MS * 2 ** (f.failures - 1), RETRY_MAX_MS);
+    }
+    if (this.pending.size >= MAX_PENDING_FINALISE) {
+      // Let the oldest go (a Set iterates in insertion order): only its retry or second send is lost.
+      const oldest = this.pending.values().next().value;
+      if (oldest) this.pending.delete(oldest);
+    }
+    this.pending.add(f);
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.sendDue(), TICK_MS);
+      this.timer.unref();
+    }
+  }
+
+  private sendDue(): void {
+    this.timer = null;
+    const now = Date.now();
+    for (const f of this.pending) {
+      if (f.due > now) continue;
+      this.pending.delete(f);
+      void this.connected()
+        .then((client) => client.tokenwardenBudgetFinalise(f.key, ...f.args))
+        .then(
+          () => this.after(f, true),
+          () => this.after(f, false),
+        );
+    }
+    if (this.pending.size > 0 && !this.closed) {
+      this.timer = setTimeout(() => this.sendDue(), TICK_MS);
+      this.timer.unref();
+    }
+  }
+}

@@ -9,17 +9,29 @@
  *   store.apply(); batches are applied oldest first, one at a time.
  * - A batch whose apply fails stays in the retry buffer WITH ITS ID and is retried on the next flush.
  *   The store counts a batch id once, so a batch that was applied before the error (a timeout after
- *   Redis ran it) is not counted twice. New records keep aggregating into new batches meanwhile.
+ *   Redis ran it), in whole or in some inventory shards only, is not counted twice. New records keep
+ *   aggregating into new batches meanwhile.
  * - Nothing is lost while the retry buffer has room. The buffer holds at most `retryBufferMaxDeltas`
  *   deltas besides the batch being sent; beyond it the OLDEST batches are dropped and counted
  *   (`droppedRequests`, events.dropped) for the caller to log.
  * - stop() flushes and retries until its deadline; what is still unapplied then is dropped and
  *   counted, as is anything recorded after stop().
+ * - An applied batch is applied once more, with its id, `reapplyAfterMs` (5 s) later: Redis
+ *   replicates asynchronously, so a master can acknowledge a batch and then lose it in a failover (it
+ *   crashes before its replica has the batch, or a Sentinel failover promotes the replica while
+ *   clients still write to the old master: about a second, until the sentinels announce the switch).
+ *   Once the client is on the new master, the second apply counts the batch if it is missing there
+ *   and changes nothing if it is not (README "Redis failover and resharding"). A second apply that
+ *   fails is retried like a batch, without holding back new batches' order (they are independent).
  *
  * What can be lost: what is still in memory when the process is killed without stop() (SIGKILL,
- * OOM): at most one flush interval's worth of records plus the retry buffer; and batches dropped
- * when the buffer overflows during a long outage or left over at stop()'s deadline. Memory held: at
- * most `flushMaxDeltas` pending deltas plus the retry buffer plus the batch being sent.
+ * OOM): at most one flush interval's worth of records plus the retry buffer; batches dropped
+ * when the buffer overflows during a long outage or left over at stop()'s deadline; and a batch that
+ * a failover loses when this process does not re-apply it (killed, or stopped, within
+ * `reapplyAfterMs` of applying it; or the client not yet moved to the new master by then). Memory
+ * held: at most `flushMaxDeltas` pending deltas plus the retry buffer plus the batch being sent, plus
+ * the applied batches awaiting their second apply (at most `retryBufferMaxDeltas` deltas: the oldest
+ * are let go first, which gives up only their failover cover).
  *
  * `droppedRequests` is exact when the dropped batches' earlier attempts failed without reaching the
  * store (store down, connection refused). A dropped batch whose earlier attempt failed ambiguously
@@ -38,10 +50,19 @@ export interface RecorderOptions {
   /** Seal a batch as soon as this many keys are pending. At most retryBufferMaxDeltas. */
   flushMaxDeltas: number;
   retryBufferMaxDeltas: number;
-  /** Monotonic milliseconds, for flush durations (default performance.now). */
+  /**
+   * An applied batch is applied once more this long after (default 5000 ms; 0: never), so that a
+   * failover that loses it does not lose it for good. Batch ids make the second apply a no-op when
+   * the batch is there.
+   */
+  reapplyAfterMs?: number;
+  /** Monotonic milliseconds, for flush durations and reapplyAfterMs (default performance.now). */
   now?: () => number;
   newBatchId?: () => string;
 }
+
+/** See RecorderOptions.reapplyAfterMs: well past the ~1 s a Sentinel failover writes to the old master. */
+export const REAPPLY_AFTER_MS = 5_000;
 
 export interface RecorderEvents {
   flushed(batch: { deltas: number; seconds: number }): void;
@@ -54,6 +75,13 @@ interface Sealed {
   requests: number;
 }
 
+/** An applied batch waiting for its second apply. */
+interface Applied {
+  batch: InventoryBatch;
+  /** now() from which it is due. */
+  due: number;
+}
+
 const STOP_RETRY_MIN_MS = 50;
 const STOP_RETRY_MAX_MS = 1_000;
 
@@ -64,6 +92,10 @@ export class Recorder {
   private readonly queue: Sealed[] = [];
   private queuedDeltas = 0;
   private sending: Sealed | null = null;
+  /** Applied batches awaiting their second apply, oldest first (so by due time). */
+  private readonly applied: Applied[] = [];
+  private appliedDeltas = 0;
+  private readonly reapplyAfterMs: number;
   private dropped = 0;
   private flushRequested = false;
   private draining: Promise<void> | null = null;
@@ -81,6 +113,8 @@ export class Recorder {
       if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) throw new RangeError(`${k} must be a positive integer`);
     }
     if (opts.flushMaxDeltas > opts.retryBufferMaxDeltas) throw new RangeError('flushMaxDeltas must not exceed retryBufferMaxDeltas');
+    this.reapplyAfterMs = opts.reapplyAfterMs ?? REAPPLY_AFTER_MS;
+    if (!Number.isSafeInteger(this.reapplyAfterMs) || this.reapplyAfterMs < 0) throw new RangeError('reapplyAfterMs must be a non-negative integer');
     this.now = opts.now ?? (() => performance.now());
     this.newBatchId = opts.newBatchId ?? randomUUID;
   }
@@ -153,6 +187,9 @@ export class Recorder {
     this.seal();
     for (const s of this.queue.splice(0)) this.drop(s.batch.deltas.length, s.requests);
     this.queuedDeltas = 0;
+    // Applied once already: only their failover cover is given up.
+    this.applied.splice(0);
+    this.appliedDeltas = 0;
   }
 
   private async drain(): Promise<void> {
@@ -175,7 +212,7 @@ export class Recorder {
     this.seal();
     for (;;) {
       const next = this.queue[0];
-      if (!next) return;
+      if (!next) break;
       this.sending = next;
       const started = this.now();
       try {
@@ -188,7 +225,39 @@ export class Recorder {
       }
       this.sending = null;
       this.remove(next);
+      this.keepApplied(next.batch);
       this.emit('flushed', { deltas: next.batch.deltas.length, seconds: (this.now() - started) / 1000 });
+    }
+    await this.reapplyDue();
+  }
+
+  /** Keeps an applied batch for its second apply, within the retry buffer's bound. */
+  private keepApplied(batch: InventoryBatch): void {
+    if (this.reapplyAfterMs === 0 || this.stopped) return;
+    this.applied.push({ batch, due: this.now() + this.reapplyAfterMs });
+    this.appliedDeltas += batch.deltas.length;
+    while (this.appliedDeltas > this.opts.retryBufferMaxDeltas) {
+      const oldest = this.applied.shift()!;
+      this.appliedDeltas -= oldest.batch.deltas.length;
+    }
+  }
+
+  /** Applies again, oldest first, the applied batches that are due; stops at the first failure (kept for the next flush). */
+  private async reapplyDue(): Promise<void> {
+    for (;;) {
+      const next = this.applied[0];
+      if (!next || next.due > this.now() || this.stopped) return;
+      try {
+        await this.store.apply(next.batch);
+      } catch (err) {
+        this.emit('flushFailed', err, this.pendingDeltas);
+        return;
+      }
+      // stop() may have emptied the list meanwhile.
+      if (this.applied[0] === next) {
+        this.applied.shift();
+        this.appliedDeltas -= next.batch.deltas.length;
+      }
     }
   }
 

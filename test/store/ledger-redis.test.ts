@@ -10,6 +10,7 @@ import { RedisLedger } from '../../src/store/ledger-redis.js';
 import { DAY_MS, HOUR_MS } from '../../src/store/types.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { item, ledgerContract, requestId, T0 } from './ledger-contract.js';
+import { TcpFaultProxy } from '../support/tcp-proxy.js';
 import { until } from '../support/wait.js';
 
 let server: RedisServer;
@@ -126,6 +127,62 @@ describe('RedisLedger', () => {
     await ledger.close();
     expect(await client.ping()).toBe('PONG');
     client.disconnect();
+  });
+});
+
+describe('RedisLedger: settlements outlive their call', () => {
+  let admin: Redis;
+  beforeAll(() => {
+    admin = new Redis(server.url);
+  });
+  afterAll(async () => {
+    await admin.quit();
+  });
+
+  const counter = async (ledger: RedisLedger): Promise<{ used: number; reserved: number }> => (await ledger.read([{ counter: 'c', max: 100 }]))[0]!;
+
+  it('sends a settlement once more, which restores it where a failover lost it', async () => {
+    const cfg = config();
+    const ledger = new RedisLedger({ redis: cfg, resendFinaliseMs: 300 });
+    try {
+      const id = requestId();
+      await ledger.reserve({ requestId: id, leaseMs: 60_000, items: [item('c', { windowEndMs: Date.now() + HOUR_MS, amount: 5 })], consumer: 'a', nowMs: Date.now() });
+      const keys = (await admin.keys(`{${cfg.key_prefix}}:*`)).sort();
+      const before = await Promise.all(keys.map((k) => admin.dumpBuffer(k)));
+      await ledger.settle({ requestId: id, actual: { c: 3 } });
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 3, reserved: 0 }));
+      expect(ledger.pendingFinalise).toBe(1);
+      // What a replica promoted before the settlement reached it holds: the reservation, no settlement.
+      await admin.del(...(await admin.keys(`{${cfg.key_prefix}}:*`)));
+      for (const [i, k] of keys.entries()) await admin.restore(k, 0, before[i]!, 'REPLACE');
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 0, reserved: 5 }));
+      await until(async () => (await counter(ledger)).used === 3, 'the second send', 5_000);
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 3, reserved: 0 }));
+      await until(() => ledger.pendingFinalise === 0, 'nothing left to send');
+      // Sent twice in all: the second send found it settled and changed nothing.
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 3, reserved: 0 }));
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('retries a settlement that failed, in the background, once the store answers again', async () => {
+    const proxy = new TcpFaultProxy(server.port);
+    const ledger = new RedisLedger({ redis: config({ url: `redis://127.0.0.1:${await proxy.listen()}`, command_timeout_ms: 300 }), resendFinaliseMs: 0 });
+    try {
+      const id = requestId();
+      await ledger.reserve({ requestId: id, leaseMs: 60_000, items: [item('c', { windowEndMs: Date.now() + HOUR_MS, amount: 5 })], consumer: 'a', nowMs: Date.now() });
+      proxy.mode = 'cut';
+      await expect(ledger.settle({ requestId: id, actual: { c: 4 } })).rejects.toThrow();
+      expect(ledger.pendingFinalise).toBe(1);
+      proxy.mode = 'pass';
+      await until(async () => (await counter(ledger).catch(() => ({ used: -1 }))).used === 4, 'the retried settlement', 10_000);
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 4, reserved: 0 }));
+      await until(() => ledger.pendingFinalise === 0, 'nothing left to send');
+    } finally {
+      await ledger.close();
+      await proxy.close();
+    }
   });
 });
 
