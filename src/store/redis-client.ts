@@ -15,6 +15,7 @@
 import { once } from 'node:events';
 import { Cluster, Redis, type ChainableCommander, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
+import { hashTag } from './redis-layout.js';
 
 /** `host:port`, IPv6 hosts in brackets (`[::1]:6379`). */
 export function parseHostPort(s: string): { host: string; port: number } {
@@ -46,14 +47,6 @@ const retryStrategy = (times: number): number => Math.min(times * 100, 1_000);
  * the command) makes a Sentinel client ask the sentinels where the master is now.
  */
 export const reconnectOnError = (err: Error): 1 | false => (/\bREADONLY\b/.test(err.message) ? 1 : false);
-
-/** Hash tag rule of Redis Cluster: the text between the first `{` and the next `}`, when not empty. */
-function hashTag(key: string): string | null {
-  const open = key.indexOf('{');
-  if (open < 0) return null;
-  const close = key.indexOf('}', open + 1);
-  return close > open + 1 ? key.slice(open + 1, close) : null;
-}
 
 /** The never-written key declared next to a script's keys (same slot as `firstKey`); null when none fits. */
 export function migrationGuardKey(firstKey: string): string | null {

@@ -55,12 +55,17 @@ function crc16(bytes: Uint8Array): number {
   return crc;
 }
 
-/** The Cluster slot of a key (its hash tag's, when it has a non-empty one), as CLUSTER KEYSLOT computes it. */
-export function keySlot(key: string): number {
+/** Hash tag rule of Redis Cluster: the text between the first `{` and the next `}`, when not empty. */
+export function hashTag(key: string): string | null {
   const open = key.indexOf('{');
-  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
-  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
-  return crc16(Buffer.from(hashed, 'utf8')) % CLUSTER_SLOTS;
+  if (open < 0) return null;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : null;
+}
+
+/** The Cluster slot of a key (its hash tag's, when it has one), as CLUSTER KEYSLOT computes it. */
+export function keySlot(key: string): number {
+  return crc16(Buffer.from(hashTag(key) ?? key, 'utf8')) % CLUSTER_SLOTS;
 }
 
 /** i's bits reversed (8 of them), as a fraction: 0, 0.5, 0.25, 0.75, 0.125, ... (van der Corput). */

@@ -20,13 +20,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
 import { amountsOf } from '../../src/governance/admission.js';
 import { PriceBook } from '../../src/metering/prices.js';
+import { RESEND_FINALISE_MS } from '../../src/store/ledger-redis.js';
 import { RedisStore } from '../../src/store/redis.js';
 import { EnvoyEmulator, type EmulatorConfig, type ExchangeInput, type ExchangeResult } from '../emulator/envoy.js';
 import { SIDECAR } from '../support/envoy-modes.js';
-import { until } from '../support/wait.js';
+import { eventually, until } from '../support/wait.js';
 import { alive, budgetLimit, envoyTrouble, killAll, startFleetSidecar, type FleetSidecar } from './fleet.js';
 
 export const CONSUMERS = ['tokens-app', 'money-app', 'capped-app'] as const;
@@ -369,4 +371,30 @@ export function microUsdPerRequest(): number {
   const cost = new PriceBook([]).cost('openai', ['gpt-4o-mini'], usage);
   if (cost === null) throw new Error('gpt-4o-mini has no price');
   return amountsOf(usage, cost.microUsd).cost_micro_usd;
+}
+
+/**
+ * The end state every failover test demands once traffic stopped (at `stoppedAt`): no reservation
+ * left, each budget's use equal to what the admitted requests reported, the inventory equal to what
+ * was sent, and still so once every second send has gone out (nothing counts twice).
+ */
+export async function expectExactEndState(
+  fleet: FailoverFleet,
+  all: Seen[],
+  topology: { redis: Partial<RedisConfig>; keyPrefix: string },
+  stoppedAt: number,
+): Promise<void> {
+  const first = fleet.sidecars[0]!;
+  const expected = expectedUsed(all, microUsdPerRequest());
+  const used = async (): Promise<Record<string, number>> => Object.fromEntries(Object.entries(await budgetState(first)).map(([id, s]) => [id, s.used]));
+  await eventually(async () => {
+    const state = await budgetState(first);
+    expect(Object.values(state).map((s) => s.reserved)).toEqual([0, 0, 0]);
+    expect(await used()).toEqual(expected);
+  }, 20_000);
+  const inventory = (): Promise<Record<string, number>> => inventoryRequests(topology.redis, topology.keyPrefix);
+  await eventually(async () => expect(await inventory()).toEqual(sentPerConsumer(all)), 10_000);
+  await new Promise((r) => setTimeout(r, Math.max(0, stoppedAt + RESEND_FINALISE_MS + 1_000 - Date.now())));
+  expect(await used()).toEqual(expected);
+  expect(await inventory()).toEqual(sentPerConsumer(all));
 }

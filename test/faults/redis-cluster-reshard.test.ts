@@ -15,25 +15,19 @@
  */
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RESEND_FINALISE_MS } from '../../src/store/ledger-redis.js';
 import { keySlot } from '../../src/store/redis-layout.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 import { REDIS_CLI_BIN, redisCommand, type RedisProcess } from '../support/redis-process.js';
-import { eventually } from '../support/wait.js';
 import {
-  budgetState,
   decisions,
   ENVOY,
-  expectedUsed,
+  expectExactEndState,
   FailoverFleet,
   fleetStoreErrors,
-  inventoryRequests,
-  microUsdPerRequest,
   MixedTraffic,
-  sentPerConsumer,
+  type Seen,
   unexpectedAnswers,
   warmUp,
-  type Seen,
 } from './failover-traffic.js';
 
 const nodeId = async (node: RedisProcess): Promise<string> => String(await redisCommand(node.port, ['CLUSTER', 'MYID']));
@@ -176,18 +170,6 @@ describe('Redis Cluster resharding under traffic through three sidecars', () => 
     const d = decisions(all);
     expect([d['tokens-app'].byStoreError, d['money-app'].byStoreError, d['capped-app'].byStoreError]).toEqual([0, 0, 0]);
 
-    const [first] = fleet.sidecars;
-    const expected = expectedUsed(all, microUsdPerRequest());
-    const used = async (): Promise<Record<string, number>> => Object.fromEntries(Object.entries(await budgetState(first!)).map(([id, s]) => [id, s.used]));
-    await eventually(async () => {
-      const state = await budgetState(first!);
-      expect(Object.values(state).map((s) => s.reserved)).toEqual([0, 0, 0]);
-      expect(await used()).toEqual(expected);
-    }, 20_000);
-    const inventory = (): Promise<Record<string, number>> => inventoryRequests({ cluster_nodes: cluster.nodes }, prefix);
-    await eventually(async () => expect(await inventory()).toEqual(sentPerConsumer(all)), 10_000);
-    await new Promise((r) => setTimeout(r, Math.max(0, stoppedAt + RESEND_FINALISE_MS + 1_000 - Date.now())));
-    expect(await used()).toEqual(expected);
-    expect(await inventory()).toEqual(sentPerConsumer(all));
+    await expectExactEndState(fleet, all, { redis: { cluster_nodes: cluster.nodes }, keyPrefix: prefix }, stoppedAt);
   });
 });

@@ -16,25 +16,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/types.js';
-import { RESEND_FINALISE_MS } from '../../src/store/ledger-redis.js';
 import { LazyConnection } from '../../src/store/redis-client.js';
 import { info, redisCommand, type RedisProcess } from '../support/redis-process.js';
 import { startRedisSentinel, type RedisSentinel } from '../support/redis-sentinel.js';
-import { eventually, until } from '../support/wait.js';
+import { until } from '../support/wait.js';
 import {
-  budgetState,
   decisions,
-  expectedUsed,
+  expectExactEndState,
   FailoverFleet,
   fleetStoreErrors,
-  inventoryRequests,
-  microUsdPerRequest,
   MixedTraffic,
-  sentPerConsumer,
+  type Seen,
   storeErrorsMatch,
   unexpectedAnswers,
   warmUp,
-  type Seen,
 } from './failover-traffic.js';
 
 const PREFIX = 'sentinel-failover';
@@ -113,23 +108,10 @@ describe('Redis Sentinel failovers under traffic through three sidecars', () => 
     const errors = storeErrorsMatch(d, await fleetStoreErrors(fleet));
     expect(errors.counted).toEqual(errors.seen);
 
-    // Leases are settled or expire (3 s); every admitted request's usage is counted exactly once,
-    // including those admitted by on_store_error (their settlements were retried) and those whose
-    // settlement only the old master of the graceful failover had (sent again).
-    const [first] = fleet.sidecars;
-    const expected = expectedUsed(all, microUsdPerRequest());
-    const used = async (): Promise<Record<string, number>> => Object.fromEntries(Object.entries(await budgetState(first!)).map(([id, s]) => [id, s.used]));
-    await eventually(async () => {
-      const state = await budgetState(first!);
-      expect(Object.values(state).map((s) => s.reserved)).toEqual([0, 0, 0]);
-      expect(await used()).toEqual(expected);
-    }, 20_000);
-    const inventory = (): Promise<Record<string, number>> => inventoryRequests({ sentinels: deployment.sentinels, sentinel_master: deployment.masterName }, PREFIX);
-    await eventually(async () => expect(await inventory()).toEqual(sentPerConsumer(all)), 10_000);
-    // And nothing counts twice once every second send has gone out.
-    await new Promise((r) => setTimeout(r, Math.max(0, stoppedAt + RESEND_FINALISE_MS + 1_000 - Date.now())));
-    expect(await used()).toEqual(expected);
-    expect(await inventory()).toEqual(sentPerConsumer(all));
+    // Every admitted request's usage is counted exactly once, including those admitted by
+    // on_store_error (their settlements were retried) and those whose settlement only the old
+    // master of the graceful failover had (sent again).
+    await expectExactEndState(fleet, all, { redis: { sentinels: deployment.sentinels, sentinel_master: deployment.masterName }, keyPrefix: PREFIX }, stoppedAt);
     // Every write the graceful failover had lost is there in the end.
     const final = await writeMarkers(await deployment.currentMaster());
     expect(lost.filter((k) => !final.has(k)), `${lost.length} writes lost by the graceful failover`).toEqual([]);
