@@ -4,7 +4,7 @@
  * (estimates, items, states) is pure and exported; `Admitter` only adds the ledger I/O and deadline.
  */
 import type { Usage } from '../domain.js';
-import type { BudgetLedger, ItemState, LedgerItem, ReserveResult } from './ledger.js';
+import type { BudgetLedger, CounterWindow, ItemState, LedgerItem, ReserveResult } from './ledger.js';
 import type { PolicySet } from './policy-set.js';
 import type { Budget, Limit, LimitMetric, RequestSubject } from './types.js';
 import { counterKey, ROLLING_SUB_BUCKETS, rollingBucket, windowBounds } from './windows.js';
@@ -312,9 +312,13 @@ export class Admitter {
     if (!hasUsage(actual.usage)) return this.release(admission);
     const amounts = amountsOf(actual.usage, actual.costMicroUsd);
     const perCounter: Record<string, number> = {};
-    admission.items.forEach((item, i) => (perCounter[item.counter] = amounts[admission.metrics[i]!]));
+    const windows: Record<string, CounterWindow> = {};
+    admission.items.forEach((item, i) => {
+      perCounter[item.counter] = amounts[admission.metrics[i]!];
+      windows[item.counter] = { windowEndMs: item.windowEndMs, rollingMs: item.rollingMs };
+    });
     await this.call('settle', admission.requestId, () =>
-      this.deps.ledger.settle({ requestId: admission.requestId, actual: perCounter }),
+      this.deps.ledger.settle({ requestId: admission.requestId, actual: perCounter, windows }),
     );
   }
 

@@ -65,10 +65,19 @@ export interface ReserveResult {
   items: ItemState[];
 }
 
+/** The window of a counter, as in its LedgerItem. */
+export type CounterWindow = Pick<LedgerItem, 'windowEndMs' | 'rollingMs'>;
+
 export interface SettleRequest {
   requestId: string;
   /** Actual amounts per counter (same counters as the reservation; missing = 0). */
   actual: Record<string, number>;
+  /**
+   * The window of each counter in `actual`. With it a settle creates a counter that does not exist
+   * while its window lasts: a request admitted without a reservation (a store error under
+   * `on_store_error: open`), or one whose counter a failed-over Redis lost, is still counted.
+   */
+  windows?: Record<string, CounterWindow>;
 }
 
 export interface BudgetLedger {
@@ -77,7 +86,8 @@ export interface BudgetLedger {
   /**
    * Replaces the request's reservation with its actual usage, exactly once per requestId (a
    * repeated settle, or a settle after the lease expired, changes nothing twice). Settling an
-   * expired lease still adds the actual usage (it was spent).
+   * expired lease still adds the actual usage (it was spent), and so does a settle of a request
+   * that holds no reservation, to counters whose window lasts (created when `windows` says how).
    */
   settle(req: SettleRequest): Promise<void>;
   /** Drops the reservation without usage (failed upstream call, cancelled before sending). */

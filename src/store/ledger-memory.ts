@@ -13,9 +13,10 @@
  * - Leases expire at decision time + leaseMs on the callers' clocks (keep them in sync with NTP).
  * - A request is finalised once: the first settle or release wins, later ones change nothing for
  *   SETTLE_GRACE_MS. A settle whose lease already expired still adds its actual usage, to every
- *   counter that still exists.
+ *   counter that still exists; given the counters' windows it creates those that do not while their
+ *   window lasts (a request admitted without a reservation still counts).
  */
-import type { BudgetLedger, ItemState, LedgerItem, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from '../governance/ledger.js';
+import type { BudgetLedger, CounterWindow, ItemState, LedgerItem, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from '../governance/ledger.js';
 import { DAY_MS, HOUR_MS } from './types.js';
 
 export const ROLLING_SUB_BUCKETS = 6;
@@ -38,6 +39,17 @@ export function counterExpiry(item: LedgerItem, nowMs: number, leaseMs: number):
   const afterLease = nowMs + leaseMs + SETTLE_GRACE_MS;
   if (item.rollingMs !== undefined) return afterLease + item.rollingMs;
   return Math.max(afterLease, (item.windowEndMs ?? nowMs) + COUNTER_GRACE_MS);
+}
+
+/**
+ * When a counter created by a settle (its request reserved nothing on it) expires, or null when its
+ * window is over and the usage no longer counts anywhere.
+ */
+export function settledCounterExpiry(window: CounterWindow, nowMs: number): number | null {
+  if (window.rollingMs !== undefined) return nowMs + window.rollingMs + rollingBuckets(window.rollingMs, nowMs).subMs;
+  if (window.windowEndMs === undefined) return null;
+  const expiry = window.windowEndMs + COUNTER_GRACE_MS;
+  return expiry > nowMs ? expiry : null;
 }
 
 /** Rejects what would corrupt counters (fractions, negative amounts, one counter twice in a decision). */
@@ -154,7 +166,7 @@ export class MemoryLedger implements BudgetLedger {
 
   async settle(req: SettleRequest): Promise<void> {
     validateSettle(req);
-    this.finalise(req.requestId, req.actual);
+    this.finalise(req.requestId, req.actual, req.windows);
   }
 
   async release(requestId: string): Promise<void> {
@@ -182,7 +194,7 @@ export class MemoryLedger implements BudgetLedger {
   async close(): Promise<void> {}
 
   /** Settle (actual amounts) or release (null): once per request id. */
-  private finalise(requestId: string, actual: Record<string, number> | null): void {
+  private finalise(requestId: string, actual: Record<string, number> | null, windows?: Record<string, CounterWindow>): void {
     const now = this.now();
     this.sweep(now);
     const until = this.finalised.get(requestId);
@@ -192,10 +204,10 @@ export class MemoryLedger implements BudgetLedger {
     this.records.delete(requestId);
     const names = new Set([...(record?.counters ?? []), ...Object.keys(actual ?? {})]);
     for (const name of names) {
-      const c = this.live(name, now);
+      const amount = actual?.[name] ?? 0;
+      const c = this.live(name, now) ?? (amount > 0 ? this.created(name, windows?.[name], now) : undefined);
       if (!c) continue;
       c.leases.delete(requestId);
-      const amount = actual?.[name] ?? 0;
       if (amount === 0) continue;
       if (c.buckets) {
         const { current, subMs } = rollingBuckets(c.rollingMs, now);
@@ -246,6 +258,15 @@ export class MemoryLedger implements BudgetLedger {
       c = { used: 0, buckets: rollingMs === undefined ? null : new Map(), rollingMs: rollingMs ?? 0, leases: new Map(), expiresAt: 0 };
       this.counters.set(name, c);
     }
+    return c;
+  }
+
+  /** A counter a settle creates, if its window lasts (settledCounterExpiry). */
+  private created(name: string, window: CounterWindow | undefined, now: number): Counter | undefined {
+    const expiresAt = window ? settledCounterExpiry(window, now) : null;
+    if (!window || expiresAt === null) return undefined;
+    const c = this.counter(name, window.rollingMs);
+    c.expiresAt = expiresAt;
     return c;
   }
 

@@ -111,7 +111,7 @@ export class RedisLedger implements BudgetLedger {
 
   async settle(req: SettleRequest): Promise<void> {
     validateSettle(req);
-    const { key, args } = encodeFinalise(this.keys, req.requestId, req.actual, this.now());
+    const { key, args } = encodeFinalise(this.keys, req.requestId, req, this.now());
     await this.finalise(key, args);
   }
 

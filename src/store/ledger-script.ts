@@ -18,7 +18,7 @@
  * Times in the scripts are the callers' epoch ms; TTLs are given relative to them.
  */
 import type { ItemState, ReserveRequest, ReserveResult, SettleRequest } from '../governance/ledger.js';
-import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, wouldBlockField } from './ledger-memory.js';
+import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, settledCounterExpiry, wouldBlockField } from './ledger-memory.js';
 import { baseTag } from './redis-layout.js';
 import { HOUR_MS } from './types.js';
 
@@ -136,16 +136,20 @@ end
 return out
 `;
 
+/** Arguments per counter in FINALISE_LUA. */
+const FINALISE_ARGS = 5;
+
 /**
- * KEYS[1] the request's lease record. ARGV: base, now, request id, finalised marker TTL, then
- * counter, actual amount pairs (none for a release). Returns 0 when the request was already finalised.
+ * KEYS[1] the request's lease record. ARGV: base, now, request id, finalised marker TTL, then per
+ * counter: name, actual amount, TTL of the counter if this settle creates it (0: never), rolling ms
+ * (0 = calendar), sub-bucket ms. None for a release. Returns 0 when the request was already finalised.
  */
 export const FINALISE_LUA = `${PRELUDE}
 local id = ARGV[3]
 if not redis.call('SET', p .. 'done:' .. id, '1', 'NX', 'PX', ARGV[4]) then return 0 end
 local actual, names = {}, {}
-for i = 5, #ARGV, 2 do
-  actual[ARGV[i]] = tonumber(ARGV[i + 1])
+for i = 5, #ARGV, ${FINALISE_ARGS} do
+  actual[ARGV[i]] = { n = tonumber(ARGV[i + 1]), ttl = tonumber(ARGV[i + 2]), roll = ARGV[i + 3], sub = ARGV[i + 4] }
   names[#names + 1] = ARGV[i]
 end
 for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -154,7 +158,14 @@ end
 redis.call('DEL', KEYS[1])
 for _, c in ipairs(names) do
   local ck = p .. 'cnt:' .. c
-  -- A counter that expired (its window is long over) gets nothing.
+  local a = actual[c]
+  local n = a and a.n or 0
+  -- Usage of a request that reserved nothing here (admitted on a store error, or its counter lost
+  -- in a failover) creates the counter while its window lasts; an expired window gets nothing.
+  if n > 0 and a.ttl > 0 and redis.call('EXISTS', ck) == 0 then
+    if a.roll ~= '0' then redis.call('HSET', ck, 'roll', a.roll, 'sub', a.sub) else redis.call('HSET', ck, 'used', 0) end
+    redis.call('PEXPIRE', ck, a.ttl)
+  end
   if redis.call('EXISTS', ck) == 1 then
     cleanup(c)
     local la = p .. 'la:' .. c
@@ -164,7 +175,6 @@ for _, c in ipairs(names) do
       redis.call('ZREM', p .. 'lz:' .. c, id)
       redis.call('HINCRBY', ck, 'reserved', -tonumber(leased))
     end
-    local n = actual[c] or 0
     if n > 0 then
       local sub = tonumber(redis.call('HGET', ck, 'sub'))
       if sub then
@@ -228,9 +238,20 @@ export function decodeReserve(req: ReserveRequest, reply: number[]): ReserveResu
   return { admitted: reply[0] === 1, items };
 }
 
-/** Settle (actual amounts) or release (null). */
-export function encodeFinalise(keys: LedgerKeys, requestId: string, actual: SettleRequest['actual'] | null, now: number): { key: string; args: string[] } {
+/** Settle (a SettleRequest) or release (null). */
+export function encodeFinalise(keys: LedgerKeys, requestId: string, settle: SettleRequest | null, now: number): { key: string; args: string[] } {
   const args = [keys.base, String(now), requestId, String(SETTLE_GRACE_MS)];
-  for (const [counter, n] of Object.entries(actual ?? {})) args.push(counter, String(n));
+  for (const [counter, n] of Object.entries(settle?.actual ?? {})) {
+    const window = settle?.windows?.[counter];
+    const expiry = window ? settledCounterExpiry(window, now) : null;
+    const rollingMs = window?.rollingMs;
+    args.push(
+      counter,
+      String(n),
+      String(expiry === null ? 0 : expiry - now),
+      String(rollingMs ?? 0),
+      String(rollingMs === undefined ? 0 : rollingBuckets(rollingMs, now).subMs),
+    );
+  }
   return { key: keys.request(requestId), args };
 }

@@ -4,7 +4,8 @@
  *
  * - `{<prefix>}`: the budget ledger (one reservation over every applicable budget is one script), the
  *   fingerprint secret, and inventory shard 0. It is the tag every key had before, so an upgrade keeps
- *   the budget counters and reads the inventory written until then as shard 0.
+ *   the budget counters and reads the inventory written until then as shard 0. With more than one
+ *   shard nothing new is written to shard 0, so the ledger's slot (the busiest) carries no inventory.
  * - `{<prefix>:catalog}` and `{<prefix>:registry}`: each registry's definitions with its version key.
  * - Inventory shards 1..N-1: one tag each, chosen by slot (see inventoryShardBase), so any number of
  *   shards spreads evenly over the slot space and therefore over the masters.
@@ -103,7 +104,10 @@ function stableHash(s: string): number {
   return h >>> 0;
 }
 
-/** The inventory shard of a consumer: its records, its rollup and their hourly buckets stay together. */
+/**
+ * The inventory shard of a consumer: its records, its rollup and their hourly buckets stay together.
+ * With several shards, one of 1..N-1: shard 0 shares the ledger's slot and is only read.
+ */
 export function shardOf(consumer: string, shards: number): number {
-  return shards === 1 ? 0 : stableHash(consumer) % shards;
+  return shards <= 2 ? shards - 1 : 1 + (stableHash(consumer) % (shards - 1));
 }

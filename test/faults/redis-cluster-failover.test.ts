@@ -1,7 +1,7 @@
 /**
  * A Redis Cluster master SIGKILLed while three `tokenwarden serve` processes serve continuous mixed
  * traffic with enforce budgets (test/faults/failover-traffic.ts): the master that owns the budget
- * ledger's slot (and inventory shard 0; other shards live on it too), so its replica is promoted
+ * ledger's slot (inventory shards live on it too), so its replica is promoted
  * after cluster-node-timeout (2 s here). Proven here:
  * - no sidecar exits, every request is answered (admitted or refused by its budget, or, while the
  *   slot had no master, decided by on_store_error, each such decision counted);

@@ -1,8 +1,8 @@
 /**
  * Redis Cluster resharding while three `tokenwarden serve` processes serve continuous mixed traffic
  * with enforce budgets (test/faults/failover-traffic.ts): every slot that holds tokenwarden's keys
- * moves to another master while requests flow. The budget ledger's slot (which also holds inventory
- * shard 0) moves with `redis-cli --cluster reshard`; every other slot (inventory shards, registries)
+ * moves to another master while requests flow. The budget ledger's slot moves with `redis-cli
+ * --cluster reshard`; every other slot (inventory shards, registries)
  * with CLUSTER SETSLOT IMPORTING/MIGRATING and MIGRATE, a few keys at a time, so that scripts meet
  * half-migrated slots for a while. Proven here:
  * - no sidecar exits, every request is decided by the ledger (no store error: MOVED, ASK and

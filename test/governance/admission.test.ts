@@ -247,6 +247,18 @@ describe('Admitter on store errors', () => {
     await vi.waitFor(async () => expect(await counter(closed)).toEqual({ used: 0, reserved: 0 }));
   });
 
+  it('counts the usage of a request admitted open once the store answers again, though nothing was reserved', async () => {
+    const rolling = budget('tpm', [limit('total_tokens', 1000, { kind: 'rolling', seconds: 60 })]);
+    const daily = budget('daily', [limit('total_tokens', 1000)]);
+    const ledger = broken(() => Promise.reject(new Error('ECONNREFUSED')));
+    const { admit, admitter, counter } = setup([daily, rolling], {}, ledger);
+    const a = await admit(100, 500);
+    expect(a).toMatchObject({ admitted: true, storeError: true });
+    await admitter.settle(a, { usage: usage(100, 40), costMicroUsd: null });
+    expect(await counter(daily)).toEqual({ used: 140, reserved: 0 });
+    expect(await counter(rolling)).toEqual({ used: 140, reserved: 0 });
+  });
+
   it('never rejects even when the ledger throws synchronously', async () => {
     const throwing = broken(() => {
       throw new Error('boom');

@@ -161,6 +161,25 @@ export function ledgerContract(name: string, make: MakeLedger): void {
       expect((await ledger.reserve(request([item('c', { amount: 10 })]))).admitted).toBe(true);
     });
 
+    it('counts the usage of a request that reserved nothing (admitted on a store error) while its window lasts', async () => {
+      const ledger = await fresh();
+      const calendar = { windowEndMs: T0 + HOUR_MS };
+      const rolling = { rollingMs: 60 * SEC };
+      // No reservation ever made these counters (the store was down at admission).
+      await ledger.settle({ requestId: requestId(), actual: { c: 30, tpm: 7, late: 5 }, windows: { c: calendar, tpm: rolling, late: { windowEndMs: T0 - 2 * 24 * HOUR_MS } } });
+      expect(await usage(ledger, 'c')).toEqual({ used: 30, reserved: 0 });
+      expect((await ledger.read([{ counter: 'tpm', max: 60, rollingMs: 60 * SEC }]))[0]!.used).toBe(7);
+      // A window long over counts nothing: its counter would have expired.
+      expect(await usage(ledger, 'late')).toEqual({ used: 0, reserved: 0 });
+      expect((await ledger.reserve(request([item('c', { amount: 71 })]))).admitted).toBe(false);
+      expect((await ledger.reserve(request([item('c', { amount: 70 })]))).admitted).toBe(true);
+      // Without the windows such usage has nowhere to go (the ledger does not know the window).
+      await ledger.settle({ requestId: requestId(), actual: { other: 9 } });
+      expect(await usage(ledger, 'other')).toEqual({ used: 0, reserved: 0 });
+      t = T0 + 70 * SEC;
+      expect((await ledger.read([{ counter: 'tpm', max: 60, rollingMs: 60 * SEC }]))[0]!.used).toBe(0);
+    });
+
     it('sums only the sub-buckets of the last rolling window', async () => {
       const ledger = await fresh();
       // 60 s window: six 10 s sub-buckets.
