@@ -34,6 +34,7 @@ import { MemoryStore } from './store/memory.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import { resolveTelemetry } from './telemetry/settings.js';
 import { NO_TELEMETRY, startTelemetry, type Telemetry } from './telemetry/telemetry.js';
+import { ThrottledWarning } from './telemetry/failures.js';
 
 export interface ServerHooks {
   /**
@@ -140,7 +141,14 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
   });
 
   // Budgets: config (hot-reloadable) merged with the API-defined ones in the registry; config wins.
-  const ledger = createLedger(config.store, redis?.client);
+  const settlementLost = new ThrottledWarning(log, 'budget settlement given up: Redis did not take it within a minute of retries; its usage is not counted', 10_000);
+  const ledger = createLedger(config.store, redis?.client, {
+    onPending: (n) => metrics.budgetSettlementsPending.set(n),
+    onLost: () => {
+      metrics.budgetSettlementsLost.inc();
+      settlementLost.warn({});
+    },
+  });
   const registry = createBudgetRegistry(config.store, redis?.client);
   let fromConfig: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: config.budgets, templates: config.budget_templates };
   let api: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: [], templates: [] };

@@ -207,6 +207,16 @@ export class Metrics {
     labelNames: ['op', 'decision'],
     registers: [this.registry],
   });
+  readonly budgetSettlementsPending = new Gauge({
+    name: 'tokenwarden_budget_settlements_pending',
+    help: 'Budget settlements and releases waiting for a retry (Redis did not answer) or for their second send (README "Redis failover and resharding").',
+    registers: [this.registry],
+  });
+  readonly budgetSettlementsLost = new Counter({
+    name: 'tokenwarden_budget_settlements_lost_total',
+    help: 'Budget settlements and releases given up without reaching Redis (retried for a minute, or dropped from a full retry buffer): usage not counted, the reservation held until its lease ends.',
+    registers: [this.registry],
+  });
   readonly configReloads = new Counter({
     name: 'tokenwarden_config_reloads_total',
     help: 'Reloads of the configuration file by result: applied, unchanged, or refused (invalid; the policy in force was kept).',

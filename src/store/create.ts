@@ -6,7 +6,7 @@ import { RedisStore } from './redis.js';
 import { HOUR_MS, type InventoryStore } from './types.js';
 import type { BudgetLedger } from '../governance/ledger.js';
 import { MemoryLedger } from './ledger-memory.js';
-import { RedisLedger } from './ledger-redis.js';
+import { RedisLedger, type RedisLedgerOptions } from './ledger-redis.js';
 import type { BudgetRegistry } from './registry-types.js';
 import { MemoryBudgetRegistry } from './registry-memory.js';
 import { RedisBudgetRegistry } from './registry-redis.js';
@@ -21,9 +21,9 @@ export function createStore(cfg: StoreConfig, client?: Redis | Cluster): Invento
 }
 
 /** The budget ledger next to the inventory: in memory, or on the same Redis. */
-export function createLedger(cfg: StoreConfig, client?: Redis | Cluster): BudgetLedger {
+export function createLedger(cfg: StoreConfig, client?: Redis | Cluster, hooks: Pick<RedisLedgerOptions, 'onPending' | 'onLost'> = {}): BudgetLedger {
   const wouldBlockRetentionMs = cfg.retention_hours * HOUR_MS;
-  if (cfg.type === 'redis') return new RedisLedger({ redis: cfg.redis, wouldBlockRetentionMs, ...(client ? { client } : {}) });
+  if (cfg.type === 'redis') return new RedisLedger({ redis: cfg.redis, wouldBlockRetentionMs, ...hooks, ...(client ? { client } : {}) });
   return new MemoryLedger({ wouldBlockRetentionMs });
 }
 

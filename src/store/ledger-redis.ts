@@ -37,6 +37,10 @@ export interface RedisLedgerOptions {
   /** Background sending of settlements and releases (tests shorten it; 0 turns the second send off). */
   resendFinaliseMs?: number;
   retryFinaliseMs?: number;
+  /** The number of settlements and releases waiting for a retry or their second send, when it changes. */
+  onPending?: (count: number) => void;
+  /** A settlement or release that never reached Redis is given up (retries over, or the buffer full). */
+  onLost?: () => void;
 }
 
 /** A successful settlement or release is sent once more this long after (see the header). */
@@ -79,6 +83,8 @@ export class RedisLedger implements BudgetLedger {
   private readonly retentionMs: number;
   private readonly resendMs: number;
   private readonly retryMs: number;
+  private readonly onPending: (count: number) => void;
+  private readonly onLost: () => void;
   /** Settlements and releases to send again, in no particular order. */
   private readonly pending = new Set<Finalise>();
   private timer: NodeJS.Timeout | null = null;
@@ -90,6 +96,8 @@ export class RedisLedger implements BudgetLedger {
     this.retentionMs = opts.wouldBlockRetentionMs ?? WOULD_BLOCK_RETENTION_MS;
     this.resendMs = opts.resendFinaliseMs ?? RESEND_FINALISE_MS;
     this.retryMs = opts.retryFinaliseMs ?? RETRY_FINALISE_MS;
+    this.onPending = opts.onPending ?? (() => {});
+    this.onLost = opts.onLost ?? (() => {});
     this.conn = new LazyConnection(opts.redis, opts.client);
     this.conn.client.defineCommand('tokenwardenBudgetReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
     this.conn.client.defineCommand('tokenwardenBudgetFinalise', { numberOfKeys: 1, lua: FINALISE_LUA });
@@ -185,15 +193,23 @@ export class RedisLedger implements BudgetLedger {
       f.due = now + this.resendMs;
     } else {
       f.failures += 1;
-      if (now - f.since >= this.retryMs) return;
+      if (now - f.since >= this.retryMs) {
+        if (!f.confirming) this.onLost();
+        this.onPending(this.pending.size);
+        return;
+      }
       f.due = now + Math.min(RETRY_MIN_MS * 2 ** (f.failures - 1), RETRY_MAX_MS);
     }
     if (this.pending.size >= MAX_PENDING_FINALISE) {
-      // Let the oldest go (a Set iterates in insertion order): only its retry or second send is lost.
+      // Let the oldest go (a Set iterates in insertion order): its retry or its second send is lost.
       const oldest = this.pending.values().next().value;
-      if (oldest) this.pending.delete(oldest);
+      if (oldest) {
+        this.pending.delete(oldest);
+        if (!oldest.confirming) this.onLost();
+      }
     }
     this.pending.add(f);
+    this.onPending(this.pending.size);
     if (!this.timer) {
       this.timer = setTimeout(() => this.sendDue(), TICK_MS);
       this.timer.unref();
@@ -203,9 +219,11 @@ export class RedisLedger implements BudgetLedger {
   private sendDue(): void {
     this.timer = null;
     const now = Date.now();
+    let sent = false;
     for (const f of this.pending) {
       if (f.due > now) continue;
       this.pending.delete(f);
+      sent = true;
       void this.connected()
         .then((client) => client.tokenwardenBudgetFinalise(f.key, ...f.args))
         .then(
@@ -213,6 +231,7 @@ export class RedisLedger implements BudgetLedger {
           () => this.after(f, false),
         );
     }
+    if (sent) this.onPending(this.pending.size);
     if (this.pending.size > 0 && !this.closed) {
       this.timer = setTimeout(() => this.sendDue(), TICK_MS);
       this.timer.unref();

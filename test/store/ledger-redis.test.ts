@@ -184,6 +184,40 @@ describe('RedisLedger: settlements outlive their call', () => {
       await proxy.close();
     }
   });
+
+  it('reports what waits to be sent again, and a settlement given up when its retries run out', async () => {
+    const proxy = new TcpFaultProxy(server.port);
+    const pending: number[] = [];
+    let lost = 0;
+    const ledger = new RedisLedger({
+      redis: config({ url: `redis://127.0.0.1:${await proxy.listen()}`, command_timeout_ms: 200 }),
+      resendFinaliseMs: 300,
+      retryFinaliseMs: 700,
+      onPending: (n) => pending.push(n),
+      onLost: () => lost++,
+    });
+    try {
+      const [sent, failed] = [requestId(), requestId()];
+      for (const id of [sent, failed]) {
+        await ledger.reserve({ requestId: id, leaseMs: 60_000, items: [item('c', { windowEndMs: Date.now() + HOUR_MS, amount: 5 })], consumer: 'a', nowMs: Date.now() });
+      }
+      // Reached Redis: waits for its second send, then nothing is left.
+      await ledger.settle({ requestId: sent, actual: { c: 4 } });
+      expect(pending.at(-1)).toBe(1);
+      await until(() => pending.at(-1) === 0, 'the second send');
+      expect(lost).toBe(0);
+      // Never reaches Redis: retried for retryFinaliseMs, then given up and counted.
+      proxy.mode = 'cut';
+      await expect(ledger.settle({ requestId: failed, actual: { c: 4 } })).rejects.toThrow();
+      expect(pending.at(-1)).toBe(1);
+      await until(() => lost === 1, 'the settlement given up', 10_000);
+      expect(pending.at(-1)).toBe(0);
+      expect(ledger.pendingFinalise).toBe(0);
+    } finally {
+      await ledger.close();
+      await proxy.close();
+    }
+  });
 });
 
 // Last: it stops and restarts the shared server.
