@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseCloseStyle, parseDuration } from './driver/args.js';
 import type { BenchReport } from './driver/report.js';
+import { procStatCpuUs } from './capacity-model.js';
 import { quantileBound, scrapePhaseBuckets, type PhaseBuckets } from './server-phases.js';
 import { BENCH_BUDGETS_YAML, findScenario, PHASES, SCENARIOS, type Phase, type Scenario, type ServerSetup } from './driver/scenarios.js';
 import { startRedis, type RedisServer } from '../test/support/redis-server.js';
@@ -100,6 +101,18 @@ function runDriver(args: string[]): Promise<void> {
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`driver exited ${code}: ${stderr.trim()}`))));
   });
 }
+
+/** The server's own CPU time (utime + stime of every thread: event loop, tokenizer worker, GC, libuv), µs. */
+function cpuUs(server: Server): number {
+  try {
+    return procStatCpuUs(readFileSync(`/proc/${server.child.pid}/stat`, 'utf8'));
+  } catch {
+    return NaN;
+  }
+}
+
+/** Exchanges the driver ran against a server: its warm-up (whose CPU the server spent too) and the measured ones. */
+const WARMUP = 100;
 
 const ms = (ns: number): string => (ns / 1e6).toFixed(2);
 const p = (r: BenchReport, q: number): number => r.latencyDistribution.find((l) => l.percentage === q)?.latency ?? 0;
@@ -189,9 +202,9 @@ async function main(): Promise<void> {
   });
   try {
     noop = await startServer('noop', [...TSX, 'bench/noop-server.ts', '0']);
-    const widths = [17, 8, 8, 8, 8, 8, 8, 7, 9, 8, 8, 7];
+    const widths = [17, 8, 8, 8, 8, 8, 8, 7, 8, 8, 7, 9, 8, 8, 7];
     const lines = [
-      row(['scenario', 'noop/s', 'p50 ms', 'p99 ms', 'tw/s', 'p50 ms', 'p99 ms', 'ratio', 'chunk µs', 'srv req', 'srv resp', 'errors'], widths),
+      row(['scenario', 'noop/s', 'p50 ms', 'p99 ms', 'tw/s', 'p50 ms', 'p99 ms', 'ratio', 'noop µs', 'tw µs', 'cpu ×', 'chunk µs', 'srv req', 'srv resp', 'errors'], widths),
     ];
     process.stdout.write(`${lines[0]}\n`);
     const summary: Record<string, unknown>[] = [];
@@ -199,14 +212,20 @@ async function main(): Promise<void> {
     for (const name of names) {
       const scenario = findScenario(name);
       const reports: Partial<Record<Server['name'], BenchReport>> = {};
+      const cpuPerExchange: Partial<Record<Server['name'], number>> = {};
       let serverPhases: [PhaseBuckets, PhaseBuckets] | null = null;
       try {
         for (const server of [noop, (await tokenwardenFor(scenario.setup)).server]) {
           const out = path.join(outDir, `${name}.${server.name}.json`);
           const before = server.admin ? await scrapePhaseBuckets(server.admin) : null;
-          await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--close', close, '--warmup', '100', '--out', out]);
-          reports[server.name] = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
+          const cpuBefore = cpuUs(server);
+          await runDriver(['--target', server.address, '--scenario', name, '--duration', values.duration, '--concurrency', values.concurrency, '--close', close, '--warmup', String(WARMUP), '--out', out]);
+          const cpuAfter = cpuUs(server);
+          const report = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
+          reports[server.name] = report;
+          // Scraped after the CPU reading: the scrape's own cost is not the exchanges'.
           if (before && server.admin) serverPhases = [before, await scrapePhaseBuckets(server.admin)];
+          cpuPerExchange[server.name] = (cpuAfter - cpuBefore) / (report.count + WARMUP);
         }
       } catch (e) {
         process.stdout.write(`${name.padEnd(widths[0]!)}  failed: ${(e as Error).message}\n`);
@@ -221,12 +240,17 @@ async function main(): Promise<void> {
       const srvReq = srv('request_body');
       const srvResp = srv('response_body');
       const bound = (sec: number | null): string => (sec === null ? '-' : sec === Infinity ? '>250000' : `≤${Math.round(sec * 1e6)}`);
-      const line = row([name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), chunk === null ? '-' : (chunk / 1e3).toFixed(0), bound(srvReq), bound(srvResp), String(errors)], widths);
+      const [noopCpu, twCpu] = [cpuPerExchange.noop ?? NaN, cpuPerExchange.tokenwarden ?? NaN];
+      const cpuRatio = twCpu / noopCpu;
+      const line = row(
+        [name, n.rps.toFixed(0), ms(p(n, 50)), ms(p(n, 99)), t.rps.toFixed(0), ms(p(t, 50)), ms(p(t, 99)), ratio.toFixed(2), noopCpu.toFixed(0), twCpu.toFixed(0), cpuRatio.toFixed(2), chunk === null ? '-' : (chunk / 1e3).toFixed(0), bound(srvReq), bound(srvResp), String(errors)],
+        widths,
+      );
       const closes = closeLine(n, t);
       lines.push(line, closes);
       process.stdout.write(`${line}\n${closes}\n`);
       const figures = (r: BenchReport) => ({ rps: r.rps, p50: p(r, 50), p99: p(r, 99), driverCores: r.driver.coresUsed, closes: r.closes, sessions: r.sessions });
-      summary.push({ scenario: name, noop: figures(n), tokenwarden: figures(t), ratio, chunkP99DeltaNs: chunk, serverP99UpperBoundSeconds: { request_body: srvReq, response_body: srvResp }, errors });
+      summary.push({ scenario: name, noop: { ...figures(n), cpuPerExchangeUs: noopCpu }, tokenwarden: { ...figures(t), cpuPerExchangeUs: twCpu }, ratio, cpuRatio, chunkP99DeltaNs: chunk, serverP99UpperBoundSeconds: { request_body: srvReq, response_body: srvResp }, errors });
       if (OPEN_LOOP_SCENARIOS.has(name) && n.rps > 0) openLoop.push({ scenario, rps: Math.max(1, Math.round(n.rps / 2)) });
     }
     const open: Record<string, unknown>[] = [];
@@ -262,6 +286,7 @@ async function main(): Promise<void> {
     writeFileSync(path.join(outDir, 'summary.json'), `${JSON.stringify({ date: new Date().toISOString(), duration: values.duration, concurrency: Number(values.concurrency), close, scenarios: summary, openLoop: open }, null, 2)}\n`);
     process.stdout.write(
       `\nratio = tokenwarden rps / no-op rps (closed loop, concurrency ${values.concurrency}, close ${close}); ` +
+        `noop µs / tw µs = each server's own CPU time (every thread, /proc/<pid>/stat) per exchange over the run and its warm-up; cpu × = tw µs / noop µs; ` +
         `chunk µs = tokenwarden p99 per response body chunk - no-op's (streaming scenarios).\n` +
         `srv req / srv resp = tokenwarden's own p99 from receiving a request_body / response_body message to writing its answer ` +
         `(its phase histogram: the bucket's upper bound, µs), i.e. the budget decision and the per-chunk work without the loopback trip.\n` +

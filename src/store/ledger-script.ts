@@ -162,11 +162,13 @@ for _, c in ipairs(names) do
   local n = a and a.n or 0
   -- Usage of a request that reserved nothing here (admitted on a store error, or its counter lost
   -- in a failover) creates the counter while its window lasts; an expired window gets nothing.
-  if n > 0 and a.ttl > 0 and redis.call('EXISTS', ck) == 0 then
+  local exists = redis.call('EXISTS', ck) == 1
+  if not exists and n > 0 and a.ttl > 0 then
     if a.roll ~= '0' then redis.call('HSET', ck, 'roll', a.roll, 'sub', a.sub) else redis.call('HSET', ck, 'used', 0) end
     redis.call('PEXPIRE', ck, a.ttl)
+    exists = true
   end
-  if redis.call('EXISTS', ck) == 1 then
+  if exists then
     cleanup(c)
     local la = p .. 'la:' .. c
     local leased = redis.call('HGET', la, id)
