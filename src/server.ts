@@ -13,6 +13,7 @@ import { createConsumerResolver, type ResolveConsumer } from './traffic/consumer
 import { TokenCounter } from './metering/tokens.js';
 import { PriceBook, type PriceRates } from './metering/prices.js';
 import { Metrics } from './admin/metrics.js';
+import type { HistogramCell } from './admin/series.js';
 import { AdminServer, splitHostPort } from './admin/http.js';
 import { adminTokens, isLoopbackAddress } from './admin/auth.js';
 import { priceBookListPrices, showbackRoutes } from './admin/showback-api.js';
@@ -232,7 +233,11 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     limits: config.limits,
   };
 
-  const phase = (k: RequestKind) => metrics.phaseSeconds.labels({ phase: k });
+  // A phase's series appears with its first message, as prom-client's would.
+  const phase = (k: RequestKind): { observe(v: number): void } => {
+    let cell: HistogramCell | undefined;
+    return { observe: (v) => (cell ??= metrics.phaseSeconds.cell({ phase: k })).observe(v) };
+  };
   const phaseChildren: Record<RequestKind, { observe(v: number): void }> = {
     request_headers: phase('request_headers'),
     request_body: phase('request_body'),

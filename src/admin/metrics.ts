@@ -9,6 +9,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ANONYMOUS_CONSUMER, type ExchangeRecord } from '../domain.js';
 import { genAiOperationName, genAiProviderName } from '../telemetry/semconv.js';
+import { SeriesCounter, SeriesHistogram, type CounterCell, type HistogramCell, type Labels } from './series.js';
 
 /** The conventions' advised bucket boundaries (gen_ai.client.token.usage, .operation.duration). */
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
@@ -51,40 +52,56 @@ class BoundedLabel {
   }
 }
 
+/** The series one kind of exchange updates, found once per label set (cells made on first use). */
+interface ExchangeSeries {
+  exchanges: CounterCell;
+  genAi: Labels;
+  model: Labels;
+  /** The consumer label, when consumer labels are on. */
+  who: Labels;
+  cost?: CounterCell;
+  unpriced?: CounterCell;
+  inputTokens?: HistogramCell;
+  outputTokens?: HistogramCell;
+  timeToFirstByte?: HistogramCell;
+  duration?: HistogramCell;
+  timeToFirstChunk?: HistogramCell;
+  timePerOutputToken?: HistogramCell;
+}
+
+/** Kinds of exchange remembered; past it the memo starts over (label caps bound the real number). */
+const MAX_EXCHANGE_SERIES = 10_000;
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly consumerLabels: boolean;
 
-  readonly tokenUsage: Histogram;
-  readonly costUsd: Counter;
-  readonly exchanges: Counter;
-  readonly operationDuration = new Histogram({
+  readonly tokenUsage: SeriesHistogram;
+  readonly costUsd: SeriesCounter;
+  readonly exchanges: SeriesCounter;
+  readonly operationDuration = new SeriesHistogram(this.registry, {
     name: 'gen_ai_client_operation_duration_seconds',
     help: 'Inline exchanges: request headers to the end of the response, as Envoy saw it (gen_ai.client.operation.duration; includes the upstream).',
     labelNames: [...GEN_AI_LABELS, 'error_type'],
     buckets: DURATION_BUCKETS,
-    registers: [this.registry],
   });
-  readonly timeToFirstChunk = new Histogram({
+  readonly timeToFirstChunk = new SeriesHistogram(this.registry, {
     name: 'gen_ai_client_operation_time_to_first_chunk_seconds',
     help: 'Inline streams: request headers to the first response body chunk that carries output (gen_ai.client.operation.time_to_first_chunk).',
     labelNames: GEN_AI_LABELS,
     buckets: FIRST_BUCKETS,
-    registers: [this.registry],
   });
-  readonly timeToFirstByte = new Histogram({
+  readonly timeToFirstByte = new SeriesHistogram(this.registry, {
     name: 'tokenwarden_time_to_first_byte_seconds',
     help: 'Inline exchanges: request headers to the response headers.',
     labelNames: GEN_AI_LABELS,
     buckets: FIRST_BUCKETS,
-    registers: [this.registry],
   });
-  readonly timePerOutputToken = new Histogram({
+  readonly timePerOutputToken = new SeriesHistogram(this.registry, {
     name: 'tokenwarden_time_per_output_token_seconds',
     help: 'Inline streams with 2+ output tokens: (end of the response - first output chunk) / (output tokens - 1).',
     labelNames: GEN_AI_LABELS,
     buckets: PER_TOKEN_BUCKETS,
-    registers: [this.registry],
   });
   readonly exchangeErrors = new Counter({
     name: 'tokenwarden_exchange_errors_total',
@@ -92,11 +109,10 @@ export class Metrics {
     labelNames: ['error', 'gen_ai_provider_name'],
     registers: [this.registry],
   });
-  readonly unpriced = new Counter({
+  readonly unpriced = new SeriesCounter(this.registry, {
     name: 'tokenwarden_unpriced_exchanges_total',
     help: 'Exchanges with usage but no known price (cost left absent, never 0).',
     labelNames: ['gen_ai_provider_name', 'gen_ai_request_model'],
-    registers: [this.registry],
   });
   readonly usageInjected = new Counter({
     name: 'tokenwarden_stream_usage_injected_total',
@@ -149,12 +165,11 @@ export class Metrics {
     help: 'gRPC streams the peer reset, or lost with their connection, before the server had ended them.',
     registers: [this.registry],
   });
-  readonly phaseSeconds = new Histogram({
+  readonly phaseSeconds = new SeriesHistogram(this.registry, {
     name: 'tokenwarden_extproc_phase_duration_seconds',
     help: 'Time from receiving an ext_proc message to writing its answer, by message kind.',
     labelNames: ['phase'],
     buckets: PHASE_BUCKETS,
-    registers: [this.registry],
   });
   readonly protocolErrors = new Counter({
     name: 'tokenwarden_extproc_protocol_errors_total',
@@ -253,6 +268,7 @@ export class Metrics {
   });
   private readonly models: BoundedLabel;
   private readonly consumers: BoundedLabel;
+  private readonly exchangeSeries = new Map<string, ExchangeSeries>();
 
   constructor(opts: { defaultMetrics?: boolean; consumerLabels?: boolean; maxLabelValues?: number } = {}) {
     this.consumerLabels = opts.consumerLabels === true;
@@ -260,24 +276,21 @@ export class Metrics {
     this.models = new BoundedLabel(max, () => this.labelOverflow.inc({ label: 'model' }));
     this.consumers = new BoundedLabel(max, () => this.labelOverflow.inc({ label: 'consumer' }));
     const consumer = this.consumerLabels ? [CONSUMER_LABEL] : [];
-    this.tokenUsage = new Histogram({
+    this.tokenUsage = new SeriesHistogram(this.registry, {
       name: 'gen_ai_client_token_usage',
       help: 'Tokens per exchange by token type (OpenTelemetry GenAI gen_ai.client.token.usage).',
       labelNames: ['gen_ai_token_type', ...GEN_AI_LABELS, 'tokenwarden_usage_source', ...consumer],
       buckets: TOKEN_BUCKETS,
-      registers: [this.registry],
     });
-    this.costUsd = new Counter({
+    this.costUsd = new SeriesCounter(this.registry, {
       name: 'tokenwarden_cost_usd_total',
       help: 'Priced cost of exchanges in USD.',
       labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', ...consumer],
-      registers: [this.registry],
     });
-    this.exchanges = new Counter({
+    this.exchanges = new SeriesCounter(this.registry, {
       name: 'tokenwarden_exchanges_total',
       help: 'LLM exchanges by provider, model and outcome (ok, upstream_error, bad_input, aborted).',
       labelNames: ['gen_ai_provider_name', 'gen_ai_request_model', 'gen_ai_operation_name', 'tokenwarden_api', 'outcome', ...consumer],
-      registers: [this.registry],
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tokenwarden_' });
   }
@@ -298,34 +311,56 @@ export class Metrics {
   }
 
   recordExchange(r: ExchangeRecord): void {
-    const provider = genAiProviderName(r.provider);
-    const who = this.consumerLabels ? { [CONSUMER_LABEL]: this.consumers.value(r.consumer?.id ?? ANONYMOUS_CONSUMER) } : {};
-    const outcome =
-      r.completion === 'aborted' ? 'aborted' : r.error ? 'bad_input' : r.status !== null && r.status >= 400 ? 'upstream_error' : 'ok';
-    const series: Record<string, string> = { gen_ai_provider_name: provider, gen_ai_operation_name: genAiOperationName(r.api, r.model), tokenwarden_api: r.api };
-    if (r.model !== null) series.gen_ai_request_model = this.modelLabel(r.model);
-    const model = { gen_ai_provider_name: provider, ...(r.model !== null && { gen_ai_request_model: series.gen_ai_request_model! }) };
-    this.exchanges.inc({ ...series, outcome, ...who });
-    if (r.error) this.exchangeErrors.inc({ error: r.error, gen_ai_provider_name: provider });
+    const s = this.seriesOf(r);
+    s.exchanges.inc();
+    if (r.error) this.exchangeErrors.inc({ error: r.error, gen_ai_provider_name: s.genAi.gen_ai_provider_name! });
     if (r.usageInjected) this.usageInjected.inc();
-    if (r.unpriced) this.unpriced.inc(model);
-    if (r.costMicroUsd !== null) this.costUsd.inc({ ...model, ...who }, r.costMicroUsd / 1e6);
-    if (r.responseModel !== null) series.gen_ai_response_model = this.modelLabel(r.responseModel);
-    if (r.latency) this.recordLatency(r, series);
+    if (r.unpriced) (s.unpriced ??= this.unpriced.cell(s.model)).inc();
+    if (r.costMicroUsd !== null) (s.cost ??= this.costUsd.cell({ ...s.model, ...s.who })).inc(r.costMicroUsd / 1e6);
+    if (r.latency) this.recordLatency(r, s);
     if (r.usageSource === 'none') return;
-    const labels = { ...series, tokenwarden_usage_source: r.usageSource, ...who };
-    if (r.usage.input_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, r.usage.input_tokens);
-    if (r.usage.output_tokens !== null) this.tokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, r.usage.output_tokens);
+    const tokens = (type: string): HistogramCell => this.tokenUsage.cell({ ...s.genAi, tokenwarden_usage_source: r.usageSource, ...s.who, gen_ai_token_type: type });
+    if (r.usage.input_tokens !== null) (s.inputTokens ??= tokens('input')).observe(r.usage.input_tokens);
+    if (r.usage.output_tokens !== null) (s.outputTokens ??= tokens('output')).observe(r.usage.output_tokens);
   }
 
-  private recordLatency(r: ExchangeRecord, series: Record<string, string>): void {
+  /**
+   * The series of an exchange like `r`: the label values are computed, and the cells found, once
+   * per kind of exchange. The label caps still apply per exchange (BoundedLabel), so a model past
+   * the cap is counted as an overflow each time, as before. A raw value's label never changes
+   * (a value within the cap stays, one past it stays "(other)"), so the raw values are the key.
+   */
+  private seriesOf(r: ExchangeRecord): ExchangeSeries {
+    const model = r.model === null ? null : this.modelLabel(r.model);
+    const responseModel = r.responseModel === null ? null : this.modelLabel(r.responseModel);
+    const who: Labels = this.consumerLabels ? { [CONSUMER_LABEL]: this.consumers.value(r.consumer?.id ?? ANONYMOUS_CONSUMER) } : {};
+    const outcome =
+      r.completion === 'aborted' ? 'aborted' : r.error ? 'bad_input' : r.status !== null && r.status >= 400 ? 'upstream_error' : 'ok';
+    const failed = r.status !== null && r.status >= 400 ? r.status : 0;
+    const consumerKey = this.consumerLabels ? (r.consumer?.id ?? ANONYMOUS_CONSUMER) : '';
+    const key = `${r.provider}\u0000${r.api}\u0000${r.model ?? '\u0001'}\u0000${r.responseModel ?? '\u0001'}\u0000${consumerKey}\u0000${outcome}\u0000${r.usageSource}\u0000${failed}`;
+    let s = this.exchangeSeries.get(key);
+    if (s) return s;
+    const provider = genAiProviderName(r.provider);
+    const series: Record<string, string> = { gen_ai_provider_name: provider, gen_ai_operation_name: genAiOperationName(r.api, r.model), tokenwarden_api: r.api };
+    if (model !== null) series.gen_ai_request_model = model;
+    const modelLabels = { gen_ai_provider_name: provider, ...(model !== null && { gen_ai_request_model: model }) };
+    const exchanges = this.exchanges.cell({ ...series, outcome, ...who });
+    if (responseModel !== null) series.gen_ai_response_model = responseModel;
+    s = { exchanges, genAi: series, model: modelLabels, who };
+    if (this.exchangeSeries.size >= MAX_EXCHANGE_SERIES) this.exchangeSeries.clear();
+    this.exchangeSeries.set(key, s);
+    return s;
+  }
+
+  private recordLatency(r: ExchangeRecord, s: ExchangeSeries): void {
     const l = r.latency!;
-    if (l.timeToFirstByte !== null) this.timeToFirstByte.observe(series, l.timeToFirstByte);
+    if (l.timeToFirstByte !== null) (s.timeToFirstByte ??= this.timeToFirstByte.cell(s.genAi)).observe(l.timeToFirstByte);
     if (l.duration !== null) {
       const failed = r.status !== null && r.status >= 400;
-      this.operationDuration.observe(failed ? { ...series, error_type: String(r.status) } : series, l.duration);
+      (s.duration ??= this.operationDuration.cell(failed ? { ...s.genAi, error_type: String(r.status) } : s.genAi)).observe(l.duration);
     }
-    if (l.timeToFirstChunk !== null) this.timeToFirstChunk.observe(series, l.timeToFirstChunk);
-    if (l.timePerOutputToken !== null) this.timePerOutputToken.observe(series, l.timePerOutputToken);
+    if (l.timeToFirstChunk !== null) (s.timeToFirstChunk ??= this.timeToFirstChunk.cell(s.genAi)).observe(l.timeToFirstChunk);
+    if (l.timePerOutputToken !== null) (s.timePerOutputToken ??= this.timePerOutputToken.cell(s.genAi)).observe(l.timePerOutputToken);
   }
 }
