@@ -51,6 +51,7 @@ export async function startNoopServer(address: string): Promise<{ address: strin
     'grpc.keepalive_timeout_ms': 20_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc-node.max_session_memory': Number.MAX_SAFE_INTEGER,
+    'grpc.enable_channelz': 0,
   });
   server.addService(extProcServiceDefinition, { Process: process_ });
   const port = await new Promise<number>((resolve, reject) =>

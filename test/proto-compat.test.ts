@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROTO_DIR, root as ours } from '../src/extproc/protocol.js';
+import { fromStruct } from '../src/extproc/messages.js';
+import { decodeResponse, encodeResponse, PROTO_DIR, root as ours, type WireProcessingResponse, type WireStruct } from '../src/extproc/protocol.js';
+import { PlainStruct, toStruct, type PlainFields } from '../src/extproc/struct.js';
 import { officialExtProcRoot } from './envoy/official-protos.js';
 import { scanProtoDeclarations, type ProtoDecl } from './envoy/proto-decls.js';
 import { compareWithOfficial } from './envoy/wire-compat.js';
@@ -237,5 +239,26 @@ describe('round trip between the official and our definitions', () => {
     const withNewer = { ...sample, protocol_config: { request_body_mode: 4, response_body_mode: 1 } };
     expect(view(off, encode(own, withNewer))).toEqual(view(off, encode(off, sample)));
     expect(view(own, encode(own, withNewer))['protocol_config']).toEqual({ request_body_mode: 4, response_body_mode: 1 });
+  });
+});
+
+describe('dynamic metadata written from a plain object (PlainStruct)', () => {
+  const plain = {
+    tokenwarden: { model: 'gpt-4o', input_tokens: 12, cost_usd: 0.000125, stream: true, error: undefined, consumer: 'é 🚀', nested: { list: [1, 'a', null, false, { x: -0.5 }], empty: {} } },
+    'io.envoy.ai_gateway': { model_name_override: 'gpt-4o', llm_total_token: 0 },
+  } as unknown as PlainFields; // undefined inside a namespace, as the metadata builders leave unknown keys
+  const answer = (meta: WireStruct): WireProcessingResponse => ({ response_body: { response: {} }, dynamic_metadata: meta, mode_override: { response_body_mode: 0 } });
+
+  it('decodes with the official protos exactly as the Struct protobufjs builds from Value objects', () => {
+    const type = official.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
+    const fast = new PlainStruct(plain);
+    const bytes = encodeResponse(answer(fast));
+    expect(view(type, bytes)).toEqual(view(type, encodeResponse(answer(toStruct(plain)))));
+    expect(fromStruct(decodeResponse(bytes).dynamic_metadata)).toEqual(JSON.parse(JSON.stringify(plain)));
+    // Read as a WireStruct it is the usual one, and encoding left the answer as it was.
+    expect(fast.fields).toEqual(toStruct(plain).fields);
+    const again = answer(fast);
+    encodeResponse(again);
+    expect(again.dynamic_metadata).toBe(fast);
   });
 });

@@ -6,7 +6,8 @@
  * mutations (there is no real client or provider behind it).
  */
 import * as grpc from '@grpc/grpc-js';
-import { fromStruct, type MetadataValue } from '../extproc/messages.js';
+import { fromStruct } from '../extproc/messages.js';
+import type { MetadataValue } from '../extproc/struct.js';
 import {
   BodySendMode,
   decodeResponse,

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { MetadataValue } from '../extproc/messages.js';
+import type { MetadataValue } from '../extproc/struct.js';
 import { AI_GATEWAY_NAMESPACE } from '../extproc/metadata.js';
 import { ExtProcClient, SideStreamError, type ExchangeOutcome } from './client.js';
 import { DEMO_SAMPLES, type DemoSample } from './samples.js';

@@ -10,6 +10,7 @@ import type {
   RequestKind,
 } from './protocol.js';
 import { BodySendMode, HeaderSendMode } from './protocol.js';
+import type { MetadataValue } from './struct.js';
 
 const MAX_HEADER_VALUE_BYTES = 16 * 1024;
 
@@ -97,33 +98,6 @@ export const SKIP_REST_OVERRIDE: Readonly<WireProcessingMode> = Object.freeze({
   request_trailer_mode: HeaderSendMode.DEFAULT,
   response_trailer_mode: HeaderSendMode.DEFAULT,
 });
-
-export type JsonScalar = string | number | boolean | null;
-export type MetadataValue = JsonScalar | MetadataValue[] | { [k: string]: MetadataValue };
-
-function toValue(v: MetadataValue): WireStructValue {
-  if (v === null) return { nullValue: 0 };
-  switch (typeof v) {
-    case 'string':
-      return { stringValue: v };
-    case 'number':
-      return { numberValue: v };
-    case 'boolean':
-      return { boolValue: v };
-    default:
-      if (Array.isArray(v)) return { listValue: { values: v.map(toValue) } };
-      return { structValue: toStruct(v) };
-  }
-}
-
-/** JS object -> google.protobuf.Struct; undefined entries are omitted. */
-export function toStruct(obj: { [k: string]: MetadataValue | undefined }): WireStruct {
-  const fields: Record<string, WireStructValue> = {};
-  for (const [k, v] of Object.entries(obj)) {
-    if (v !== undefined) fields[k] = toValue(v);
-  }
-  return { fields };
-}
 
 /** google.protobuf.Struct -> plain JS object. */
 export function fromStruct(s: WireStruct | undefined): Record<string, MetadataValue> {

@@ -6,7 +6,7 @@ import type { MetadataConfig } from '../config/types.js';
 import type { Exchange } from '../traffic/exchange.js';
 import type { ExchangeRecord } from '../domain.js';
 import type { WireStruct } from './protocol.js';
-import { toStruct, type MetadataValue } from './messages.js';
+import { PlainStruct, type MetadataValue } from './struct.js';
 
 export const AI_GATEWAY_NAMESPACE = 'io.envoy.ai_gateway';
 
@@ -16,8 +16,8 @@ function wrap(cfg: MetadataConfig, fields: Fields, aiGateway?: Fields): WireStru
   const ns: Fields = {};
   ns[cfg.namespace] = fields as MetadataValue;
   if (cfg.ai_gateway_compat && aiGateway) ns[AI_GATEWAY_NAMESPACE] = aiGateway as MetadataValue;
-  // toStruct leaves out undefined values at every depth: unknown keys are simply absent.
-  return toStruct(ns);
+  // Undefined values are left out at every depth: unknown keys are simply absent.
+  return new PlainStruct(ns);
 }
 
 /** Keys known once the request is complete: lets routing/rate-limit filters see the model early. */

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { PlainStruct, writeStructFields } from './struct.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../proto/envoy-wire/', import.meta.url));
 export const PROCESS_PATH = '/envoy.service.ext_proc.v3.ExternalProcessor/Process';
@@ -163,17 +164,38 @@ export function decodeRequest(buf: Buffer): WireProcessingRequest {
   return ProcessingRequest.decode(buf) as unknown as WireProcessingRequest;
 }
 export function encodeRequest(msg: WireProcessingRequest): Buffer {
-  return Buffer.from(ProcessingRequest.encode(ProcessingRequest.fromObject(msg)).finish());
+  return asBuffer(ProcessingRequest.encode(ProcessingRequest.fromObject(msg)).finish());
 }
 export function decodeResponse(buf: Buffer): WireProcessingResponse {
   return ProcessingResponse.decode(buf) as unknown as WireProcessingResponse;
 }
+/** Tag of ProcessingResponse.dynamic_metadata (field 8, length-delimited). */
+const DYNAMIC_METADATA_TAG = 66;
+
+/** protobufjs' finish() gives a Buffer on Node: no copy then. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
  * The answers are built in protobufjs' own plain shape (field names, numbers, Buffers), so they are
- * encoded as they are: no fromObject copy on the hot path.
+ * encoded as they are: no fromObject copy on the hot path. Dynamic metadata built as a PlainStruct
+ * is written straight from its plain object after the other fields (protobuf fields may come in
+ * any order).
  */
 export function encodeResponse(msg: WireProcessingResponse): Buffer {
-  return Buffer.from(ProcessingResponse.encode(msg).finish());
+  const meta = msg.dynamic_metadata;
+  if (!(meta instanceof PlainStruct)) return asBuffer(ProcessingResponse.encode(msg).finish());
+  msg.dynamic_metadata = undefined;
+  try {
+    const w = ProcessingResponse.encode(msg);
+    w.uint32(DYNAMIC_METADATA_TAG).fork();
+    writeStructFields(w, meta.plain);
+    w.ldelim();
+    return asBuffer(w.finish());
+  } finally {
+    msg.dynamic_metadata = meta;
+  }
 }
 
 /** The kind of a decoded ProcessingRequest (its oneof), or undefined when empty. */

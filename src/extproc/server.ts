@@ -51,6 +51,8 @@ export class ExtProcServer {
       // grpc-js' own default, stated: bodies are bounded per message (max_receive_message_bytes)
       // and per stream count, and Node refuses new streams once a session is over this limit.
       'grpc-node.max_session_memory': Number.MAX_SAFE_INTEGER,
+      // Nothing serves channelz here; its per-call bookkeeping would be work for nobody.
+      'grpc.enable_channelz': 0,
     });
     this.server.addService(extProcServiceDefinition, {
       Process: (call: ProcessCall) => this.accept(call),
