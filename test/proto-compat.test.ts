@@ -9,7 +9,7 @@ import path from 'node:path';
 import protobuf from 'protobufjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromStruct } from '../src/extproc/messages.js';
-import { decodeResponse, encodeResponse, PROTO_DIR, root as ours, type WireProcessingResponse, type WireStruct } from '../src/extproc/protocol.js';
+import { constantAnswer, decodeResponse, encodeResponse, PROTO_DIR, root as ours, type WireProcessingResponse, type WireStruct } from '../src/extproc/protocol.js';
 import { PlainStruct, toStruct, type PlainFields } from '../src/extproc/struct.js';
 import { officialExtProcRoot } from './envoy/official-protos.js';
 import { scanProtoDeclarations, type ProtoDecl } from './envoy/proto-decls.js';
@@ -260,5 +260,16 @@ describe('dynamic metadata written from a plain object (PlainStruct)', () => {
     const again = answer(fast);
     encodeResponse(again);
     expect(again.dynamic_metadata).toBe(fast);
+  });
+});
+
+describe('constant answers', () => {
+  it('encode once to the bytes protobufjs gives for the same answer, and cannot be changed', () => {
+    const make = (): WireProcessingResponse => ({ request_headers: {}, mode_override: { response_header_mode: 2, request_body_mode: 0 } });
+    const constant = constantAnswer(make());
+    expect(encodeResponse(constant)).toEqual(Buffer.from(ours.lookupType('envoy.service.ext_proc.v3.ProcessingResponse').encode(make()).finish()));
+    expect(encodeResponse(constant)).toBe(encodeResponse(constant));
+    expect(() => Object.assign(constant, { dynamic_metadata: {} })).toThrow(TypeError);
+    expect(() => Object.assign(constant.mode_override!, { request_body_mode: 1 })).toThrow(TypeError);
   });
 });

@@ -169,6 +169,21 @@ export function encodeRequest(msg: WireProcessingRequest): Buffer {
 export function decodeResponse(buf: Buffer): WireProcessingResponse {
   return ProcessingResponse.decode(buf) as unknown as WireProcessingResponse;
 }
+/** Answers that never change, encoded once (grpc-js copies the bytes into its own frame). */
+const CONSTANT_BYTES = new WeakMap<WireProcessingResponse, Buffer>();
+
+/** Freezes an answer that is sent as it is on every stream, and encodes it once. */
+export function constantAnswer(msg: WireProcessingResponse): Readonly<WireProcessingResponse> {
+  const frozen = deepFreeze(msg);
+  CONSTANT_BYTES.set(frozen, asBuffer(ProcessingResponse.encode(frozen).finish()));
+  return frozen;
+}
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) if (v !== null && typeof v === 'object' && !ArrayBuffer.isView(v) && !Object.isFrozen(v)) deepFreeze(v as object);
+  return Object.freeze(o);
+}
+
 /** Tag of ProcessingResponse.dynamic_metadata (field 8, length-delimited). */
 const DYNAMIC_METADATA_TAG = 66;
 
@@ -184,6 +199,8 @@ function asBuffer(bytes: Uint8Array): Buffer {
  * any order).
  */
 export function encodeResponse(msg: WireProcessingResponse): Buffer {
+  const constant = CONSTANT_BYTES.get(msg);
+  if (constant) return constant;
   const meta = msg.dynamic_metadata;
   if (!(meta instanceof PlainStruct)) return asBuffer(ProcessingResponse.encode(msg).finish());
   msg.dynamic_metadata = undefined;

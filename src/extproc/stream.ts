@@ -13,7 +13,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { MetadataConfig } from '../config/types.js';
 import type { Exchange, RequestBodyRewrite } from '../traffic/exchange.js';
 import type { ExchangeRecord } from '../domain.js';
-import { BodySendMode } from './protocol.js';
+import { BodySendMode, constantAnswer } from './protocol.js';
 import type {
   RequestKind,
   WireCommonResponse,
@@ -248,9 +248,9 @@ export class ProcessStream {
           this.opts.observer.nonLlmRequest();
           // Mirrored non-LLM traffic: finishing the RPC stops Envoy from sending the rest.
           if (this.observability) this.finishFromServer();
-          return this.opts.skipNonLlm ? { request_headers: {}, mode_override: SKIP_REST_OVERRIDE } : { request_headers: {} };
+          return this.opts.skipNonLlm ? SKIP_REST : CONTINUE.request_headers;
         }
-        if (!eos) return { request_headers: {} };
+        if (!eos) return CONTINUE.request_headers;
         return { request_headers: {}, dynamic_metadata: requestMetadata(ex, this.opts.metadata) };
       }
       case 'request_body':
@@ -260,9 +260,9 @@ export class ProcessStream {
           ex.onRequestTrailers();
           return { request_trailers: {}, dynamic_metadata: requestMetadata(ex, this.opts.metadata) };
         }
-        return { request_trailers: {} };
+        return CONTINUE.request_trailers;
       case 'response_headers': {
-        if (!this.llm) return { response_headers: {} };
+        if (!this.llm) return CONTINUE.response_headers;
         const h = msg.response_headers!;
         ex.onResponseHeaders(headerMap(h.headers), h.end_of_stream === true);
         const budgetHeaders = this.decision?.responseHeaders;
@@ -275,7 +275,7 @@ export class ProcessStream {
       case 'response_body':
         return this.onResponseBody(ex, msg.response_body ?? {}, endsResponse(msg, this.responseBodyMode));
       case 'response_trailers':
-        if (!this.llm) return { response_trailers: {} };
+        if (!this.llm) return CONTINUE.response_trailers;
         ex.onResponseTrailers();
         return this.final({ response_trailers: {} });
     }
@@ -292,7 +292,7 @@ export class ProcessStream {
       }
       return echo('request_body', body);
     }
-    if (!this.llm) return { request_body: {} };
+    if (!this.llm) return CONTINUE.request_body;
     const rewrite = ex.onRequestBody(body.body ?? EMPTY, eos);
     if (!eos || !governor) return this.requestBodyAnswer(ex, eos, rewrite);
     if (this.observability) {
@@ -341,7 +341,7 @@ export class ProcessStream {
   private onResponseBody(ex: Exchange, body: WireHttpBody, last: boolean): WireProcessingResponse | Promise<WireProcessingResponse> {
     const chunk = body.body ?? EMPTY;
     const eos = body.end_of_stream === true;
-    if (!this.llm) return this.responseDuplex ? echo('response_body', body) : { response_body: {} };
+    if (!this.llm) return this.responseDuplex ? echo('response_body', body) : CONTINUE.response_body;
     const replacement = ex.onResponseBody(chunk, eos);
     const cap = this.decision?.outputCap;
     if (cap && !eos && ex.streamedOutputTokens() > cap.tokens) {
@@ -361,6 +361,8 @@ export class ProcessStream {
     } else if (replacement) {
       answer = { response_body: { response: { body_mutation: { body: replacement } } } };
     } else {
+      // Most chunks: the answer every stream sends, encoded once.
+      if (!last) return CONTINUE.response_body;
       answer = { response_body: {} };
     }
     return last ? this.final(answer) : answer;
@@ -415,6 +417,17 @@ export class ProcessStream {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The unchanged answers sent as they are (never given metadata or mutations afterwards). */
+const CONTINUE = {
+  request_headers: constantAnswer({ request_headers: {} }),
+  request_body: constantAnswer({ request_body: {} }),
+  request_trailers: constantAnswer({ request_trailers: {} }),
+  response_headers: constantAnswer({ response_headers: {} }),
+  response_body: constantAnswer({ response_body: {} }),
+  response_trailers: constantAnswer({ response_trailers: {} }),
+};
+const SKIP_REST = constantAnswer({ request_headers: {}, mode_override: SKIP_REST_OVERRIDE });
 
 function echo(kind: 'request_body' | 'response_body', body: WireHttpBody | undefined): WireProcessingResponse {
   const streamed = { body: body?.body ?? EMPTY, end_of_stream: body?.end_of_stream === true };
