@@ -263,6 +263,36 @@ describe('dynamic metadata written from a plain object (PlainStruct)', () => {
   });
 });
 
+describe('dynamic metadata written from a plain object: random values', () => {
+  it('decodes to the same Struct as the Value objects protobufjs encodes, for any values', () => {
+    let seed = 7;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const texts = ['', 'a', 'é', '🚀', 'x'.repeat(200), '\u0000', 'k"\\'];
+    const value = (depth: number): unknown => {
+      switch (rand(depth > 2 ? 4 : 7)) {
+        case 0:
+          return null;
+        case 1:
+          return [0, -1, 1.5, 2 ** 53, -1e-300, 12345678.9][rand(6)];
+        case 2:
+          return rand(2) === 0;
+        case 3:
+          return texts[rand(texts.length)]! + String(rand(1000));
+        case 4:
+          return Array.from({ length: rand(4) }, () => value(depth + 1));
+        default:
+          return Object.fromEntries(Array.from({ length: rand(5) }, (_, i) => [`${texts[rand(texts.length)]}${i}`, rand(5) === 0 ? undefined : value(depth + 1)]));
+      }
+    };
+    const type = ours.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
+    for (let i = 0; i < 300; i++) {
+      const plain = { ns: value(1), other: value(2) } as unknown as PlainFields;
+      const meta = (m: WireStruct): WireProcessingResponse => ({ request_body: {}, dynamic_metadata: m });
+      expect(view(type, encodeResponse(meta(new PlainStruct(plain))))).toEqual(view(type, encodeResponse(meta(toStruct(plain)))));
+    }
+  });
+});
+
 describe('constant answers', () => {
   it('encode once to the bytes protobufjs gives for the same answer, and cannot be changed', () => {
     const make = (): WireProcessingResponse => ({ request_headers: {}, mode_override: { response_header_mode: 2, request_body_mode: 0 } });

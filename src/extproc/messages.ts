@@ -28,7 +28,9 @@ export function headerMap(map: WireHeaderMap | undefined): Map<string, string> {
     const raw = h.raw_value;
     let value: string;
     if (raw && raw.length > 0) {
-      value = Buffer.from(raw.buffer, raw.byteOffset, Math.min(raw.length, MAX_HEADER_VALUE_BYTES)).toString('utf8');
+      const n = Math.min(raw.length, MAX_HEADER_VALUE_BYTES);
+      // protobufjs decodes bytes as Buffers on Node: read them in place.
+      value = Buffer.isBuffer(raw) ? raw.toString('utf8', 0, n) : Buffer.from(raw.buffer, raw.byteOffset, n).toString('utf8');
     } else {
       value = (h.value ?? '').slice(0, MAX_HEADER_VALUE_BYTES);
     }

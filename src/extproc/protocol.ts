@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { PlainStruct, writeStructFields } from './struct.js';
+import { encodeStruct, PlainStruct } from './struct.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../proto/envoy-wire/', import.meta.url));
 export const PROCESS_PATH = '/envoy.service.ext_proc.v3.ExternalProcessor/Process';
@@ -205,11 +205,7 @@ export function encodeResponse(msg: WireProcessingResponse): Buffer {
   if (!(meta instanceof PlainStruct)) return asBuffer(ProcessingResponse.encode(msg).finish());
   msg.dynamic_metadata = undefined;
   try {
-    const w = ProcessingResponse.encode(msg);
-    w.uint32(DYNAMIC_METADATA_TAG).fork();
-    writeStructFields(w, meta.plain);
-    w.ldelim();
-    return asBuffer(w.finish());
+    return asBuffer(ProcessingResponse.encode(msg).uint32(DYNAMIC_METADATA_TAG).bytes(encodeStruct(meta.plain)).finish());
   } finally {
     msg.dynamic_metadata = meta;
   }

@@ -4,7 +4,6 @@
  * from the plain object: building a Value object per field and walking them again in protobufjs
  * cost more than the rest of the answer. Read as a WireStruct (its `fields`), it is the usual one.
  */
-import type { Writer } from 'protobufjs';
 import type { WireStruct, WireStructValue } from './protocol.js';
 
 export type JsonScalar = string | number | boolean | null;
@@ -57,48 +56,112 @@ const VALUE_STRUCT = 42;
 const VALUE_LIST = 50;
 const LIST_VALUES = 10;
 
-/** Writes the fields of a Struct (undefined entries left out, as toStruct does). */
-export function writeStructFields(w: Writer, obj: PlainFields): void {
-  for (const k in obj) {
-    const v = obj[k];
-    if (v === undefined) continue;
-    w.uint32(STRUCT_FIELDS).fork();
-    w.uint32(ENTRY_KEY).string(k);
-    w.uint32(ENTRY_VALUE).fork();
-    writeValue(w, v);
-    w.ldelim();
-    w.ldelim();
+const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+/** A length-delimited field of `n` bytes: its tag, its length, its bytes. */
+const delimited = (n: number): number => 1 + varintSize(n) + n;
+
+function valueSize(v: MetadataValue): number {
+  if (v === null) return 2;
+  switch (typeof v) {
+    case 'string':
+      return delimited(Buffer.byteLength(v));
+    case 'number':
+      return 9;
+    case 'boolean':
+      return 2;
+    default:
+      if (Array.isArray(v)) {
+        let list = 0;
+        for (const item of v) list += delimited(valueSize(item));
+        return delimited(list);
+      }
+      return delimited(structSize(v));
   }
 }
 
-function writeValue(w: Writer, v: MetadataValue): void {
+function entrySize(k: string, v: MetadataValue): number {
+  return delimited(Buffer.byteLength(k)) + delimited(valueSize(v));
+}
+
+function structSize(obj: PlainFields): number {
+  let n = 0;
+  for (const k in obj) {
+    const v = obj[k];
+    if (v !== undefined) n += delimited(entrySize(k, v));
+  }
+  return n;
+}
+
+/**
+ * The Struct's encoding (the fields of google.protobuf.Struct, undefined entries left out, as
+ * toStruct does), in one buffer sized up front: no per-field writer objects.
+ */
+export function encodeStruct(obj: PlainFields): Buffer {
+  const buf = Buffer.allocUnsafe(structSize(obj));
+  const end = writeStruct(buf, 0, obj);
+  return end === buf.length ? buf : buf.subarray(0, end);
+}
+
+function writeVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[at++] = n;
+  return at;
+}
+
+function writeString(buf: Buffer, at: number, tag: number, s: string): number {
+  buf[at++] = tag;
+  at = writeVarint(buf, at, Buffer.byteLength(s));
+  return at + buf.write(s, at, 'utf8');
+}
+
+function writeStruct(buf: Buffer, at: number, obj: PlainFields): number {
+  for (const k in obj) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    buf[at++] = STRUCT_FIELDS;
+    at = writeVarint(buf, at, entrySize(k, v));
+    at = writeString(buf, at, ENTRY_KEY, k);
+    buf[at++] = ENTRY_VALUE;
+    at = writeVarint(buf, at, valueSize(v));
+    at = writeValue(buf, at, v);
+  }
+  return at;
+}
+
+function writeValue(buf: Buffer, at: number, v: MetadataValue): number {
   if (v === null) {
-    w.uint32(VALUE_NULL).int32(0);
-    return;
+    buf[at++] = VALUE_NULL;
+    buf[at++] = 0;
+    return at;
   }
   switch (typeof v) {
     case 'string':
-      w.uint32(VALUE_STRING).string(v);
-      return;
+      return writeString(buf, at, VALUE_STRING, v);
     case 'number':
-      w.uint32(VALUE_NUMBER).double(v);
-      return;
+      buf[at++] = VALUE_NUMBER;
+      return buf.writeDoubleLE(v, at);
     case 'boolean':
-      w.uint32(VALUE_BOOL).bool(v);
-      return;
+      buf[at++] = VALUE_BOOL;
+      buf[at++] = v ? 1 : 0;
+      return at;
     default:
       if (Array.isArray(v)) {
-        w.uint32(VALUE_LIST).fork();
+        buf[at++] = VALUE_LIST;
+        let list = 0;
+        for (const item of v) list += delimited(valueSize(item));
+        at = writeVarint(buf, at, list);
         for (const item of v) {
-          w.uint32(LIST_VALUES).fork();
-          writeValue(w, item);
-          w.ldelim();
+          buf[at++] = LIST_VALUES;
+          at = writeVarint(buf, at, valueSize(item));
+          at = writeValue(buf, at, item);
         }
-        w.ldelim();
-        return;
+        return at;
       }
-      w.uint32(VALUE_STRUCT).fork();
-      writeStructFields(w, v);
-      w.ldelim();
+      buf[at++] = VALUE_STRUCT;
+      at = writeVarint(buf, at, structSize(v));
+      return writeStruct(buf, at, v);
   }
 }
