@@ -34,13 +34,15 @@ export function toStruct(obj: PlainFields): WireStruct {
   return { fields };
 }
 
-/** A Struct kept as its plain object; `fields` (the WireStruct view) is built only if read. */
+/**
+ * A Struct kept as its plain object; `fields` (the WireStruct view) is built only if read. Encode
+ * it with encodeResponse: protobufjs' own encoders look for an own `fields` property, not a getter.
+ */
 export class PlainStruct implements WireStruct {
-  declare readonly fields: Record<string, WireStructValue>;
+  constructor(readonly plain: PlainFields) {}
 
-  constructor(readonly plain: PlainFields) {
-    // An own property, as protobufjs' encoders expect of a message field.
-    Object.defineProperty(this, 'fields', { enumerable: true, get: () => toStruct(plain).fields });
+  get fields(): Record<string, WireStructValue> {
+    return toStruct(this.plain).fields!;
   }
 }
 
