@@ -62,36 +62,61 @@ const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0
 /** A length-delimited field of `n` bytes: its tag, its length, its bytes. */
 const delimited = (n: number): number => 1 + varintSize(n) + n;
 
-function valueSize(v: MetadataValue): number {
+/** Metadata strings are short and mostly ASCII: a JS loop beats a call into Buffer for them. */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return s.length;
+}
+
+/**
+ * The sizes pass: the length of every nested message (map entry, its Value, Struct, ListValue),
+ * pushed in the order the write pass needs them, so each is computed once.
+ */
+function structSize(obj: PlainFields, sizes: number[]): number {
+  let n = 0;
+  for (const k in obj) {
+    const v = obj[k];
+    if (v === undefined) continue;
+    const slot = sizes.length;
+    sizes.push(0, 0);
+    const value = valueSize(v, sizes);
+    const entry = delimited(utf8Length(k)) + delimited(value);
+    sizes[slot] = entry;
+    sizes[slot + 1] = value;
+    n += delimited(entry);
+  }
+  return n;
+}
+
+/** The size of a Value's encoding (its one field, with tag). */
+function valueSize(v: MetadataValue, sizes: number[]): number {
   if (v === null) return 2;
   switch (typeof v) {
     case 'string':
-      return delimited(Buffer.byteLength(v));
+      return delimited(utf8Length(v));
     case 'number':
       return 9;
     case 'boolean':
       return 2;
-    default:
+    default: {
+      const slot = sizes.length;
+      sizes.push(0);
+      let inner = 0;
       if (Array.isArray(v)) {
-        let list = 0;
-        for (const item of v) list += delimited(valueSize(item));
-        return delimited(list);
+        for (const item of v) {
+          const itemSlot = sizes.length;
+          sizes.push(0);
+          const size = valueSize(item, sizes);
+          sizes[itemSlot] = size;
+          inner += delimited(size);
+        }
+      } else {
+        inner = structSize(v, sizes);
       }
-      return delimited(structSize(v));
+      sizes[slot] = inner;
+      return delimited(inner);
+    }
   }
-}
-
-function entrySize(k: string, v: MetadataValue): number {
-  return delimited(Buffer.byteLength(k)) + delimited(valueSize(v));
-}
-
-function structSize(obj: PlainFields): number {
-  let n = 0;
-  for (const k in obj) {
-    const v = obj[k];
-    if (v !== undefined) n += delimited(entrySize(k, v));
-  }
-  return n;
 }
 
 /**
@@ -99,71 +124,89 @@ function structSize(obj: PlainFields): number {
  * toStruct does), in one buffer sized up front: no per-field writer objects.
  */
 export function encodeStruct(obj: PlainFields): Buffer {
-  const buf = Buffer.allocUnsafe(structSize(obj));
-  const end = writeStruct(buf, 0, obj);
-  return end === buf.length ? buf : buf.subarray(0, end);
+  const sizes: number[] = [];
+  const w = { buf: Buffer.allocUnsafe(structSize(obj, sizes)), at: 0, sizes, next: 0 };
+  writeStruct(w, obj);
+  return w.buf;
 }
 
-function writeVarint(buf: Buffer, at: number, n: number): number {
+interface StructWriter {
+  buf: Buffer;
+  at: number;
+  sizes: number[];
+  next: number;
+}
+
+function writeVarint(w: StructWriter, n: number): void {
   while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
+    w.buf[w.at++] = (n & 0x7f) | 0x80;
     n >>>= 7;
   }
-  buf[at++] = n;
-  return at;
+  w.buf[w.at++] = n;
 }
 
-function writeString(buf: Buffer, at: number, tag: number, s: string): number {
-  buf[at++] = tag;
-  at = writeVarint(buf, at, Buffer.byteLength(s));
-  return at + buf.write(s, at, 'utf8');
+function writeString(w: StructWriter, tag: number, s: string): void {
+  w.buf[w.at++] = tag;
+  const n = utf8Length(s);
+  writeVarint(w, n);
+  if (n !== s.length) {
+    w.at += w.buf.write(s, w.at, 'utf8');
+    return;
+  }
+  const buf = w.buf;
+  let at = w.at;
+  for (let i = 0; i < n; i++) buf[at++] = s.charCodeAt(i);
+  w.at = at;
 }
 
-function writeStruct(buf: Buffer, at: number, obj: PlainFields): number {
+function writeStruct(w: StructWriter, obj: PlainFields): void {
   for (const k in obj) {
     const v = obj[k];
     if (v === undefined) continue;
-    buf[at++] = STRUCT_FIELDS;
-    at = writeVarint(buf, at, entrySize(k, v));
-    at = writeString(buf, at, ENTRY_KEY, k);
-    buf[at++] = ENTRY_VALUE;
-    at = writeVarint(buf, at, valueSize(v));
-    at = writeValue(buf, at, v);
+    const entry = w.sizes[w.next++]!;
+    const value = w.sizes[w.next++]!;
+    w.buf[w.at++] = STRUCT_FIELDS;
+    writeVarint(w, entry);
+    writeString(w, ENTRY_KEY, k);
+    w.buf[w.at++] = ENTRY_VALUE;
+    writeVarint(w, value);
+    writeValue(w, v);
   }
-  return at;
 }
 
-function writeValue(buf: Buffer, at: number, v: MetadataValue): number {
+function writeValue(w: StructWriter, v: MetadataValue): void {
   if (v === null) {
-    buf[at++] = VALUE_NULL;
-    buf[at++] = 0;
-    return at;
+    w.buf[w.at++] = VALUE_NULL;
+    w.buf[w.at++] = 0;
+    return;
   }
   switch (typeof v) {
     case 'string':
-      return writeString(buf, at, VALUE_STRING, v);
+      writeString(w, VALUE_STRING, v);
+      return;
     case 'number':
-      buf[at++] = VALUE_NUMBER;
-      return buf.writeDoubleLE(v, at);
+      w.buf[w.at++] = VALUE_NUMBER;
+      w.at = w.buf.writeDoubleLE(v, w.at);
+      return;
     case 'boolean':
-      buf[at++] = VALUE_BOOL;
-      buf[at++] = v ? 1 : 0;
-      return at;
-    default:
+      w.buf[w.at++] = VALUE_BOOL;
+      w.buf[w.at++] = v ? 1 : 0;
+      return;
+    default: {
+      const inner = w.sizes[w.next++]!;
       if (Array.isArray(v)) {
-        buf[at++] = VALUE_LIST;
-        let list = 0;
-        for (const item of v) list += delimited(valueSize(item));
-        at = writeVarint(buf, at, list);
+        w.buf[w.at++] = VALUE_LIST;
+        writeVarint(w, inner);
         for (const item of v) {
-          buf[at++] = LIST_VALUES;
-          at = writeVarint(buf, at, valueSize(item));
-          at = writeValue(buf, at, item);
+          w.buf[w.at++] = LIST_VALUES;
+          writeVarint(w, w.sizes[w.next++]!);
+          writeValue(w, item);
         }
-        return at;
+        return;
       }
-      buf[at++] = VALUE_STRUCT;
-      at = writeVarint(buf, at, structSize(v));
-      return writeStruct(buf, at, v);
+      w.buf[w.at++] = VALUE_STRUCT;
+      writeVarint(w, inner);
+      writeStruct(w, v);
+    }
   }
 }
