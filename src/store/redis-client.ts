@@ -134,8 +134,13 @@ export function createRedisClient(cfg: RedisConfig): Redis | Cluster {
     // a batch the Recorder already gave up on must not land later.
     autoResendUnfulfilledCommands: false,
     // Commands issued in the same event-loop turn (many streams' admissions and settlements) go out
-    // in one write: one syscall instead of one per command (single server and Sentinel; a Cluster
-    // client takes the option on itself, not in its per-node options, and is left without it).
+    // in one write: one syscall instead of one per command. Single server and Sentinel only: a
+    // Cluster client takes the option on itself, and is left without it on purpose. ioredis 5/6
+    // routes an auto-pipelined EVALSHA by its first argument, the script's sha, not its key
+    // (redis/ioredis#2109: "All keys in the pipeline should belong to the same slots allocation
+    // group"), and answers MOVED for a whole pipeline instead of redirecting its commands
+    // (redis/ioredis#2075, open): both would fail ledger calls on a Cluster, the second during every
+    // resharding.
     enableAutoPipelining: true,
     connectTimeout: cfg.connect_timeout_ms,
     commandTimeout: cfg.command_timeout_ms,
