@@ -23,8 +23,10 @@ export interface LedgerLoadOptions {
   /** Reads Redis (INFO) before and after each step. */
   snapshot: () => Promise<RedisSnapshot>;
   /**
-   * The ledger sends every settlement a second time some seconds later (a no-op in Redis): send it
-   * at once instead, so that each step pays for its own second sends, not for an earlier step's.
+   * The ledger sends every settlement a second time some seconds later, many in one call (a no-op in
+   * Redis): send them SECOND_SEND_MS later instead, so that a step pays for about its own second
+   * sends (all but its last SECOND_SEND_MS + a tick's, and with the previous step's), not for an
+   * earlier step's long after.
    */
   secondSettle?: boolean;
   /** Called after each step (progress output). */
@@ -47,11 +49,11 @@ function decisionShape(budgets: Budget[], nowMs: number): { items: LedgerItem[];
 
 let runId = 0;
 
-/** A ledger client of its own (one connection); with secondSettle, one that does not send settlements again by itself. */
+const SECOND_SEND_MS = 150;
+
+/** A ledger client of its own (one connection), sending settlements again after SECOND_SEND_MS or never. */
 function newLedger(o: Pick<LedgerLoadOptions, 'redis' | 'secondSettle'>): RedisLedger {
-  // resendFinaliseMs: 0 turns the ledger's own delayed second send off, where the ledger has one.
-  const own: Record<string, unknown> = o.secondSettle ? { resendFinaliseMs: 0 } : {};
-  return new RedisLedger({ redis: o.redis, ...own });
+  return new RedisLedger({ redis: o.redis, resendFinaliseMs: o.secondSettle ? SECOND_SEND_MS : 0 });
 }
 
 /** One open-loop step at `rate` admissions/s for `durationMs`. */
@@ -61,7 +63,6 @@ export async function ledgerStep(
   rate: number,
   durationMs: number,
   snapshot: () => Promise<RedisSnapshot>,
-  secondSettle = false,
 ): Promise<RateStep> {
   const tag = `cap${process.pid}-${++runId}`;
   const total = Math.max(1, Math.round((rate * durationMs) / 1000));
@@ -99,10 +100,7 @@ export async function ledgerStep(
             latencies[answered++] = Number(now - scheduled) / 1e6;
             lastAnswerNs = now;
             if (!r.admitted) errors++;
-            const settle = (): Promise<void> => ledger.settle({ requestId, actual: shape.actual });
-            return settle()
-              .then(() => (secondSettle ? settle() : undefined))
-              .catch(() => void errors++);
+            return ledger.settle({ requestId, actual: shape.actual }).catch(() => void errors++);
           },
           () => void errors++,
         )
@@ -173,10 +171,10 @@ export async function ledgerCapacity(o: LedgerLoadOptions): Promise<LedgerCapaci
   const ledgers = Array.from({ length: o.clients }, () => newLedger(o));
   try {
     await Promise.all(ledgers.map((l) => l.ping()));
-    await ledgerStep(ledgers, o.budgets, Math.min(500, o.search.start), Math.min(500, o.stepMs), o.snapshot, o.secondSettle);
+    await ledgerStep(ledgers, o.budgets, Math.min(500, o.search.start), Math.min(500, o.stepMs), o.snapshot);
     const steps: RateStep[] = [];
     for (let rate = nextRate(steps, o.search); rate !== null; rate = nextRate(steps, o.search)) {
-      const step = await ledgerStep(ledgers, o.budgets, rate, o.stepMs, o.snapshot, o.secondSettle);
+      const step = await ledgerStep(ledgers, o.budgets, rate, o.stepMs, o.snapshot);
       steps.push(step);
       o.onStep?.(step);
       if (step.errors > 0 || step.p99Ms > 4 * o.search.deadlineMs) await drain(ledgers);
@@ -202,8 +200,8 @@ export async function clientsSweep(o: Omit<LedgerLoadOptions, 'clients' | 'searc
     const ledgers = Array.from({ length: clients }, () => newLedger(o));
     try {
       await Promise.all(ledgers.map((l) => l.ping()));
-      await ledgerStep(ledgers, o.budgets, Math.min(500, o.rate), 300, o.snapshot, o.secondSettle);
-      const step = await ledgerStep(ledgers, o.budgets, o.rate, o.stepMs, o.snapshot, o.secondSettle);
+      await ledgerStep(ledgers, o.budgets, Math.min(500, o.rate), 300, o.snapshot);
+      const step = await ledgerStep(ledgers, o.budgets, o.rate, o.stepMs, o.snapshot);
       out.push({ clients, step });
       o.onStep?.(step);
     } finally {

@@ -136,60 +136,94 @@ end
 return out
 `;
 
-/** Arguments per counter in FINALISE_LUA. */
+/** Arguments per counter of a settlement. */
 const FINALISE_ARGS = 5;
 
 /**
- * KEYS[1] the request's lease record. ARGV: base, now, request id, finalised marker TTL, then per
- * counter: name, actual amount, TTL of the counter if this settle creates it (0: never), rolling ms
- * (0 = calendar), sub-bucket ms. None for a release. Returns 0 when the request was already finalised.
+ * finalise(id, markerTtl, first, n): settles (n counters, their arguments from ARGV[first]) or
+ * releases (n = 0) request `id` at `now`, once. Per counter: name, actual amount, TTL of the counter
+ * if this settle creates it (0: never), rolling ms (0 = calendar), sub-bucket ms. Returns 0 when the
+ * request was already finalised.
  */
-export const FINALISE_LUA = `${PRELUDE}
-local id = ARGV[3]
-if not redis.call('SET', p .. 'done:' .. id, '1', 'NX', 'PX', ARGV[4]) then return 0 end
-local actual, names = {}, {}
-for i = 5, #ARGV, ${FINALISE_ARGS} do
-  actual[ARGV[i]] = { n = tonumber(ARGV[i + 1]), ttl = tonumber(ARGV[i + 2]), roll = ARGV[i + 3], sub = ARGV[i + 4] }
-  names[#names + 1] = ARGV[i]
-end
-for _, c in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if not actual[c] then names[#names + 1] = c end
-end
-redis.call('DEL', KEYS[1])
-for _, c in ipairs(names) do
-  local ck = p .. 'cnt:' .. c
-  local a = actual[c]
-  local n = a and a.n or 0
-  -- Usage of a request that reserved nothing here (admitted on a store error, or its counter lost
-  -- in a failover) creates the counter while its window lasts; an expired window gets nothing.
-  local exists = redis.call('EXISTS', ck) == 1
-  if not exists and n > 0 and a.ttl > 0 then
-    if a.roll ~= '0' then redis.call('HSET', ck, 'roll', a.roll, 'sub', a.sub) else redis.call('HSET', ck, 'used', 0) end
-    redis.call('PEXPIRE', ck, a.ttl)
-    exists = true
+const FINALISE_FN = `
+local function finalise(id, markerTtl, first, n)
+  if not redis.call('SET', p .. 'done:' .. id, '1', 'NX', 'PX', markerTtl) then return 0 end
+  local record = p .. 'req:' .. id
+  local actual, names = {}, {}
+  for i = first, first + (n - 1) * ${FINALISE_ARGS}, ${FINALISE_ARGS} do
+    actual[ARGV[i]] = { n = tonumber(ARGV[i + 1]), ttl = tonumber(ARGV[i + 2]), roll = ARGV[i + 3], sub = ARGV[i + 4] }
+    names[#names + 1] = ARGV[i]
   end
-  if exists then
-    cleanup(c)
-    local la = p .. 'la:' .. c
-    local leased = redis.call('HGET', la, id)
-    if leased then
-      redis.call('HDEL', la, id)
-      redis.call('ZREM', p .. 'lz:' .. c, id)
-      redis.call('HINCRBY', ck, 'reserved', -tonumber(leased))
+  for _, c in ipairs(redis.call('SMEMBERS', record)) do
+    if not actual[c] then names[#names + 1] = c end
+  end
+  redis.call('DEL', record)
+  for _, c in ipairs(names) do
+    local ck = p .. 'cnt:' .. c
+    local a = actual[c]
+    local amount = a and a.n or 0
+    -- Usage of a request that reserved nothing here (admitted on a store error, or its counter lost
+    -- in a failover) creates the counter while its window lasts; an expired window gets nothing.
+    local exists = redis.call('EXISTS', ck) == 1
+    if not exists and amount > 0 and a.ttl > 0 then
+      if a.roll ~= '0' then redis.call('HSET', ck, 'roll', a.roll, 'sub', a.sub) else redis.call('HSET', ck, 'used', 0) end
+      redis.call('PEXPIRE', ck, a.ttl)
+      exists = true
     end
-    if n > 0 then
-      local sub = tonumber(redis.call('HGET', ck, 'sub'))
-      if sub then
-        redis.call('HINCRBY', ck, 'b' .. string.format('%.0f', floor(now, sub)), n)
-        extend(ck, tonumber(redis.call('HGET', ck, 'roll')) + sub)
-      else
-        redis.call('HINCRBY', ck, 'used', n)
+    if exists then
+      cleanup(c)
+      local la = p .. 'la:' .. c
+      local leased = redis.call('HGET', la, id)
+      if leased then
+        redis.call('HDEL', la, id)
+        redis.call('ZREM', p .. 'lz:' .. c, id)
+        redis.call('HINCRBY', ck, 'reserved', -tonumber(leased))
+      end
+      if amount > 0 then
+        local sub = tonumber(redis.call('HGET', ck, 'sub'))
+        if sub then
+          redis.call('HINCRBY', ck, 'b' .. string.format('%.0f', floor(now, sub)), amount)
+          extend(ck, tonumber(redis.call('HGET', ck, 'roll')) + sub)
+        else
+          redis.call('HINCRBY', ck, 'used', amount)
+        end
       end
     end
   end
+  return 1
 end
-return 1
 `;
+
+/**
+ * KEYS[1] the request's lease record. ARGV: base, now, request id, finalised marker TTL, then the
+ * counters' arguments (finalise above; none for a release). Returns 0 when already finalised.
+ */
+export const FINALISE_LUA = `${PRELUDE}${FINALISE_FN}
+return finalise(ARGV[3], ARGV[4], 5, (#ARGV - 4) / ${FINALISE_ARGS})
+`;
+
+/**
+ * Settlements and releases sent again (second sends and retries), many in one call. KEYS[1] any
+ * key of the ledger (the slot). ARGV: base, then per request: id, its time, marker TTL, counter
+ * count, the counters' arguments. Returns finalise's result per request.
+ */
+export const REFINALISE_LUA = `${PRELUDE}${FINALISE_FN}
+local out = {}
+local i = 2
+while i <= #ARGV do
+  now = tonumber(ARGV[i + 1])
+  local n = tonumber(ARGV[i + 3])
+  out[#out + 1] = finalise(ARGV[i], ARGV[i + 2], i + 4, n)
+  i = i + 4 + n * ${FINALISE_ARGS}
+end
+return out
+`;
+
+/** A settlement's arguments (from encodeFinalise) as one request's part of a REFINALISE_LUA call. */
+export function refinalisePart(args: readonly string[]): string[] {
+  const [, now, id, ttl, ...counters] = args;
+  return [id!, now!, ttl!, String(counters.length / FINALISE_ARGS), ...counters];
+}
 
 /** KEYS[1] any key of the ledger (the slot). ARGV: base, now, counters. Returns used, reserved per counter. */
 export const READ_LUA = `${PRELUDE}

@@ -141,27 +141,49 @@ describe('RedisLedger: settlements outlive their call', () => {
 
   const counter = async (ledger: RedisLedger): Promise<{ used: number; reserved: number }> => (await ledger.read([{ counter: 'c', max: 100 }]))[0]!;
 
-  it('sends a settlement once more, which restores it where a failover lost it', async () => {
+  it('sends settlements once more, together, which restores them where a failover lost them', async () => {
     const cfg = config();
     const ledger = new RedisLedger({ redis: cfg, resendFinaliseMs: 300 });
+    // The second sends go out as one script call for the three requests: the only call naming them all.
+    const calls: string[][] = [];
+    const monitor = await new Redis(server.url).monitor();
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval/i.test(args[0] ?? '')) calls.push(args);
+    });
     try {
-      const id = requestId();
-      await ledger.reserve({ requestId: id, leaseMs: 60_000, items: [item('c', { windowEndMs: Date.now() + HOUR_MS, amount: 5 })], consumer: 'a', nowMs: Date.now() });
+      const now = Date.now();
+      const ids = [requestId(), requestId(), requestId()];
+      const items = [item('c', { windowEndMs: now + HOUR_MS, amount: 5 }), item('tpm', { rollingMs: 60_000, windowEndMs: undefined, amount: 5 })];
+      for (const id of ids) await ledger.reserve({ requestId: id, leaseMs: 60_000, items, consumer: 'a', nowMs: now });
       const keys = (await admin.keys(`{${cfg.key_prefix}}:*`)).sort();
       const before = await Promise.all(keys.map((k) => admin.dumpBuffer(k)));
-      await ledger.settle({ requestId: id, actual: { c: 3 } });
-      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 3, reserved: 0 }));
-      expect(ledger.pendingFinalise).toBe(1);
-      // What a replica promoted before the settlement reached it holds: the reservation, no settlement.
+      const tpm = async (): Promise<number> => (await ledger.read([{ counter: 'tpm', max: 100, rollingMs: 60_000 }]))[0]!.used;
+      // MONITOR lines arrive late: wait for the reservations', then the settlements' calls, and forget them.
+      const naming = (): number => calls.filter((c) => ids.some((id) => c.includes(id))).length;
+      await until(() => naming() === ids.length, 'the reservations in MONITOR');
+      calls.length = 0;
+      await Promise.all(ids.map((id, i) => ledger.settle({ requestId: id, actual: { c: i + 1, tpm: 2 } })));
+      await until(() => naming() === ids.length, 'the settlements in MONITOR');
+      calls.length = 0;
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 6, reserved: 0 }));
+      expect(ledger.pendingFinalise).toBe(3);
+      // What a replica promoted before the settlements reached it holds: the reservations, no settlement.
       await admin.del(...(await admin.keys(`{${cfg.key_prefix}}:*`)));
       for (const [i, k] of keys.entries()) await admin.restore(k, 0, before[i]!, 'REPLACE');
-      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 0, reserved: 5 }));
-      await until(async () => (await counter(ledger)).used === 3, 'the second send', 5_000);
-      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 3, reserved: 0 }));
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 0, reserved: 15 }));
+      await until(async () => (await counter(ledger)).used === 6, 'the second sends', 5_000);
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 6, reserved: 0 }));
+      expect(await tpm()).toBe(6);
       await until(() => ledger.pendingFinalise === 0, 'nothing left to send');
-      // Sent twice in all: the second send found it settled and changed nothing.
-      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 3, reserved: 0 }));
+      // Since the settlements, only the second sends name the requests: fewer calls than requests
+      // (one, unless a tick fell between their due times).
+      const resends = (): string[][] => calls.filter((c) => ids.some((id) => c.includes(id)));
+      await until(() => ids.every((id) => resends().some((c) => c.includes(id))), 'the second sends in MONITOR');
+      expect(resends().length).toBeLessThan(ids.length);
+      // Sent twice in all: the second send found them settled and changed nothing.
+      expect(await counter(ledger)).toEqual(expect.objectContaining({ used: 6, reserved: 0 }));
     } finally {
+      monitor.disconnect();
       await ledger.close();
     }
   });
