@@ -379,7 +379,10 @@ describe('driver against tokenwarden: churn and budget scenarios', () => {
         expectCompleted(r, countFor(s));
         expect(r.answers).toEqual(expectedAnswers(s));
         const records = await tw.waitForRecords(countFor(s), 20_000);
-        expect(records.every((x) => x.blockedBy.length === 0 && x.promptEstimate !== null)).toBe(true);
+        expect(records.every((x) => x.blockedBy.length === 0)).toBe(true);
+        // The budget is far from its limit: once its counters were seen, prompts are reserved at their
+        // ceiling and never tokenised.
+        expect(records.filter((x) => x.promptEstimate !== null).length).toBeLessThan(countFor(s) / 2);
         const decisions = (await tw.server.metrics.budgetDecisions.get()).values;
         expect(decisions.map((v) => [v.labels.budget, v.labels.decision, v.value])).toEqual([['bench-enforce', 'admitted', countFor(s)]]);
         expect((await tw.server.metrics.budgetStoreErrors.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);

@@ -36,6 +36,8 @@ interface ChatOptions {
   consumer: string;
   requestId?: string;
   maxTokens?: number;
+  /** The user message (default `Say hi.`). */
+  content?: string;
   promptTokens?: number;
   completionTokens?: number;
   /** Upstream answer: 200 with usage (default), or an HTML 500 page without usage. */
@@ -55,7 +57,7 @@ interface ChatParts {
 function chatParts(o: ChatOptions): ChatParts {
   const prompt = o.promptTokens ?? 12;
   const completion = o.completionTokens ?? 5;
-  const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: o.maxTokens ?? 100, messages: [{ role: 'user', content: 'Say hi.' }] });
+  const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: o.maxTokens ?? 100, messages: [{ role: 'user', content: o.content ?? 'Say hi.' }] });
   const answer = o.fail
     ? '<html><body>502 Bad Gateway</body></html>'
     : JSON.stringify({
@@ -196,6 +198,14 @@ budgets:
       - { total_tokens: 1000000, per: day }
       - { output_tokens: 1000000, per: day }
       - { cost_usd: 100, per: month }
+  - id: prompt-tokens
+    mode: enforce
+    select: { consumers: [long-prompt] }
+    limits: [{ total_tokens: 1000, per: day }]
+  - id: roomy-prompt-tokens
+    mode: enforce
+    select: { consumers: [roomy-prompt] }
+    limits: [{ total_tokens: 1000000, per: day }]
   - id: dup-guard
     mode: enforce
     select: { consumers: ["dup-*"] }
@@ -480,6 +490,23 @@ describe('budgets through the gRPC server (memory store)', () => {
     );
     expectAdmitted(first);
     expectRefusedLocally(second!);
+  });
+
+  it('reserves a prompt by its count when its ceiling would not fit', async () => {
+    // 900 bytes: a ceiling of 900 tokens, which with max_tokens 100 is over the limit; about 150 by count.
+    const long = await envoy.exchange(chat({ consumer: 'long-prompt', content: 'hello '.repeat(150), maxTokens: 100 }));
+    expectAdmitted(long);
+    // At most the cheap bound (450) was reserved for the prompt, not the ceiling.
+    expect(Number(long.downstream.headers?.get('x-tokenwarden-remaining-tokens'))).toBeGreaterThanOrEqual(1000 - 100 - 450 - 10);
+  });
+
+  it('counts a prompt only until the ledger has shown room for its ceiling', async () => {
+    for (let i = 0; i < 2; i++) expectAdmitted(await envoy.exchange(chat({ consumer: 'roomy-prompt' })));
+    await eventually(async () => expect(srv.records.filter((r) => r.consumer?.id === 'roomy-prompt')).toHaveLength(2));
+    const estimates = srv.records.filter((r) => r.consumer?.id === 'roomy-prompt').map((r) => r.promptEstimate);
+    // The first decision had not seen the budget's counter; the second reserved the ceiling, untokenised.
+    expect(estimates[0]).not.toBeNull();
+    expect(estimates[1]).toBeNull();
   });
 
   it('a budget created through the admin API applies after refreshBudgets()', async () => {

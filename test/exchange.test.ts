@@ -6,6 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { Exchange, type ExchangeDeps } from '../src/traffic/exchange.js';
 import { recognize } from '../src/traffic/recognize.js';
+import { SseDecoder } from '../src/traffic/decode/sse.js';
+import { EventStreamDecoder } from '../src/traffic/decode/eventstream.js';
 import { createConsumerResolver } from '../src/traffic/consumer.js';
 import { TokenCounter } from '../src/metering/tokens.js';
 import { PriceBook } from '../src/metering/prices.js';
@@ -164,4 +166,38 @@ describe('exchange behaviour', () => {
     expect(record.model).toBe(basic.expected.model);
     expect(record.usageSource).toBe('none');
   });
+});
+
+describe('streamed output measured while events are read lazily', () => {
+  const streams = ['openai_chat_completions_stream_include_usage', 'openai_chat_completions_stream_no_usage', 'anthropic_messages_stream', 'bedrock_converse_stream'];
+
+  for (const name of streams) {
+    it(`${name}: output tokens after every chunk as if each event were read at once; time to first chunk set`, async () => {
+      const fx = fixtures.find((f) => f.name === name)!;
+      const ex = new Exchange(deps(), { observability: false });
+      ex.onRequestHeaders(headers(fx.request.headers), false, new Map());
+      fx.request.body_chunks.forEach((c, i) => ex.onRequestBody(c, i === fx.request.body_chunks.length - 1));
+      ex.onResponseHeaders(headers(fx.response.headers), false);
+      // The reference: the same bytes through the decoders, each event read at once (onEvent).
+      const route = recognize({ method: 'POST', authority: headers(fx.request.headers).get(':authority')!, path: headers(fx.request.headers).get(':path')!, headers: headers(fx.request.headers) }, config.discovery)!;
+      const eager = route.handler.newResponse();
+      const sse = new SseDecoder();
+      const frames = new EventStreamDecoder();
+      const seen: number[] = [];
+      const expected: number[] = [];
+      const chunks = fx.response.body_chunks;
+      chunks.forEach((c, i) => {
+        ex.onResponseBody(c, i === chunks.length - 1);
+        if (route.api === 'converse_stream') frames.push(c, (f) => eager.onEvent({ kind: 'frame', headers: f.headers, payload: f.payload }));
+        else sse.push(c, (e) => eager.onEvent({ kind: 'sse', event: e.event, data: e.data }));
+        seen.push(ex.streamedOutputTokens());
+        expected.push(Math.floor(eager.outputBytes() / 4));
+      });
+      expect(seen).toEqual(expected);
+      expect(expected.at(-1)).toBeGreaterThan(0);
+      const record = await ex.finish();
+      expect(record.latency?.timeToFirstChunk).toBeTypeOf('number');
+      expectRecordMatchesFixture(record, fx);
+    });
+  }
 });

@@ -6,6 +6,7 @@ import { EventStreamDecoder } from '../src/traffic/decode/eventstream.js';
 import { NdjsonDecoder } from '../src/traffic/decode/ndjson.js';
 import { SseDecoder } from '../src/traffic/decode/sse.js';
 import { HANDLERS, MEDIA_PART_TOKENS } from '../src/traffic/providers/index.js';
+import { MAX_DEFERRED_CHARS } from '../src/traffic/providers/base.js';
 import { recognize } from '../src/traffic/recognize.js';
 import { EMPTY_USAGE } from '../src/domain.js';
 import { type ApiHandler, type RequestFacts, type ResponseFacts, type Route, type StreamEvent } from '../src/traffic/types.js';
@@ -359,6 +360,149 @@ describe('hostile input never throws', () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+/** A stream event as the exchange hands it to onStreamText (frames as their payload's text). */
+interface TextEvent {
+  text: string;
+  name: string | undefined;
+}
+
+const asStreamEvent = (e: TextEvent): StreamEvent => ({ kind: 'sse', event: e.name, data: e.text });
+
+/** The events of a streamed 2xx fixture, decoded as the exchange decodes them. */
+function textEventsOf(fx: Fixture): TextEvent[] {
+  const route = routeOf(fx);
+  const facts = requestFactsOf(fx);
+  const stream = route.pathStream ?? facts?.stream ?? route.streamDefault;
+  const out: TextEvent[] = [];
+  const chunks = fx.response.body_chunks;
+  switch (route.handler.framing(stream, headerValue(fx.response, 'content-type'))) {
+    case 'sse': {
+      const d = new SseDecoder();
+      for (const c of chunks) d.push(c, (e) => out.push({ text: e.data, name: e.event }));
+      break;
+    }
+    case 'eventstream': {
+      const d = new EventStreamDecoder();
+      for (const c of chunks) d.push(c, (f) => out.push({ text: new TextDecoder().decode(f.payload), name: f.headers[':event-type'] }));
+      break;
+    }
+    case 'ndjson': {
+      const d = new NdjsonDecoder();
+      for (const c of chunks) d.push(c, (text) => out.push({ text, name: undefined }));
+      break;
+    }
+    case 'json':
+      break;
+  }
+  return out;
+}
+
+/**
+ * Feeds events through onStreamText (which may defer reading them) and through onEvent (which
+ * reads each at once), asking both for outputBytes() where `polls` says: every answer and the final
+ * facts must be the same.
+ */
+function expectLazyMatchesEager(handler: ApiHandler, events: readonly TextEvent[], polls: readonly boolean[], maxTextBytes?: number): void {
+  const lazy = handler.newResponse(maxTextBytes);
+  const eager = handler.newResponse(maxTextBytes);
+  events.forEach((e, i) => {
+    lazy.onStreamText(e.text, e.name);
+    eager.onEvent(asStreamEvent(e));
+    if (polls[i % Math.max(polls.length, 1)]) expect(lazy.outputBytes()).toBe(eager.outputBytes());
+  });
+  // Usage and model first: they must not depend on the deferred events being read.
+  const l = lazy.result();
+  const e = eager.result();
+  expect(l.responseModel).toBe(e.responseModel);
+  expect(l.usage).toEqual(e.usage);
+  expect(l.outputText).toBe(e.outputText);
+  expect(l.outputTextTruncated).toBe(e.outputTextTruncated);
+  expect(lazy.outputBytes()).toBe(eager.outputBytes());
+}
+
+describe('stream events read lazily', () => {
+  const streamed = FIXTURES.filter((f) => f.expected.provider !== 'unknown' && is2xx(f) && textEventsOf(f).length > 0);
+
+  it('covers the streamed fixtures of every framing', () => {
+    expect(streamed.length).toBeGreaterThanOrEqual(12);
+  });
+
+  it('every streamed fixture: same usage, model, text and output size at any point, whatever the text cap', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...streamed), fc.array(fc.boolean(), { maxLength: 8 }), fc.option(fc.integer({ min: 1, max: 300 }), { nil: undefined }), (fx, polls, cap) => {
+        expectLazyMatchesEager(routeOf(fx).handler, textEventsOf(fx), polls, cap);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  const chunk = (content: string, extra: object = {}): TextEvent => ({ text: JSON.stringify({ model: 'gpt-4o', choices: [{ delta: { content } }], ...extra }), name: undefined });
+
+  it('text read with the usage of a later event keeps its place behind the deferred text', () => {
+    const events = [chunk('aaa'), chunk('bbb'), chunk('ccc', { usage: { prompt_tokens: 3, completion_tokens: 4 } }), chunk('ddd')];
+    const acc = HANDLERS.chat_completions.newResponse(7);
+    for (const e of events) acc.onStreamText(e.text, e.name);
+    const r = acc.result();
+    expect(r.usage).toMatchObject({ input_tokens: 3, output_tokens: 4 });
+    expect(r.outputText).toBe('aaabbbc');
+    expect(r.outputTextTruncated).toBe(true);
+    expectLazyMatchesEager(HANDLERS.chat_completions, events, [false], 7);
+  });
+
+  it('a stream past the deferral bound, usage at its end: same facts, text in order, whatever the cap', () => {
+    const events: TextEvent[] = [];
+    for (let i = 0; events.length * 100 < 3 * MAX_DEFERRED_CHARS; i++) events.push(chunk(`<${i}>`.padEnd(40, '.')));
+    events.push(chunk('end', { usage: { prompt_tokens: 1, completion_tokens: 2 } }), { text: 'x'.repeat(MAX_DEFERRED_CHARS + 1), name: undefined });
+    for (const cap of [undefined, 100_000, 1_000]) expectLazyMatchesEager(HANDLERS.chat_completions, events, [false], cap);
+    const acc = HANDLERS.chat_completions.newResponse();
+    for (const e of events) acc.onStreamText(e.text, e.name);
+    expect(acc.result().outputText.startsWith('<0>...')).toBe(true);
+    expect(acc.result().outputText.endsWith('end')).toBe(true);
+  });
+
+  it('usage under a key spelt with escapes is still read', () => {
+    const acc = HANDLERS.chat_completions.newResponse();
+    acc.onStreamText(chunk('hi').text, undefined);
+    acc.onStreamText('{"choices":[],"\\u0075sage":{"prompt_tokens":3,"completion_tokens":4}}', undefined);
+    expect(acc.result().usage).toMatchObject({ input_tokens: 3, output_tokens: 4 });
+  });
+
+  it('the first non-empty model wins even when earlier events had none', () => {
+    const acc = HANDLERS.messages.newResponse();
+    acc.onStreamText('{"type":"content_block_delta","delta":{"text":"x"}}', 'content_block_delta');
+    acc.onStreamText('{"type":"message_start","message":{"model":"claude-a","usage":{"input_tokens":2}}}', 'message_start');
+    acc.onStreamText('{"type":"message_start","message":{"model":"claude-b"}}', 'message_start');
+    expect(acc.result().responseModel).toBe('claude-a');
+  });
+
+  it('arbitrary event sequences: lazy and eager agree for every handler', () => {
+    const text = fc.oneof(fc.constant(''), fc.string({ maxLength: 6 }), fc.constant('ü€😀'));
+    const usage = fc.record({ prompt_tokens: fc.nat(99), completion_tokens: fc.nat(99), input_tokens: fc.nat(99), output_tokens: fc.nat(99), outputTokens: fc.nat(99) }, { requiredKeys: [] });
+    const value = fc.oneof(
+      fc.record({ model: fc.option(fc.constantFrom('', 'm1', 'm2')), choices: fc.array(fc.record({ delta: fc.record({ content: text }) }), { maxLength: 2 }), usage: fc.option(usage) }, { requiredKeys: [] }),
+      fc.record({ type: fc.constantFrom('message_start', 'message_delta', 'content_block_delta', 'content_block_start'), message: fc.record({ model: fc.constantFrom('', 'c1', 'c2'), usage }, { requiredKeys: [] }), delta: fc.record({ text }), usage }, { requiredKeys: ['type'] }),
+      fc.record({ delta: fc.record({ text }), usage: fc.option(usage), contentBlockDelta: fc.record({ delta: fc.record({ text }) }) }, { requiredKeys: [] }),
+      fc.jsonValue({ maxDepth: 3 }),
+    );
+    // Some events escape every non-ASCII character and some keys, as Python's json.dumps does.
+    const encoded = fc.tuple(value, fc.boolean()).map(([v, escape]) => {
+      const json = JSON.stringify(v) ?? 'null';
+      return escape ? json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).replace(/"usage"/g, '"\\u0075sage"') : json;
+    });
+    const event = fc.record({
+      text: fc.oneof({ weight: 6, arbitrary: encoded }, { weight: 1, arbitrary: fc.constantFrom('[DONE]', '', ' {"x"', 'not json') }),
+      name: fc.option(fc.constantFrom('message_start', 'content_block_delta', 'contentBlockDelta', 'metadata'), { nil: undefined }),
+    });
+    const handlers = Object.values(HANDLERS);
+    fc.assert(
+      fc.property(fc.constantFrom(...handlers), fc.array(event, { maxLength: 12 }), fc.array(fc.boolean(), { maxLength: 5 }), fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }), (h, events, polls, cap) => {
+        expectLazyMatchesEager(h, events, polls, cap);
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -1,10 +1,10 @@
 /**
  * The governor of the ext_proc path. When a request is complete it first applies the catalog's
  * unsanctioned-model policy (an enforce policy answers 403 in the provider's format before any
- * budget is asked; a monitor policy flags), then asks the Admitter (one ledger round trip) with the
- * consumer's catalog labels and attached templates, turns a refusal into a 429 in the provider's
- * format and an admission into response headers, and settles or releases the reservation once the
- * exchange is recorded.
+ * budget is asked; a monitor policy flags), then asks the Admitter (one ledger round trip, rarely
+ * two) with the consumer's catalog labels and attached templates, turns a refusal into a 429 in the
+ * provider's format and an admission into response headers, and settles or releases the reservation
+ * once the exchange is recorded.
  */
 import { randomUUID } from 'node:crypto';
 import type { ExchangeRecord } from '../domain.js';
@@ -105,6 +105,7 @@ export class BudgetGovernor implements ExchangeGovernor {
       requestId: `${ex.requestId ?? 'req'}:${randomUUID()}`,
       subject,
       promptTokens: input?.promptTokens ?? 0,
+      countPrompt: input?.countPrompt,
       maxOutputTokens: input?.maxOutputTokens ?? null,
       nowMs: now,
     });
@@ -114,7 +115,7 @@ export class BudgetGovernor implements ExchangeGovernor {
       const reject = { ...r, blockedBy: admission.blockedBy.map((b) => b.budget.id), details: 'tokenwarden_budget_exceeded' };
       return { reject, responseHeaders: {}, outputCap: null, admission } satisfies BudgetDecision;
     }
-    const outputCap = outputCapOf(admission, input?.promptTokens ?? 0);
+    const outputCap = outputCapOf(admission, admission.promptTokens);
     const responseHeaders = { ...admittedHeaders(admission, now), ...flagged };
     return { reject: null, responseHeaders, outputCap, admission } satisfies BudgetDecision;
   }
@@ -142,8 +143,9 @@ export class BudgetGovernor implements ExchangeGovernor {
 }
 
 /**
- * The output a stream may reach under its stop_streams budgets: what was reserved for output plus
- * what the budget still had left after the reservation, over every output or total token limit.
+ * The output a stream may reach under its stop_streams budgets: what was reserved for output (a
+ * total less `promptTokens`, the prompt's part of the reservation) plus what the budget still had
+ * left after the reservation, over every output or total token limit.
  */
 export function outputCapOf(a: Admission, promptTokens: number): { tokens: number; budgets: string[] } | null {
   let tokens = Infinity;

@@ -13,7 +13,14 @@ export interface AdmissionRequest {
   /** Unique per HTTP request: the lease key. */
   requestId: string;
   subject: RequestSubject;
+  /** Prompt tokens to reserve: the count, or a ceiling on it (never below it) when `countPrompt` is given. */
   promptTokens: number;
+  /**
+   * The prompt count, when `promptTokens` is only a ceiling. Asked only when the ceiling does not fit
+   * every applicable limit with room to spare, or when the ledger refused it: never refuses a request
+   * that fits with its count.
+   */
+  countPrompt?: () => Promise<number>;
   /** max_tokens / max_completion_tokens / maxTokens when the request gives one. */
   maxOutputTokens: number | null;
   nowMs: number;
@@ -48,7 +55,10 @@ export interface BudgetState {
 
 /** The decision and what settlement needs later. */
 export interface Admission {
+  /** The lease key of the reservation (the request's, with a suffix when retried with the prompt count). */
   requestId: string;
+  /** Prompt tokens in the reservation: the count, or the ceiling on it. */
+  promptTokens: number;
   admitted: boolean;
   /** Enforce budgets that refused (empty when admitted). */
   blockedBy: BudgetState[];
@@ -222,6 +232,11 @@ export function tightestOf(states: readonly BudgetState[]): BudgetState | null {
 
 const anyExceeded = (s: BudgetState): boolean => s.limits.some((l) => l.exceeded);
 
+const raisedByPrompt = (slot: Slot): boolean => PROMPT_METRICS.has(slot.budget.limits[slot.index]!.metric) && slot.item.amount > 0;
+
+/** The ledger's rule: an amount fits when used + reserved + amount <= max. */
+const exceeds = (state: ItemState, item: LedgerItem): boolean => state.used + state.reserved + item.amount > item.max;
+
 /** Resolves to the promise's value, or FAILED_STORE_CALL (after reporting) on error or deadline. */
 async function withDeadline<T>(
   call: () => Promise<T>,
@@ -243,63 +258,173 @@ async function withDeadline<T>(
   }
 }
 
+/** The items of one reservation and what they count. */
+interface Plan {
+  /** Ids of the applicable budgets. */
+  budgets: string[];
+  promptTokens: number;
+  slots: Slot[];
+  items: LedgerItem[];
+  metrics: LimitMetric[];
+  unpriced: boolean;
+}
+
+/** Metrics whose amount grows with the prompt (cost through the input price). */
+const PROMPT_METRICS: ReadonlySet<LimitMetric> = new Set(['input_tokens', 'total_tokens', 'cost_micro_usd']);
+
+/** A counter as the ledger last answered for it. */
+interface SeenCounter {
+  used: number;
+  reserved: number;
+  atMs: number;
+}
+
+/** How long a ledger answer is trusted to show room for a ceiling reservation. */
+export const SEEN_FRESH_MS = 1000;
+/** Counters remembered; the memory is cleared when full (it only saves prompt counts). */
+const SEEN_MAX = 10_000;
+
 export class Admitter {
+  private readonly seen = new Map<string, SeenCounter>();
+
   constructor(private readonly deps: AdmitterDeps) {}
 
   /**
    * Never rejects on ledger failures: an error or a missed deadline decides by each enforce
    * budget's on_store_error (reported through onStoreError). Policies and prices are pure lookups.
+   *
+   * With a prompt ceiling (`countPrompt` given), the ceiling is reserved when every counter it
+   * raises was seen within SEEN_FRESH_MS and stays at most half full with it; otherwise the prompt
+   * is counted first. A refused ceiling is counted and, when the count fits what the ledger
+   * answered, reserved once more under a fresh lease key.
    */
   async admit(req: AdmissionRequest): Promise<Admission> {
     const { subject, nowMs } = req;
     const budgets = this.deps.policies().applicable(subject);
-    const base = { requestId: req.requestId, budgets: budgets.map((b) => b.id), unpriced: false, storeError: false };
     if (budgets.length === 0) {
-      return { ...base, admitted: true, blockedBy: [], wouldBlock: [], tightest: null, states: [], items: [], metrics: [] };
+      return {
+        requestId: req.requestId, promptTokens: req.promptTokens, budgets: [], unpriced: false, storeError: false,
+        admitted: true, blockedBy: [], wouldBlock: [], tightest: null, states: [], items: [], metrics: [],
+      };
     }
+    const output = req.maxOutputTokens ?? this.defaultOutput(subject);
+    let plan = this.plan(budgets, subject, req.promptTokens, output, nowMs);
+    const countPrompt = plan.slots.some(raisedByPrompt) ? req.countPrompt : undefined;
+    if (countPrompt === undefined || this.needsCount(plan, nowMs)) {
+      if (countPrompt !== undefined) plan = this.plan(budgets, subject, await countPrompt(), output, nowMs);
+      return (await this.reserve(req, req.requestId, plan)).admission;
+    }
+    const first = await this.reserve(req, req.requestId, plan);
+    if (first.admission.admitted || first.result === null) return first.admission;
+    const counted = this.plan(budgets, subject, await countPrompt(), output, nowMs);
+    if (counted.promptTokens >= plan.promptTokens) return first.admission;
+    // The ledger's answer shows whether the count fits: only then is a second call worth making.
+    const answered = new Map(first.result.items.map((s) => [s.counter, s]));
+    const stillExceeds = (item: LedgerItem): boolean => {
+      const state = answered.get(item.counter);
+      return state !== undefined && exceeds(state, item);
+    };
+    if (!counted.items.some((item) => item.enforce && stillExceeds(item))) {
+      return (await this.reserve(req, `${req.requestId}:counted`, counted)).admission;
+    }
+    const items = counted.items.flatMap((item) => {
+      const state = answered.get(item.counter);
+      return state === undefined ? [] : [{ ...state, exceeded: exceeds(state, item) }];
+    });
+    return this.decided(req.requestId, counted, { admitted: false, items });
+  }
 
-    const usage = estimatedUsage(req.promptTokens, req.maxOutputTokens ?? this.defaultOutput(subject));
+  private plan(budgets: readonly Budget[], subject: RequestSubject, promptTokens: number, output: number, nowMs: number): Plan {
+    const usage = estimatedUsage(promptTokens, output);
     const needsCost = budgets.some((b) => b.limits.some((l) => l.metric === 'cost_micro_usd'));
     const cost = needsCost ? this.price(subject, usage) : null;
     const slots = slotsFor(budgets, amountsOf(usage, cost), nowMs);
-    const items = slots.map((s) => s.item);
-    const metrics = slots.map((s) => s.budget.limits[s.index]!.metric);
-    const unpriced = needsCost && cost === null;
+    return {
+      budgets: budgets.map((b) => b.id),
+      promptTokens: usage.input_tokens ?? 0,
+      slots,
+      items: slots.map((s) => s.item),
+      metrics: slots.map((s) => s.budget.limits[s.index]!.metric),
+      unpriced: needsCost && cost === null,
+    };
+  }
 
+  /**
+   * Whether the ceiling is too close to a limit to reserve without the count. A counter past half
+   * its limit is counted for, as before ceilings: near a limit, ceilings in flight on several
+   * sidecars would take room that requests fitting with their count need. An enforce counter not
+   * seen lately is counted for too (a refused ceiling costs a second ledger call); a monitor counter
+   * only when seen past half (no refusal depends on it, but its would-block report should not count
+   * requests that fit).
+   */
+  private needsCount(plan: Plan, nowMs: number): boolean {
+    return plan.slots.some((slot) => {
+      if (!raisedByPrompt(slot)) return false;
+      const { item } = slot;
+      const seen = this.seen.get(item.counter);
+      if (seen === undefined || nowMs - seen.atMs >= SEEN_FRESH_MS || nowMs < seen.atMs) return item.enforce;
+      return 2 * (seen.used + seen.reserved + item.amount) > item.max;
+    });
+  }
+
+  /** One ledger call for `plan`, decided; `result` is null after a store error. */
+  private async reserve(req: AdmissionRequest, leaseId: string, plan: Plan): Promise<{ admission: Admission; result: ReserveResult | null }> {
+    const { items } = plan;
+    // Concurrent decisions of this process see the reservation before the ledger answers.
+    for (const item of items) {
+      const seen = this.seen.get(item.counter);
+      if (seen !== undefined) seen.reserved += item.amount;
+    }
     const reserve = Promise.resolve().then(() =>
-      this.deps.ledger.reserve({ requestId: req.requestId, leaseMs: this.deps.leaseMs, items, consumer: subject.consumer, nowMs }),
+      this.deps.ledger.reserve({ requestId: leaseId, leaseMs: this.deps.leaseMs, items, consumer: req.subject.consumer, nowMs: req.nowMs }),
     );
     let failure: unknown;
     const result = await withDeadline(() => reserve, this.deps.ledgerTimeoutMs, (e) => (failure = e));
 
     if (result === FAILED_STORE_CALL) {
-      const states = statesOf(slots, null);
+      const states = statesOf(plan.slots, null);
       const blockedBy = states.filter((s) => s.budget.mode === 'enforce' && s.budget.onStoreError === 'closed');
       const admitted = blockedBy.length === 0;
-      this.deps.onStoreError?.({ op: 'reserve', requestId: req.requestId, error: failure, admitted });
+      this.deps.onStoreError?.({ op: 'reserve', requestId: leaseId, error: failure, admitted });
       // A reservation that lands after the deadline must not hold budget for a refused request. A
       // failed call may have run all the same (the reply was lost or too late): release it too.
       if (!admitted) {
         void reserve
           .then((r) => r.admitted, () => true)
-          .then((held) => (held ? this.deps.ledger.release(req.requestId) : undefined))
+          .then((held) => (held ? this.deps.ledger.release(leaseId) : undefined))
           .catch(() => {});
       }
-      return { ...base, unpriced, storeError: true, admitted, blockedBy, wouldBlock: [], tightest: null, states, items, metrics };
+      const admission: Admission = {
+        requestId: leaseId, promptTokens: plan.promptTokens, budgets: plan.budgets, unpriced: plan.unpriced, storeError: true,
+        admitted, blockedBy, wouldBlock: [], tightest: null, states, items, metrics: plan.metrics,
+      };
+      return { admission, result: null };
     }
+    this.remember(result, req.nowMs);
+    return { admission: this.decided(leaseId, plan, result), result };
+  }
 
-    const states = statesOf(slots, result);
+  private decided(leaseId: string, plan: Plan, result: ReserveResult): Admission {
+    const states = statesOf(plan.slots, result);
     return {
-      ...base,
-      unpriced,
+      requestId: leaseId,
+      promptTokens: plan.promptTokens,
+      budgets: plan.budgets,
+      unpriced: plan.unpriced,
+      storeError: false,
       admitted: result.admitted,
       blockedBy: result.admitted ? [] : states.filter((s) => s.budget.mode === 'enforce' && anyExceeded(s)),
       wouldBlock: states.filter((s) => s.budget.mode === 'monitor' && anyExceeded(s)),
       tightest: tightestOf(states),
       states,
-      items,
-      metrics,
+      items: plan.items,
+      metrics: plan.metrics,
     };
+  }
+
+  private remember(result: ReserveResult, atMs: number): void {
+    if (this.seen.size + result.items.length > SEEN_MAX) this.seen.clear();
+    for (const s of result.items) this.seen.set(s.counter, { used: s.used, reserved: s.reserved, atMs });
   }
 
   /**

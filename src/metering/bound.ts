@@ -23,6 +23,18 @@ export function boundAll(texts: readonly string[]): number {
   return tokens;
 }
 
+/**
+ * A ceiling on the exact count, for any text: every tiktoken token stands for at least one UTF-8
+ * byte (a lone surrogate is the 3 bytes of U+FFFD there, as in Buffer.byteLength, and slicing never
+ * splits a pair), so no text has more tokens than bytes. The bound above is tighter but falls below
+ * the exact count on high-entropy text; budgets reserve this one when they skip the count.
+ */
+export function ceilingAll(texts: readonly string[]): number {
+  let bytes = 0;
+  for (const text of texts) bytes += Buffer.byteLength(text, 'utf8');
+  return bytes;
+}
+
 function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }

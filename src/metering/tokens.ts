@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { boundAll, splitAtByteBudget } from './bound.js';
+import { boundAll, ceilingAll, splitAtByteBudget } from './bound.js';
 import { encodingForModel, type Encoding } from './encoding.js';
 import type { WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -109,6 +109,15 @@ export class TokenCounter {
   /** The cheap bound for `texts` plus `extraTokens` (e.g. per-message chat overhead). */
   bound(texts: readonly string[], extraTokens = 0): TokenEstimate {
     return { tokens: boundAll(cleanTexts(texts)) + cleanExtra(extraTokens), method: 'bound' };
+  }
+
+  /**
+   * A ceiling on what `count` answers, at once and without the worker; null when `count` itself
+   * answers without tokenising (no exact encoding for the model, or closed).
+   */
+  ceiling(texts: readonly string[], provider: string, model: string | null, extraTokens = 0): number | null {
+    if (this.closed || encodingForModel(provider, model) === null) return null;
+    return ceilingAll(cleanTexts(texts)) + cleanExtra(extraTokens);
   }
 
   /**

@@ -17,7 +17,8 @@ import {
 } from '../domain.js';
 import type { Framing, RequestFacts, RequestHead, ResponseAccumulator, Route } from './types.js';
 import { SseDecoder, type SseEvent } from './decode/sse.js';
-import { EventStreamDecoder } from './decode/eventstream.js';
+import { EventStreamDecoder, type EventStreamFrame } from './decode/eventstream.js';
+import { frameText } from './providers/common.js';
 import { NdjsonDecoder } from './decode/ndjson.js';
 import { createContentDecoder, type ContentDecoder } from './decode/content-encoding.js';
 import { scanTopLevel, type ScannedValue } from './decode/json-scan.js';
@@ -32,6 +33,11 @@ export interface TokenEstimate {
 export interface TokenEstimator {
   /** Never rejects; adds `extraTokens` (fixed allowances such as images) to the count. */
   count(texts: string[], provider: string, model: string | null, extraTokens?: number): Promise<TokenEstimate>;
+  /**
+   * At once: a number never below what `count` answers for the same call, or null when `count`
+   * answers without tokenising anyway. Without it, admission waits for `count`.
+   */
+  ceiling?(texts: string[], provider: string, model: string | null, extraTokens?: number): number | null;
 }
 
 /** Prices usage; null means unpriced (unknown price), never a silent 0. */
@@ -79,6 +85,14 @@ const RESPONSE_KEYS = [
   'results',
 ];
 const REQUEST_SCAN_KEYS = ['model', 'stream', 'max_tokens', 'max_completion_tokens', 'max_output_tokens', 'stream_options'];
+
+/** The request as budget admission sees it (see AdmissionRequest). */
+export interface AdmissionInput {
+  promptTokens: number;
+  /** Present when promptTokens is a ceiling: the count. */
+  countPrompt?: () => Promise<number>;
+  maxOutputTokens: number | null;
+}
 
 /** What the ext_proc layer should do with the request body. */
 export interface RequestBodyRewrite {
@@ -360,19 +374,24 @@ export class Exchange {
     this.endResponse();
   }
 
+  // The decoders' callbacks, made once per exchange rather than once per chunk.
+  private readonly onSse = (ev: SseEvent): void => this.acc!.onStreamText(ev.data, ev.event);
+  private readonly onFrame = (f: EventStreamFrame): void => this.acc!.onStreamText(frameText(f.payload), f.headers[':event-type']);
+  private readonly onLine = (text: string): void => this.acc!.onStreamText(text, undefined);
+
   private feedDecoded(bytes: Uint8Array): void {
     const acc = this.acc!;
     switch (this.framing) {
       case 'sse':
-        this.sse!.push(bytes, (ev: SseEvent) => acc.onEvent({ kind: 'sse', event: ev.event, data: ev.data }));
+        this.sse!.push(bytes, this.onSse);
         this.noteOutput(acc);
         return;
       case 'eventstream':
-        this.frames!.push(bytes, (f) => acc.onEvent({ kind: 'frame', headers: f.headers, payload: f.payload }));
+        this.frames!.push(bytes, this.onFrame);
         this.noteOutput(acc);
         return;
       case 'ndjson':
-        this.ndjson!.push(bytes, (text) => acc.onEvent({ kind: 'line', text }));
+        this.ndjson!.push(bytes, this.onLine);
         this.noteOutput(acc);
         return;
       default:
@@ -422,11 +441,20 @@ export class Exchange {
     this.responseEnded = true;
   }
 
-  /** What budget admission needs once the request body is read. */
-  async admissionInput(): Promise<{ promptTokens: number; maxOutputTokens: number | null } | null> {
-    if (!this.route || !this.facts) return null;
+  /**
+   * What budget admission needs once the request body is read. With a tokenizer in play the prompt
+   * is given as a ceiling, and counted (into the record's promptEstimate) only if admission asks.
+   */
+  async admissionInput(): Promise<AdmissionInput | null> {
+    const facts = this.facts;
+    if (!this.route || !facts) return null;
+    const ceiling = this.deps.tokens.ceiling?.(facts.promptText, this.route.provider, this.model, facts.extraTokens) ?? null;
+    if (ceiling !== null) {
+      const countPrompt = async (): Promise<number> => (await this.countPrompt())?.tokens ?? 0;
+      return { promptTokens: ceiling, countPrompt, maxOutputTokens: facts.maxOutputTokens };
+    }
     const prompt = await this.countPrompt();
-    return { promptTokens: prompt?.tokens ?? 0, maxOutputTokens: this.facts.maxOutputTokens };
+    return { promptTokens: prompt?.tokens ?? 0, maxOutputTokens: facts.maxOutputTokens };
   }
 
   /** The prompt estimate, started on first need; null when the request body was not readable. */

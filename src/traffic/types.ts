@@ -41,6 +41,8 @@ export interface ResponseFacts {
 export interface ResponseAccumulator {
   onJson(value: unknown): void;
   onEvent(event: StreamEvent): void;
+  /** onEvent without the event object: the event's text (SSE data, NDJSON line, frame payload) and name. */
+  onStreamText(text: string, name: string | undefined): void;
   result(): ResponseFacts;
   /** UTF-8 bytes of generated text seen so far (cheap; for stopping a stream mid-way). */
   outputBytes(): number;

@@ -227,6 +227,19 @@ describe('EventStreamDecoder properties', () => {
     );
   });
 
+  it('frames repeating, or changing, a few header blocks: each keeps its own headers', () => {
+    // Same-length blocks that differ in one byte, and repeats: consecutive frames often share headers.
+    const blocks: Header[][] = [[stringHeader(':event-type', 'ab')], [stringHeader(':event-type', 'ba')], [stringHeader(':event-type', 'ab'), stringHeader('x', 'y')], []];
+    const frames = fc.array(fc.record({ headers: fc.constantFrom(...blocks), payload: fc.uint8Array({ maxLength: 8 }) }), { minLength: 1, maxLength: 12 });
+    fc.assert(
+      fc.property(frames, chunking, (fs, split) => {
+        const r = decode(split(concat(fs.map((f) => encodeFrame(f.headers, f.payload)))));
+        expect(r.frames.map((f) => sortedEntries(f.headers))).toEqual(fs.map((f) => expectedHeaders(f.headers)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('a corrupted byte is always detected: its frame is never delivered altered', () => {
     fc.assert(
       fc.property(streamArb, fc.nat(), fc.integer({ min: 1, max: 255 }), chunking, (s, at, xor, split) => {

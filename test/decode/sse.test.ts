@@ -126,6 +126,14 @@ describe('SseDecoder line and field rules', () => {
     expect(r.invalidUtf8).toBe(true);
   });
 
+  it('a U+FFFD sent as valid UTF-8 is not flagged; invalid bytes in any field or comment are', () => {
+    expect(decodeText('data: a\uFFFD\n\n').invalidUtf8).toBe(false);
+    for (const prefix of ['data: ', 'event: ', ': ', 'id: ']) {
+      const r = decode([concat([utf8(prefix), new Uint8Array([0xff]), utf8('\ndata: x\n\n')])]);
+      expect(r.invalidUtf8).toBe(true);
+    }
+  });
+
   it('truncation: partial line, or fields without the blank line; a finished comment is not', () => {
     expect(decodeText('data: a\n\ndata: b').truncated).toBe(true);
     expect(decodeText('data: a\n\ndata: b\n').truncated).toBe(true);
@@ -241,5 +249,18 @@ describe('SseDecoder split inside a line', () => {
     for (let at = 0; at <= response.bytes.length; at += 7) {
       expect(decode(splitAt(response.bytes, [at])).events).toEqual(ref);
     }
+  });
+});
+
+describe('SseDecoder event types', () => {
+  it('repeated, alternating and same-length types: every event gets its own, for any chunking', () => {
+    const type = fc.constantFrom('a', 'b', 'ab', 'ba', '', 'ü', 'message_start');
+    fc.assert(
+      fc.property(fc.array(type, { minLength: 1, maxLength: 12 }), chunking, (types, split) => {
+        const stream = utf8(types.map((t, i) => `event: ${t}\ndata: ${i}\n\n`).join(''));
+        expect(decode(split(stream)).events).toEqual(types.map((t, i) => ({ event: t === '' ? undefined : t, data: String(i) })));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

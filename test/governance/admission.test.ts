@@ -1,7 +1,7 @@
 /** Admission and settlement against the real policy set, windows and memory ledger. */
 import { describe, expect, it, vi } from 'vitest';
 import type { Usage } from '../../src/domain.js';
-import { Admitter, type AdmitterDeps, type StoreErrorEvent } from '../../src/governance/admission.js';
+import { Admitter, SEEN_FRESH_MS, type AdmitterDeps, type StoreErrorEvent } from '../../src/governance/admission.js';
 import { PolicySet } from '../../src/governance/policy-set.js';
 import type { Budget, Limit, RequestSubject } from '../../src/governance/types.js';
 import { counterKey, windowBounds } from '../../src/governance/windows.js';
@@ -174,6 +174,127 @@ describe('Admitter.admit', () => {
     expect(await ledger.wouldBlock(T0 - 3_600_000, T0 + 3_600_000)).toEqual([
       { budgetId: 'watch', consumer: 'app-1', hourStart: T0, count: 1 },
     ]);
+  });
+});
+
+describe('Admitter with a prompt ceiling', () => {
+  const tokens = (id: string, max: number, extra: Partial<Budget> = {}) => budget(id, [limit('total_tokens', max)], extra);
+
+  /** A request whose prompt comes as `ceiling`, counted as `count` when admission asks. */
+  function ask(s: ReturnType<typeof setup>, ceiling: number, count: number, nowMs = T0) {
+    const countPrompt = vi.fn(async () => count);
+    const admission = s.admitter.admit({ requestId: `req-${++seq}`, subject: SUBJECT, promptTokens: ceiling, countPrompt, maxOutputTokens: 10, nowMs });
+    return { admission, countPrompt };
+  }
+  const amounts = (s: ReturnType<typeof setup>) => s.reserves.map((r) => r.items.map((i) => i.amount));
+
+  /** Another sidecar's reservation of `amount` on limit 0 of `b`. */
+  const elsewhere = (s: ReturnType<typeof setup>, b: Budget, amount: number) =>
+    s.ledger.reserve({
+      requestId: `other-${++seq}`, leaseMs: 60_000, consumer: 'app-2', nowMs: T0,
+      items: [{ counter: counterKey(b.id, 0, DAY, T0), budgetId: b.id, max: b.limits[0]!.max, amount, enforce: true, windowEndMs: windowBounds(DAY, T0).end }],
+    });
+
+  it('counts the prompt for a counter not seen yet, reserves the ceiling while a fresh answer leaves room, and counts again once stale', async () => {
+    const s = setup([tokens('t', 10_000)]);
+    const first = ask(s, 400, 100);
+    expect(await first.admission).toMatchObject({ admitted: true, promptTokens: 100 });
+    expect(first.countPrompt).toHaveBeenCalledTimes(1);
+
+    const fresh = ask(s, 400, 100, T0 + SEEN_FRESH_MS - 1);
+    expect(await fresh.admission).toMatchObject({ admitted: true, promptTokens: 400 });
+    expect(fresh.countPrompt).not.toHaveBeenCalled();
+
+    const stale = ask(s, 400, 100, T0 + 2 * SEEN_FRESH_MS);
+    expect((await stale.admission).promptTokens).toBe(100);
+    expect(stale.countPrompt).toHaveBeenCalledTimes(1);
+    expect(amounts(s)).toEqual([[110], [410], [110]]);
+  });
+
+  it('counts the prompt when the ceiling would fill a counter past half its limit', async () => {
+    const s = setup([tokens('t', 1000)]);
+    await ask(s, 300, 100).admission; // 110 of 1000
+    const roomy = ask(s, 300, 100); // 420 with it
+    await roomy.admission;
+    const tight = ask(s, 300, 100); // 730 with it
+    expect((await tight.admission).admitted).toBe(true);
+    expect([roomy.countPrompt.mock.calls.length, tight.countPrompt.mock.calls.length]).toEqual([0, 1]);
+    expect(amounts(s)).toEqual([[110], [310], [110]]);
+  });
+
+  it('counts reservations this process has in flight against the room it saw', async () => {
+    const s = setup([tokens('t', 1000)]);
+    await ask(s, 300, 100).admission; // 110 of 1000
+    const concurrent = [ask(s, 300, 100), ask(s, 300, 100)];
+    await Promise.all(concurrent.map((c) => c.admission));
+    expect(concurrent.map((c) => c.countPrompt.mock.calls.length)).toEqual([0, 1]);
+  });
+
+  it('admits a request that fits with its count when the ceiling alone is refused, under a fresh lease', async () => {
+    const t = tokens('t', 1000);
+    const s = setup([t]);
+    await ask(s, 100, 50).admission; // 60 reserved, 940 left as seen here
+    await elsewhere(s, t, 700); // another sidecar: 240 left
+    const { admission, countPrompt } = ask(s, 300, 200);
+    const a = await admission;
+    expect(a).toMatchObject({ admitted: true, promptTokens: 200, blockedBy: [] });
+    expect(countPrompt).toHaveBeenCalledTimes(1);
+    expect(amounts(s).slice(2)).toEqual([[310], [210]]);
+    expect(s.reserves[3]!.requestId).toBe(`${s.reserves[2]!.requestId}:counted`);
+    expect(a.requestId).toBe(s.reserves[3]!.requestId);
+    expect(await s.counter(t)).toEqual({ used: 0, reserved: 60 + 700 + 210 });
+
+    await s.admitter.settle(a, { usage: usage(190, 5), costMicroUsd: null });
+    expect(await s.counter(t)).toEqual({ used: 195, reserved: 60 + 700 });
+  });
+
+  it('refuses with the counted amounts and no second ledger call when the count does not fit either', async () => {
+    const t = tokens('t', 1000);
+    const s = setup([t]);
+    await ask(s, 100, 50).admission;
+    await elsewhere(s, t, 700);
+    const a = await ask(s, 300, 231).admission; // 241 > 240
+    expect(a).toMatchObject({ admitted: false, promptTokens: 231 });
+    expect(a.blockedBy[0]!.limits[0]).toMatchObject({ used: 0, reserved: 760, remaining: 240, exceeded: true });
+    expect(a.items.map((i) => i.amount)).toEqual([241]);
+    expect(amounts(s).slice(2)).toEqual([[310]]);
+    expect(await s.counter(t)).toEqual({ used: 0, reserved: 760 });
+  });
+
+  it('near a limit shared by several sidecars, admits exactly what fits by count and refuses only what does not', async () => {
+    const t = tokens('t', 1000);
+    const ledger = new RecordingLedger({ now: () => T0 });
+    const sidecars = [setup([t], {}, ledger), setup([t], {}, ledger), setup([t], {}, ledger)];
+    // 36 requests of 25 tokens by count (ceiling 40 + 10 output), one at a time: 900 spent.
+    for (let i = 0; i < 36; i++) {
+      const a = await ask(sidecars[i % 3]!, 40, 15).admission;
+      await sidecars[i % 3]!.admitter.settle(a, { usage: usage(15, 10), costMicroUsd: null });
+    }
+    const race = await Promise.all(Array.from({ length: 30 }, (_, i) => ask(sidecars[i % 3]!, 40, 15).admission));
+    const admitted = race.filter((a) => a.admitted);
+    expect(admitted).toHaveLength(4);
+    expect(admitted.every((a) => a.promptTokens === 15)).toBe(true);
+    expect(race.filter((a) => !a.admitted).every((a) => a.blockedBy[0]!.limits[0]!.remaining! < 25)).toBe(true);
+    expect(await sidecars[0]!.counter(t)).toEqual({ used: 900, reserved: 100 });
+  });
+
+  it('never counts the prompt for limits the prompt does not change', async () => {
+    const s = setup([budget('out', [limit('output_tokens', 1000), limit('requests', 1)])]);
+    const { admission, countPrompt } = ask(s, 400, 100);
+    expect((await admission).admitted).toBe(true);
+    expect(countPrompt).not.toHaveBeenCalled();
+    expect(amounts(s)).toEqual([[10, 1]]);
+  });
+
+  it('reserves the ceiling on a monitor budget not seen yet, and counts once it was seen tight', async () => {
+    const s = setup([tokens('watch', 1000, { mode: 'monitor' })]);
+    const unseen = ask(s, 400, 100);
+    expect((await unseen.admission).wouldBlock).toEqual([]);
+    const tight = ask(s, 400, 100); // 820 of 1000 with the ceiling
+    expect((await tight.admission).wouldBlock).toEqual([]);
+    expect([unseen.countPrompt.mock.calls.length, tight.countPrompt.mock.calls.length]).toEqual([0, 1]);
+    expect(amounts(s)).toEqual([[410], [110]]);
+    expect(await s.ledger.wouldBlock(T0 - 3_600_000, T0 + 3_600_000)).toEqual([]);
   });
 });
 

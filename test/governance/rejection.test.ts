@@ -134,6 +134,7 @@ describe('admitted response headers', () => {
   const cost: Limit = { metric: 'cost_micro_usd', max: 2_500_000, window: DAY_PARIS };
   const admission = (wouldBlock: BudgetState[]) => ({
     requestId: 'r1',
+    promptTokens: 0,
     admitted: true,
     blockedBy: [],
     wouldBlock,

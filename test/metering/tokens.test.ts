@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get_encoding } from 'tiktoken';
 import { TokenCounter } from '../../src/metering/tokens.js';
@@ -100,6 +101,27 @@ describe('TokenCounter counts', () => {
     const text = 'Hello world and a tail of twenty'; // 11 bytes exact + 21 bytes bounded
     expect(await small.count([text], 'openai', 'gpt-4o')).toEqual({ tokens: 2 + 11, method: 'bound' });
     await small.close();
+  });
+
+  it('gives a ceiling never below the count, also on high-entropy text where the bound falls below it', async () => {
+    const base64 = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919 + (i >> 3) * 31) & 0xff)).toString('base64');
+    expect(boundAll([base64])).toBeLessThan(direct(o200k, [base64]));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.base64String({ maxLength: 400 }), fc.string({ unit: 'grapheme', maxLength: 100 }))),
+        fc.nat(50),
+        async (texts, extra) => {
+          for (const model of ['gpt-4o', 'gpt-4']) {
+            const ceiling = counter.ceiling(texts, 'openai', model, extra)!;
+            expect((await counter.count(texts, 'openai', model, extra)).tokens).toBeLessThanOrEqual(ceiling);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(counter.ceiling([base64], 'openai', 'gpt-4o')).toBe(base64.length);
+    // Counts that need no tokenizer are at hand already: no ceiling to refine.
+    expect(counter.ceiling([base64], 'anthropic', 'claude-sonnet-4-5')).toBeNull();
   });
 
   it('completes a 1 MB single-word prompt with a positive count', async () => {

@@ -9,7 +9,7 @@ import { decodeUtf8 } from './utf8.js';
 
 export interface EventStreamFrame {
   /** String-valued headers (type 7); other header types are skipped. */
-  headers: Record<string, string>;
+  headers: Readonly<Record<string, string>>;
   payload: Uint8Array;
 }
 
@@ -17,6 +17,8 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 const PRELUDE = 12;
 /** Prelude plus message CRC: the smallest possible frame. */
 const MIN_FRAME = 16;
+/** Header blocks up to this size are remembered for the next frame (real ones are under 200 bytes). */
+const MAX_REMEMBERED_HEADER_BYTES = 1024;
 
 function u32(b: Uint8Array, o: number): number {
   return (((b[o] as number) << 24) | ((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number)) >>> 0;
@@ -69,6 +71,12 @@ export class EventStreamDecoder {
   private crcErrorCount = 0;
   private droppedCount = 0;
   private isCorrupt = false;
+  /**
+   * The last header block and what it parsed to: consecutive frames mostly carry the same headers
+   * (one event type after another), so their bytes are compared instead of decoded again.
+   */
+  private lastHeaderBytes: Uint8Array = new Uint8Array(0);
+  private lastHeaders: Readonly<Record<string, string>> | null = null;
 
   /** maxFrameBytes: larger frames are skipped (and counted), never buffered. */
   constructor(opts: { maxFrameBytes?: number } = {}) {
@@ -154,7 +162,7 @@ export class EventStreamDecoder {
     let frame: EventStreamFrame | null = null;
     if (crc32(f.subarray(0, crcAt)) !== u32(f, crcAt)) this.crcErrorCount++;
     else {
-      const headers = parseHeaders(f.subarray(PRELUDE, headersEnd));
+      const headers = this.headersOf(f.subarray(PRELUDE, headersEnd));
       // slice() copies: the buffer is reused for the next frame.
       if (headers) frame = { headers, payload: f.slice(headersEnd, crcAt) };
     }
@@ -162,6 +170,17 @@ export class EventStreamDecoder {
     this.frameLen = 0;
     if (frame) onFrame(frame);
     else this.droppedCount++;
+  }
+
+  /** Parses a header block, or returns the previous frame's (frozen, so shared safely) for the same bytes. */
+  private headersOf(block: Uint8Array): Readonly<Record<string, string>> | null {
+    if (this.lastHeaders !== null && Buffer.compare(block, this.lastHeaderBytes) === 0) return this.lastHeaders;
+    const headers = parseHeaders(block);
+    if (headers !== null && block.length <= MAX_REMEMBERED_HEADER_BYTES) {
+      this.lastHeaderBytes = new Uint8Array(block); // a copy: the frame buffer is reused
+      this.lastHeaders = Object.freeze(headers);
+    }
+    return headers;
   }
 
   private fail(): void {

@@ -19,6 +19,8 @@ const SPACE = 0x20;
 const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
 const DATA = new Uint8Array([0x64, 0x61, 0x74, 0x61]);
 const EVENT = new Uint8Array([0x65, 0x76, 0x65, 0x6e, 0x74]);
+/** `event:` values up to this size are remembered for the next event (real ones are under 40 bytes). */
+const MAX_REMEMBERED_TYPE_BYTES = 64;
 
 export interface LineSink {
   /**
@@ -126,6 +128,8 @@ export class SseEventAssembler {
   private eventType: string | undefined = undefined;
   private fieldSeen = false;
   private oversized = false;
+  private lastTypeBytes: Uint8Array = new Uint8Array(0);
+  private lastType: string | undefined = undefined;
 
   constructor(private readonly maxEventBytes: number) {}
 
@@ -140,25 +144,58 @@ export class SseEventAssembler {
    */
   line(line: Uint8Array, overflowed: boolean): SseEvent | null | undefined {
     if (line.length === 0 && !overflowed) return this.dispatch();
-    // An overflowed line may end inside a character: only whole lines are checked.
-    if (!overflowed && !this.invalidUtf8 && !isValidUtf8(line)) this.invalidUtf8 = true;
-    if (line[0] === COLON) return undefined;
+    // Comments, and lines of an event already too large, are only checked.
+    if (line[0] === COLON || overflowed || this.oversized) {
+      this.checkUtf8(line, overflowed);
+      if (line[0] === COLON) return undefined;
+      this.fieldSeen = true;
+      this.markOversized();
+      return undefined;
+    }
     this.fieldSeen = true;
-    if (overflowed) this.markOversized();
-    if (this.oversized) return undefined;
     const colon = line.indexOf(COLON);
     const nameEnd = colon === -1 ? line.length : colon;
     let valueStart = colon === -1 ? line.length : colon + 1;
     if (line[valueStart] === SPACE) valueStart++;
     if (nameIs(line, nameEnd, DATA)) {
       this.dataBytes += line.length - valueStart + 1;
-      if (this.dataBytes > this.maxEventBytes) this.markOversized();
-      else this.dataLines.push(decodeUtf8(line.subarray(valueStart)));
-    } else if (nameIs(line, nameEnd, EVENT)) {
-      this.eventType = decodeUtf8(line.subarray(valueStart));
+      if (this.dataBytes > this.maxEventBytes) {
+        this.checkUtf8(line, false);
+        this.markOversized();
+        return undefined;
+      }
+      const value = decodeUtf8(line.subarray(valueStart));
+      // Invalid bytes decode to U+FFFD: a value without one was valid ("data:" is ASCII).
+      if (value.includes('\uFFFD')) this.checkUtf8(line, false);
+      this.dataLines.push(value);
+      return undefined;
     }
+    this.checkUtf8(line, false);
+    if (nameIs(line, nameEnd, EVENT)) this.eventType = this.typeOf(line, valueStart);
     // `id` and `retry` only matter to a reconnecting browser; unknown fields are ignored (WHATWG).
     return undefined;
+  }
+
+  /** An overflowed line may end inside a character: only whole lines are checked. */
+  private checkUtf8(line: Uint8Array, overflowed: boolean): void {
+    if (!overflowed && !this.invalidUtf8 && !isValidUtf8(line)) this.invalidUtf8 = true;
+  }
+
+  /** The `event:` value; a stream names few types, so one equal to the last is not decoded again. */
+  private typeOf(line: Uint8Array, valueStart: number): string {
+    const n = line.length - valueStart;
+    const last = this.lastTypeBytes;
+    if (this.lastType !== undefined && last.length === n) {
+      let k = 0;
+      while (k < n && line[valueStart + k] === last[k]) k++;
+      if (k === n) return this.lastType;
+    }
+    const type = decodeUtf8(line.subarray(valueStart));
+    if (n <= MAX_REMEMBERED_TYPE_BYTES) {
+      this.lastTypeBytes = new Uint8Array(line.subarray(valueStart)); // a copy (Buffer.slice would be a view)
+      this.lastType = type;
+    }
+    return type;
   }
 
   private markOversized(): void {

@@ -4,7 +4,7 @@
  */
 import type { Usage } from '../../domain.js';
 import type { ApiHandler, RequestFacts } from '../types.js';
-import { BaseAccumulator, guardRequest } from './base.js';
+import { BaseAccumulator, guardRequest, USAGE_MODEL_NEEDLES, USAGE_NEEDLES } from './base.js';
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';
 import { asArray, asObject, count, field, path, str, sumReported } from './json.js';
@@ -128,6 +128,11 @@ class MessagesAccumulator extends BaseAccumulator {
 
   protected readChunk(value: unknown, name: string | undefined): void {
     this.reader.event(value, name);
+  }
+
+  /** message_start carries the model and usage, message_delta usage; the other events only text. */
+  protected override lazyNeedles(): readonly string[] {
+    return this.reader.model === null ? USAGE_MODEL_NEEDLES : USAGE_NEEDLES;
   }
 
   protected override currentModel(): string | null {

@@ -1,7 +1,7 @@
 /** AWS Bedrock Converse (JSON) and ConverseStream (event-stream frames); the model is in the path. */
 import type { Usage } from '../../domain.js';
 import type { ApiHandler, RequestFacts } from '../types.js';
-import { BaseAccumulator, guardRequest } from './base.js';
+import { BaseAccumulator, guardRequest, USAGE_NEEDLES } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';
 import { asArray, asObject, count, field, path, sumReported } from './json.js';
@@ -33,6 +33,11 @@ export function converseUsage(u: unknown): Usage | null {
 }
 
 class ConverseAccumulator extends BaseAccumulator {
+  /** The model is in the path; only the metadata event's usage matters besides text. */
+  protected override lazyNeedles(): readonly string[] {
+    return USAGE_NEEDLES;
+  }
+
   protected readBody(value: unknown): void {
     const b = asObject(value);
     if (b === undefined) return;

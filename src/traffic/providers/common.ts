@@ -1,6 +1,6 @@
 /** Building blocks shared by the per-API handlers: framing, stream-event JSON, bounded text, facts. */
 import type { Usage } from '../../domain.js';
-import type { Framing, RequestFacts, ResponseFacts, StreamEvent } from '../types.js';
+import type { Framing, RequestFacts, StreamEvent } from '../types.js';
 import { modelName, parseJson } from './json.js';
 
 /** Output text kept per response for estimation when usage is missing (the config default). */
@@ -31,6 +31,11 @@ export function framingFor(stream: boolean, contentType: string | undefined, str
 
 const utf8 = new TextDecoder('utf-8');
 
+/** The text of an event-stream frame's payload. */
+export function frameText(payload: Uint8Array): string {
+  return utf8.decode(payload);
+}
+
 /** A decoded stream event's JSON value and its name (SSE `event:` or event-stream `:event-type`). */
 export interface EventJson {
   value: unknown;
@@ -42,26 +47,30 @@ export interface EventJson {
  * Returns undefined for `[DONE]`, blank lines and unparseable data.
  */
 export function eventJson(event: StreamEvent): EventJson | undefined {
-  let text: string;
+  let value: unknown;
   let name: string | undefined;
   switch (event.kind) {
     case 'sse':
-      text = event.data;
+      value = textJson(event.data);
       name = event.event;
       break;
     case 'line':
-      text = event.text;
+      value = textJson(event.text);
       name = undefined;
       break;
     case 'frame':
-      text = utf8.decode(event.payload);
+      value = textJson(frameText(event.payload));
       name = event.headers[':event-type'];
       break;
   }
+  return value === undefined ? undefined : { value, name };
+}
+
+/** An event's text as JSON; undefined for `[DONE]`, blank and unparseable text. */
+export function textJson(text: string): unknown {
   const trimmed = text.trim();
   if (trimmed.length === 0 || trimmed === '[DONE]') return undefined;
-  const value = parseJson(trimmed);
-  return value === undefined ? undefined : { value, name };
+  return parseJson(trimmed);
 }
 
 const encoder = new TextEncoder();
@@ -111,10 +120,6 @@ export class OutputText {
   size(): number {
     return this.bytes;
   }
-}
-
-export function responseFacts(responseModel: string | null, usage: Usage | null, text: OutputText): ResponseFacts {
-  return { responseModel, usage, outputText: text.text(), outputTextTruncated: text.isTruncated() };
 }
 
 /** Collects the prompt pieces of a request body for estimation (no images or binary data). */

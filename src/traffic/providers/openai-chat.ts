@@ -4,7 +4,7 @@
  */
 import type { Usage } from '../../domain.js';
 import type { ApiHandler, RequestFacts } from '../types.js';
-import { BaseAccumulator, guardRequest } from './base.js';
+import { BaseAccumulator, guardRequest, USAGE_MODEL_NEEDLES, USAGE_NEEDLES } from './base.js';
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent, readToolCalls } from './content.js';
 import { asArray, asObject, count, field, path, str } from './json.js';
@@ -47,6 +47,11 @@ export function chatUsage(u: unknown): Usage | null {
 }
 
 class ChatAccumulator extends BaseAccumulator {
+  /** Chunks carry the model, usage (also as x_groq.usage) and text: the first two are never deferred. */
+  protected override lazyNeedles(): readonly string[] {
+    return this.responseModel === null ? USAGE_MODEL_NEEDLES : USAGE_NEEDLES;
+  }
+
   protected readBody(value: unknown): void {
     const b = asObject(value);
     if (b === undefined) return;
