@@ -57,8 +57,8 @@ export interface GovernorDecision {
 
 /** Sanction policies, budget admission and settlement. */
 export interface ExchangeGovernor {
-  /** Decides once the request is complete (inline mode only); null when nothing applies. */
-  admit(ex: Exchange): Promise<GovernorDecision | null>;
+  /** Decides once the request is complete (inline mode only); null when nothing applies. A promise only when it must wait (a ledger call). */
+  admit(ex: Exchange): GovernorDecision | null | Promise<GovernorDecision | null>;
   /**
    * Once the request is complete when it cannot be held (observability mode, streamed request body):
    * policies only flag it (ex.unsanctioned, metrics).
@@ -300,23 +300,27 @@ export class ProcessStream {
       return this.requestBodyAnswer(ex, eos, rewrite);
     }
     // Policies and budgets decide before anything reaches the upstream, then the answer.
-    return governor.admit(ex).then((decision) => {
-      this.decision = decision;
-      // When Envoy went away while the ledger was deciding, the exchange is recorded: settle now.
-      this.settle();
-      if (!decision?.reject) return this.requestBodyAnswer(ex, eos, rewrite);
-      const r = decision.reject;
-      ex.rejectLocally(r.status, r.blockedBy);
-      return {
-        immediate_response: {
-          status: { code: r.status },
-          headers: headerMutation(r.headers),
-          body: Buffer.from(r.body, 'utf8'),
-          details: r.details,
-        },
-        dynamic_metadata: requestMetadata(ex, this.opts.metadata),
-      };
-    });
+    const decision = governor.admit(ex);
+    if (decision instanceof Promise) return decision.then((d) => this.decided(ex, eos, rewrite, d));
+    return this.decided(ex, eos, rewrite, decision);
+  }
+
+  private decided(ex: Exchange, eos: boolean, rewrite: RequestBodyRewrite | null, decision: GovernorDecision | null): WireProcessingResponse {
+    this.decision = decision;
+    // When Envoy went away while the ledger was deciding, the exchange is recorded: settle now.
+    this.settle();
+    if (!decision?.reject) return this.requestBodyAnswer(ex, eos, rewrite);
+    const r = decision.reject;
+    ex.rejectLocally(r.status, r.blockedBy);
+    return {
+      immediate_response: {
+        status: { code: r.status },
+        headers: headerMutation(r.headers),
+        body: Buffer.from(r.body, 'utf8'),
+        details: r.details,
+      },
+      dynamic_metadata: requestMetadata(ex, this.opts.metadata),
+    };
   }
 
   private requestBodyAnswer(ex: Exchange, eos: boolean, rewrite: RequestBodyRewrite | null): WireProcessingResponse {
