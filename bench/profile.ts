@@ -12,16 +12,14 @@
  * `--noop` profiles the no-op server instead, for the same breakdown of the floor. The profile
  * itself is kept in .bench-out/profile/ (open it in Chrome DevTools or speedscope).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { BenchReport } from './driver/report.js';
-import { BENCH_BUDGETS_YAML, findScenario } from './driver/scenarios.js';
-import { startRedis, type RedisServer } from '../test/support/redis-server.js';
-import { freePort } from '../test/support/sidecar-process.js';
+import { findScenario } from './driver/scenarios.js';
+import { runDriver, startServer, startTokenwarden, stopTokenwarden, type Server, type Tokenwarden } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -75,15 +73,6 @@ export function breakdown(profile: CpuProfile, fromUs: number, toUs: number): Ma
   return rooms;
 }
 
-function runDriver(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/driver/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`driver exited ${code}: ${stderr.trim()}`))));
-  });
-}
-
 /** The monotonic clock in µs, as V8's profiler stamps its samples (CLOCK_MONOTONIC on Linux). */
 const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
@@ -103,39 +92,28 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   for (const f of readdirSync(outDir)) if (f.endsWith('.cpuprofile')) rmSync(path.join(outDir, f));
   const configDir = mkdtempSync(path.join(tmpdir(), 'tw-profile-'));
-  let redis: RedisServer | null = null;
+  const profiled = ['--cpu-prof', '--cpu-prof-dir', outDir];
+  let tw: Tokenwarden | null = null;
+  let noop: Server | null = null;
   try {
-    let args: string[];
-    if (values.noop) {
-      args = ['--import', 'tsx', 'bench/noop-server.ts', '0'];
-    } else {
-      redis = scenario.setup.store === 'redis' ? await startRedis() : null;
-      const file = path.join(configDir, 'config.yaml');
-      const store = redis ? `{ type: redis, redis: { url: "${redis.url}" } }` : '{ type: memory }';
-      writeFileSync(file, [`store: ${store}`, ...(scenario.setup.budget ? [BENCH_BUDGETS_YAML] : [])].join('\n') + '\n');
-      const entry = existsSync(path.join(ROOT, 'dist/cli.js')) ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
-      const grpc = `127.0.0.1:${await freePort()}`;
-      args = [...entry, 'serve', '--config', file, '--grpc-address', grpc, '--admin-address', `127.0.0.1:${await freePort()}`, '--log-level', 'warn', '--no-watch'];
-    }
-    const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', outDir, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const address = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-        out += c;
-        const m = / ready grpc=(\S+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      void exited.then(() => reject(new Error(`the server exited before it was ready:\n${out}`)));
-    });
+    if (values.noop) noop = await startServer('noop', [...profiled, '--import', 'tsx', 'bench/noop-server.ts', '0']);
+    else tw = await startTokenwarden(scenario.setup, configDir, profiled);
+    const server = (noop ?? tw?.server)!;
     const report = path.join(outDir, 'report.json');
-    const common = ['--target', address, '--scenario', scenario.name, '--concurrency', values.concurrency];
-    await runDriver([...common, '--count', '2000', '--warmup', '0', '--out', report]);
+    const common = ['--target', server.address, '--scenario', scenario.name, '--concurrency', values.concurrency, '--warmup', '0', '--out', report];
+    await runDriver([...common, '--count', '2000']);
     const from = monotonicUs();
-    await runDriver([...common, '--duration', values.duration, '--warmup', '0', '--out', report]);
+    await runDriver([...common, '--duration', values.duration]);
     const to = monotonicUs();
-    child.kill('SIGTERM');
-    await exited;
+    // The profile is written when the server exits.
+    if (tw) {
+      await stopTokenwarden(tw);
+      tw = null;
+    } else {
+      noop!.child.kill('SIGTERM');
+      await noop!.exited;
+      noop = null;
+    }
     const r = JSON.parse(readFileSync(report, 'utf8')) as BenchReport;
     // The main thread's profile is the largest (the tokenizer worker writes one of its own).
     const file = readdirSync(outDir)
@@ -156,7 +134,8 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`profile: ${path.relative(ROOT, file)}\n`);
   } finally {
-    await redis?.close();
+    noop?.child.kill('SIGTERM');
+    if (tw) await stopTokenwarden(tw);
     rmSync(configDir, { recursive: true, force: true });
   }
 }

@@ -15,8 +15,7 @@
  *
  *   npx tsx bench/run.ts [--duration 3s] [--concurrency 16] [--close envoy|graceful] [--scenario chat,chat-stream] [--out-dir .bench-out]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,82 +24,11 @@ import { parseCloseStyle, parseDuration } from './driver/args.js';
 import type { BenchReport } from './driver/report.js';
 import { procStatCpuUs } from './capacity-model.js';
 import { quantileBound, scrapePhaseBuckets, type PhaseBuckets } from './server-phases.js';
-import { BENCH_BUDGETS_YAML, findScenario, PHASES, SCENARIOS, type Phase, type Scenario, type ServerSetup } from './driver/scenarios.js';
-import { startRedis, type RedisServer } from '../test/support/redis-server.js';
-import { freePort } from '../test/support/sidecar-process.js';
+import { findScenario, PHASES, SCENARIOS, type Phase, type Scenario, type ServerSetup } from './driver/scenarios.js';
+import { runDriver, setupKey, startServer, startTokenwarden, stopTokenwarden, type Server, type Tokenwarden } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TSX = ['--import', 'tsx'];
-
-interface Server {
-  name: 'noop' | 'tokenwarden';
-  child: ChildProcess;
-  address: string;
-  /** tokenwarden's admin API (its /metrics), on loopback. */
-  admin: string | null;
-  exited: Promise<void>;
-}
-
-/** Spawns a server and resolves with the address from its ready line ("... ready grpc=HOST:PORT"). */
-function startServer(name: Server['name'], args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      stdout += c;
-      const m = / ready grpc=(\S+)(?: admin=(\S+))?/.exec(stdout);
-      if (m) resolve({ name, child, address: m[1]!, admin: m[2] && m[2] !== 'disabled' ? m[2] : null, exited });
-    });
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready:\n${stderr}`)));
-  });
-}
-
-function tokenwardenArgs(port: number, adminPort: number, configFile: string): string[] {
-  // The built CLI when present (what users deploy), else the sources through tsx.
-  const entry = existsSync(path.join(ROOT, 'dist/cli.js')) ? ['dist/cli.js'] : [...TSX, 'src/cli.ts'];
-  return [...entry, 'serve', '--config', configFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--no-watch'];
-}
-
-/** A tokenwarden process for one ServerSetup, with the redis-server it uses when the setup asks. */
-interface Tokenwarden {
-  key: string;
-  server: Server;
-  redis: RedisServer | null;
-}
-
-const setupKey = (s: ServerSetup): string => `${s.store}${s.budget ? '-budget' : ''}`;
-
-async function startTokenwarden(setup: ServerSetup, configDir: string): Promise<Tokenwarden> {
-  const key = setupKey(setup);
-  const redis = setup.store === 'redis' ? await startRedis() : null;
-  try {
-    const file = path.join(configDir, `${key}.yaml`);
-    const store = redis ? `{ type: redis, redis: { url: "${redis.url}" } }` : '{ type: memory }';
-    writeFileSync(file, [`store: ${store}`, ...(setup.budget ? [BENCH_BUDGETS_YAML] : [])].join('\n') + '\n');
-    return { key, server: await startServer('tokenwarden', tokenwardenArgs(await freePort(), await freePort(), file)), redis };
-  } catch (e) {
-    await redis?.close();
-    throw e;
-  }
-}
-
-async function stopTokenwarden(tw: Tokenwarden): Promise<void> {
-  tw.server.child.kill('SIGTERM');
-  await tw.server.exited;
-  await tw.redis?.close();
-}
-
-function runDriver(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TSX, 'bench/driver/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`driver exited ${code}: ${stderr.trim()}`))));
-  });
-}
 
 /** The server's own CPU time (utime + stime of every thread: event loop, tokenizer worker, GC, libuv), µs. */
 function cpuUs(server: Server): number {

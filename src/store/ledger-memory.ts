@@ -263,8 +263,9 @@ export class MemoryLedger implements BudgetLedger {
 
   /** A counter a settle creates, if its window lasts (settledCounterExpiry). */
   private created(name: string, window: CounterWindow | undefined, now: number): Counter | undefined {
-    const expiresAt = window ? settledCounterExpiry(window, now) : null;
-    if (!window || expiresAt === null) return undefined;
+    if (!window) return undefined;
+    const expiresAt = settledCounterExpiry(window, now);
+    if (expiresAt === null) return undefined;
     const c = this.counter(name, window.rollingMs);
     c.expiresAt = expiresAt;
     return c;

@@ -1,0 +1,87 @@
+/**
+ * The processes the bench scripts start: the no-op and tokenwarden servers (ready when they print
+ * their ready line), a tokenwarden for a scenario's ServerSetup with the redis-server it asks for,
+ * and the load driver.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BENCH_BUDGETS_YAML, type ServerSetup } from './driver/scenarios.js';
+import { startRedis, type RedisServer } from '../test/support/redis-server.js';
+import { freePort } from '../test/support/sidecar-process.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TSX = ['--import', 'tsx'];
+
+export interface Server {
+  name: 'noop' | 'tokenwarden';
+  child: ChildProcess;
+  address: string;
+  /** tokenwarden's admin API (its /metrics), on loopback. */
+  admin: string | null;
+  exited: Promise<void>;
+}
+
+/** Spawns a server and resolves with the address from its ready line ("... ready grpc=HOST:PORT"). */
+export function startServer(name: Server['name'], args: string[]): Promise<Server> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return new Promise((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c;
+      const m = / ready grpc=(\S+)(?: admin=(\S+))?/.exec(stdout);
+      if (m) resolve({ name, child, address: m[1]!, admin: m[2] && m[2] !== 'disabled' ? m[2] : null, exited });
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready:\n${stderr}`)));
+  });
+}
+
+function tokenwardenArgs(port: number, adminPort: number, configFile: string): string[] {
+  // The built CLI when present (what users deploy), else the sources through tsx.
+  const entry = existsSync(path.join(ROOT, 'dist/cli.js')) ? ['dist/cli.js'] : [...TSX, 'src/cli.ts'];
+  return [...entry, 'serve', '--config', configFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--no-watch'];
+}
+
+/** A tokenwarden process for one ServerSetup, with the redis-server it uses when the setup asks. */
+export interface Tokenwarden {
+  key: string;
+  server: Server;
+  redis: RedisServer | null;
+}
+
+export const setupKey = (s: ServerSetup): string => `${s.store}${s.budget ? '-budget' : ''}`;
+
+/** `nodeArgs` go to node before the script (e.g. `--cpu-prof`). */
+export async function startTokenwarden(setup: ServerSetup, configDir: string, nodeArgs: readonly string[] = []): Promise<Tokenwarden> {
+  const key = setupKey(setup);
+  const redis = setup.store === 'redis' ? await startRedis() : null;
+  try {
+    const file = path.join(configDir, `${key}.yaml`);
+    const store = redis ? `{ type: redis, redis: { url: "${redis.url}" } }` : '{ type: memory }';
+    writeFileSync(file, [`store: ${store}`, ...(setup.budget ? [BENCH_BUDGETS_YAML] : [])].join('\n') + '\n');
+    return { key, server: await startServer('tokenwarden', [...nodeArgs, ...tokenwardenArgs(await freePort(), await freePort(), file)]), redis };
+  } catch (e) {
+    await redis?.close();
+    throw e;
+  }
+}
+
+export async function stopTokenwarden(tw: Tokenwarden): Promise<void> {
+  tw.server.child.kill('SIGTERM');
+  await tw.server.exited;
+  await tw.redis?.close();
+}
+
+/** Runs the load driver (its own process) to completion. */
+export function runDriver(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...TSX, 'bench/driver/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`driver exited ${code}: ${stderr.trim()}`))));
+  });
+}
