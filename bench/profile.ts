@@ -4,8 +4,8 @@
  * samples taken during the measured run (after a warm-up run) are summed by where their code
  * lives: tokenwarden's rooms (extproc, traffic, metering, governance, store, metrics), the libraries
  * (grpc-js, protobufjs, ioredis), Node's HTTP/2 and the rest of its core, garbage collection. The
- * main thread only: the tokenizer worker and V8's GC helper threads are not sampled (`npm run
- * bench` reports the whole process's CPU).
+ * profile samples the main thread only; the CPU time of every thread from /proc follows it, which
+ * shows what the other threads (V8's GC helpers above all) cost per exchange.
  *
  *   npx tsx bench/profile.ts [--scenario chat] [--duration 8s] [--concurrency 16] [--noop]
  *
@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { procStatCpuUs } from './capacity-model.js';
 import type { BenchReport } from './driver/report.js';
 import { findScenario } from './driver/scenarios.js';
 import { runDriver, startServer, startTokenwarden, stopTokenwarden, type Server, type Tokenwarden } from './processes.js';
@@ -73,6 +74,33 @@ export function breakdown(profile: CpuProfile, fromUs: number, toUs: number): Ma
   return rooms;
 }
 
+/** CPU time (user + system, µs) of each thread of a process, by what the thread does, from /proc. */
+export function threadCpuUs(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const tid of tasks) {
+    try {
+      const us = procStatCpuUs(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+      const name = tid === String(pid) ? 'main thread' : threadGroup(readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim());
+      byName.set(name, (byName.get(name) ?? 0) + us);
+    } catch {
+      // The thread ended between listing and reading.
+    }
+  }
+  return byName;
+}
+
+/** Node 20 names every thread "node"; only the profiler's own thread has a name of its own. */
+function threadGroup(comm: string): string {
+  if (comm.startsWith('v8:ProfEvntProc')) return 'the profiler itself';
+  return "other threads (V8's GC and compiler helpers, tokenizer worker)";
+}
+
 /** The monotonic clock in µs, as V8's profiler stamps its samples (CLOCK_MONOTONIC on Linux). */
 const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
@@ -102,9 +130,12 @@ async function main(): Promise<void> {
     const report = path.join(outDir, 'report.json');
     const common = ['--target', server.address, '--scenario', scenario.name, '--concurrency', values.concurrency, '--warmup', '0', '--out', report];
     await runDriver([...common, '--count', '2000']);
+    const pid = server.child.pid!;
+    const cpuBefore = threadCpuUs(pid);
     const from = monotonicUs();
     await runDriver([...common, '--duration', values.duration]);
     const to = monotonicUs();
+    const cpuAfter = threadCpuUs(pid);
     // The profile is written when the server exits.
     if (tw) {
       await stopTokenwarden(tw);
@@ -131,6 +162,12 @@ async function main(): Promise<void> {
     );
     for (const [room, us] of [...rooms].filter(([room]) => room !== 'idle').sort((a, b) => b[1] - a[1])) {
       process.stdout.write(`  ${room.padEnd(46)} ${(us / exchanges).toFixed(1).padStart(7)} µs  ${((100 * us) / busy).toFixed(1).padStart(5)}%\n`);
+    }
+    // /proc counts every thread (and the kernel time of its syscalls), which the profile does not.
+    process.stdout.write(`process CPU by thread (/proc, user + system), µs per exchange:\n`);
+    for (const [name, after] of [...cpuAfter].sort((a, b) => b[1] - (cpuBefore.get(b[0]) ?? 0) - (a[1] - (cpuBefore.get(a[0]) ?? 0)))) {
+      const us = (after - (cpuBefore.get(name) ?? 0)) / exchanges;
+      process.stdout.write(`  ${name.padEnd(46)} ${us.toFixed(1).padStart(7)} µs\n`);
     }
     process.stdout.write(`profile: ${path.relative(ROOT, file)}\n`);
   } finally {

@@ -1,6 +1,8 @@
 /** bench/profile.ts: samples are attributed to the room their code lives in, within the measured window only. */
 import { describe, expect, it } from 'vitest';
-import { breakdown, roomOf } from '../bench/profile.js';
+import { readFileSync } from 'node:fs';
+import { procStatCpuUs } from '../bench/capacity-model.js';
+import { breakdown, roomOf, threadCpuUs } from '../bench/profile.js';
 
 describe('bench profile', () => {
   it.each([
@@ -38,5 +40,17 @@ describe('bench profile', () => {
     };
     // Samples at 1100, 1200, 1250, 1450, 1550, 1950: the window [1150, 1600] holds the 2nd to the 5th.
     expect(Object.fromEntries(breakdown(profile, 1_150, 1_600))).toEqual({ 'tokenwarden: extproc': 200, 'garbage collection': 50, idle: 200 });
+  });
+
+  it("splits a process's CPU time by thread: the main thread and the others add up to the process's", () => {
+    const spin = Date.now() + 30;
+    while (Date.now() < spin); // some CPU time on the main thread
+    const threads = threadCpuUs(process.pid);
+    const total = procStatCpuUs(readFileSync(`/proc/${process.pid}/stat`, 'utf8'));
+    expect(threads.get('main thread')).toBeGreaterThan(0);
+    const sum = [...threads.values()].reduce((a, b) => a + b, 0);
+    // Read a moment apart, and threads that ended are in the process's total only.
+    expect(sum).toBeLessThanOrEqual(total + 20_000);
+    expect(sum).toBeGreaterThan(0);
   });
 });

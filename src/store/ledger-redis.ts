@@ -2,8 +2,9 @@
  * The budget ledger on Redis (standalone, Sentinel or Cluster), shared by every sidecar. Key layout
  * and scripts: ledger-script.ts; semantics: ledger-memory.ts.
  *
- * - reserve, settle and release are one EVALSHA each (ioredis falls back to EVAL on NOSCRIPT): the
- *   check and the reservation over every counter of a decision are atomic.
+ * - reserve is one EVALSHA (ioredis falls back to EVAL on NOSCRIPT): the check and the reservation
+ *   over every counter of a decision are atomic. Settlements and releases wait FIRST_SEND_MS to go
+ *   out together, one FINALISE_LUA call for many requests (each still applied once, atomically).
  * - read is one script too (it drops expired leases on the way); wouldBlock is one pipeline.
  * - While Redis is unreachable every call rejects at once (no offline queue): admission applies the
  *   budget's on_store_error policy.
@@ -12,7 +13,7 @@
  *   RETRY_FINALISE_MS; one that succeeds is sent once more RESEND_FINALISE_MS later, because Redis
  *   replicates asynchronously and a failover can lose what the old master acknowledged (README
  *   "Redis failover and resharding"). The caller still sees the first attempt's outcome. What is
- *   due goes out together, up to REFINALISE_BATCH per REFINALISE_LUA call: about one call per tick
+ *   due goes out together, up to FINALISE_BATCH per REFINALISE_LUA call: about one call per tick
  *   instead of one per request.
  */
 import type { Cluster, Redis } from 'ioredis';
@@ -33,7 +34,6 @@ import {
   FINALISE_LUA,
   LedgerKeys,
   READ_LUA,
-  refinalisePart,
   REFINALISE_LUA,
   RESERVE_LUA,
 } from './ledger-script.js';
@@ -67,15 +67,15 @@ const RETRY_MAX_MS = 2_000;
 type Client = Redis | Cluster;
 type ScriptClient = Client & {
   tokenwardenBudgetReserve(key: string, ...args: string[]): Promise<number[]>;
-  tokenwardenBudgetFinalise(key: string, ...args: string[]): Promise<number>;
+  tokenwardenBudgetFinalise(key: string, ...args: string[]): Promise<number[]>;
   tokenwardenBudgetRefinalise(key: string, ...args: string[]): Promise<number[]>;
   tokenwardenBudgetRead(key: string, ...args: string[]): Promise<number[]>;
 };
 
-/** A settlement or release to send again. */
+/** A settlement or release, while it waits to be sent (first, again or retried). */
 interface Finalise {
-  key: string;
-  args: string[];
+  /** Its part of a FINALISE_LUA call (encodeFinalise). */
+  part: string[];
   /** Date.now() when the current phase (retrying after the first attempt, or the second send) began. */
   since: number;
   /** When to send it next (Date.now()). */
@@ -86,13 +86,20 @@ interface Finalise {
   confirming: boolean;
 }
 
+/**
+ * A settlement's or release's first send waits this long for others to go out with it, in one
+ * script call: nothing waits for it (the answer to Envoy has gone), and a call per exchange costs
+ * the sidecar a command, a write and a reply to read. Keep it well under ledger_timeout_ms.
+ */
+const FIRST_SEND_MS = 2;
 /** How often the background sends look for what is due. */
 const TICK_MS = 100;
 /**
- * Requests per background call. A second send stops at its first command; a retry does the whole
- * settlement (about 20 commands per counter), so this bounds how long one call holds Redis (~2 ms).
+ * Requests per script call. A second send stops at its first command; a first send or a retry does
+ * the whole settlement (about 20 commands per counter), so this bounds how long one call holds
+ * Redis (~2 ms).
  */
-const REFINALISE_BATCH = 100;
+const FINALISE_BATCH = 100;
 
 export class RedisLedger implements BudgetLedger {
   private readonly conn: LazyConnection;
@@ -106,6 +113,9 @@ export class RedisLedger implements BudgetLedger {
   /** Settlements and releases to send again, in no particular order. */
   private readonly pending = new Set<Finalise>();
   private timer: NodeJS.Timeout | null = null;
+  /** First sends waiting for FIRST_SEND_MS, each with the caller's outcome. */
+  private firstSends: { f: Finalise; done: (failure: unknown) => void }[] = [];
+  private firstTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(opts: RedisLedgerOptions) {
@@ -138,13 +148,11 @@ export class RedisLedger implements BudgetLedger {
 
   async settle(req: SettleRequest): Promise<void> {
     validateSettle(req);
-    const { key, args } = encodeFinalise(this.keys, req.requestId, req, this.now());
-    await this.finalise(key, args);
+    await this.finalise(encodeFinalise(req.requestId, req, this.now()));
   }
 
   async release(requestId: string): Promise<void> {
-    const { key, args } = encodeFinalise(this.keys, requestId, null, this.now());
-    await this.finalise(key, args);
+    await this.finalise(encodeFinalise(requestId, null, this.now()));
   }
 
   async wouldBlock(fromMs: number, toMs: number): Promise<WouldBlockCount[]> {
@@ -174,11 +182,13 @@ export class RedisLedger implements BudgetLedger {
     await client.ping();
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.pending.clear();
+    // First sends already accepted still go out, before the connection closes.
+    await this.sendFirst();
     return this.conn.close();
   }
 
@@ -186,18 +196,28 @@ export class RedisLedger implements BudgetLedger {
     return (await this.conn.ready()) as ScriptClient;
   }
 
-  /** The first attempt, whose outcome the caller gets; then the retries or the second send, in the background. */
-  private async finalise(key: string, args: string[]): Promise<void> {
-    const f: Finalise = { key, args, since: Date.now(), due: 0, failures: 0, confirming: false };
-    let failure: unknown = null;
-    try {
-      const client = await this.connected();
-      await client.tokenwardenBudgetFinalise(key, ...args);
-    } catch (err) {
-      failure = err ?? new Error('budget ledger call failed');
-    }
-    this.after(f, failure === null);
-    if (failure !== null) throw failure;
+  /** The first send, whose outcome the caller gets; then the retries or the second send, in the background. */
+  private finalise(part: string[]): Promise<void> {
+    const f: Finalise = { part, since: Date.now(), due: 0, failures: 0, confirming: false };
+    return new Promise((resolve, reject) => {
+      this.firstSends.push({ f, done: (failure) => (failure === null ? resolve() : reject(failure)) });
+      if (this.firstSends.length >= FINALISE_BATCH || this.closed) void this.sendFirst();
+      else this.firstTimer ??= setTimeout(() => void this.sendFirst(), FIRST_SEND_MS);
+    });
+  }
+
+  private async sendFirst(): Promise<void> {
+    if (this.firstTimer) clearTimeout(this.firstTimer);
+    this.firstTimer = null;
+    const batch = this.firstSends;
+    if (batch.length === 0) return;
+    this.firstSends = [];
+    await this.send('first', batch.map((b) => b.f)).then((failure) => {
+      for (const b of batch) {
+        this.after(b.f, failure === null);
+        b.done(failure);
+      }
+    });
   }
 
   /** Decides what comes after a send of `f`: nothing, a retry with backoff, or the second send. */
@@ -235,7 +255,7 @@ export class RedisLedger implements BudgetLedger {
     }
   }
 
-  /** Sends what is due again, REFINALISE_BATCH per script call: one call per tick at most rates. */
+  /** Sends what is due again, FINALISE_BATCH per script call: one call per tick at most rates. */
   private sendDue(): void {
     this.timer = null;
     const now = Date.now();
@@ -246,12 +266,12 @@ export class RedisLedger implements BudgetLedger {
       this.pending.delete(f);
       sent = true;
       batch.push(f);
-      if (batch.length === REFINALISE_BATCH) {
-        this.refinalise(batch);
+      if (batch.length === FINALISE_BATCH) {
+        this.again(batch);
         batch = [];
       }
     }
-    if (batch.length > 0) this.refinalise(batch);
+    if (batch.length > 0) this.again(batch);
     if (sent) this.onPending(this.pending.size);
     if (this.pending.size > 0 && !this.closed) {
       this.timer = setTimeout(() => this.sendDue(), TICK_MS);
@@ -259,14 +279,22 @@ export class RedisLedger implements BudgetLedger {
     }
   }
 
-  private refinalise(batch: Finalise[]): void {
+  private again(batch: Finalise[]): void {
+    void this.send('again', batch).then((failure) => batch.forEach((f) => this.after(f, failure === null)));
+  }
+
+  /** One script call for the batch; resolves with the failure, or null. */
+  private async send(kind: 'first' | 'again', batch: Finalise[]): Promise<unknown> {
     const args = [this.keys.base];
-    for (const f of batch) args.push(...refinalisePart(f.args));
-    void this.connected()
-      .then((client) => client.tokenwardenBudgetRefinalise(batch[0]!.key, ...args))
-      .then(
-        () => batch.forEach((f) => this.after(f, true)),
-        () => batch.forEach((f) => this.after(f, false)),
-      );
+    for (const f of batch) args.push(...f.part);
+    // KEYS[1] only routes the call to the ledger's slot: any of its keys does.
+    const key = this.keys.request(batch[0]!.part[0]!);
+    try {
+      const client = await this.connected();
+      await (kind === 'first' ? client.tokenwardenBudgetFinalise(key, ...args) : client.tokenwardenBudgetRefinalise(key, ...args));
+      return null;
+    } catch (err) {
+      return err ?? new Error('budget ledger call failed');
+    }
   }
 }

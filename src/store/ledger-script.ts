@@ -194,20 +194,7 @@ local function finalise(id, markerTtl, first, n)
 end
 `;
 
-/**
- * KEYS[1] the request's lease record. ARGV: base, now, request id, finalised marker TTL, then the
- * counters' arguments (finalise above; none for a release). Returns 0 when already finalised.
- */
-export const FINALISE_LUA = `${PRELUDE}${FINALISE_FN}
-return finalise(ARGV[3], ARGV[4], 5, (#ARGV - 4) / ${FINALISE_ARGS})
-`;
-
-/**
- * Settlements and releases sent again (second sends and retries), many in one call. KEYS[1] any
- * key of the ledger (the slot). ARGV: base, then per request: id, its time, marker TTL, counter
- * count, the counters' arguments. Returns finalise's result per request.
- */
-export const REFINALISE_LUA = `${PRELUDE}${FINALISE_FN}
+const FINALISE_MANY = `${PRELUDE}${FINALISE_FN}
 local out = {}
 local i = 2
 while i <= #ARGV do
@@ -219,11 +206,18 @@ end
 return out
 `;
 
-/** A settlement's arguments (from encodeFinalise) as one request's part of a REFINALISE_LUA call. */
-export function refinalisePart(args: readonly string[]): string[] {
-  const [, now, id, ttl, ...counters] = args;
-  return [id!, now!, ttl!, String(counters.length / FINALISE_ARGS), ...counters];
-}
+/**
+ * Settlements and releases, many in one call. KEYS[1] any key of the ledger (the slot). ARGV:
+ * base, then per request: id, its time, marker TTL, counter count, the counters' arguments.
+ * Returns finalise's result per request (0: already finalised).
+ */
+export const FINALISE_LUA = FINALISE_MANY;
+
+/**
+ * The same script for second sends and retries: its own text (so its own SHA) lets Redis's
+ * MONITOR and commandstats tell them from first sends (bench/capacity.ts counts both).
+ */
+export const REFINALISE_LUA = `-- second sends and retries\n${FINALISE_MANY}`;
 
 /** KEYS[1] any key of the ledger (the slot). ARGV: base, now, counters. Returns used, reserved per counter. */
 export const READ_LUA = `${PRELUDE}
@@ -274,14 +268,18 @@ export function decodeReserve(req: ReserveRequest, reply: number[]): ReserveResu
   return { admitted: reply[0] === 1, items };
 }
 
-/** Settle (a SettleRequest) or release (null). */
-export function encodeFinalise(keys: LedgerKeys, requestId: string, settle: SettleRequest | null, now: number): { key: string; args: string[] } {
-  const args = [keys.base, String(now), requestId, String(SETTLE_GRACE_MS)];
-  for (const [counter, n] of Object.entries(settle?.actual ?? {})) {
+/**
+ * One request's part of a FINALISE_LUA call: settle (a SettleRequest) or release (null) at `now`:
+ * id, now, marker TTL, counter count, then each counter's arguments.
+ */
+export function encodeFinalise(requestId: string, settle: SettleRequest | null, now: number): string[] {
+  const counters = Object.entries(settle?.actual ?? {});
+  const part = [requestId, String(now), String(SETTLE_GRACE_MS), String(counters.length)];
+  for (const [counter, n] of counters) {
     const window = settle?.windows?.[counter];
     const expiry = window ? settledCounterExpiry(window, now) : null;
     const rollingMs = window?.rollingMs;
-    args.push(
+    part.push(
       counter,
       String(n),
       String(expiry === null ? 0 : expiry - now),
@@ -289,5 +287,5 @@ export function encodeFinalise(keys: LedgerKeys, requestId: string, settle: Sett
       String(rollingMs === undefined ? 0 : rollingBuckets(rollingMs, now).subMs),
     );
   }
-  return { key: keys.request(requestId), args };
+  return part;
 }
