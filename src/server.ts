@@ -27,7 +27,7 @@ import type { Budget, BudgetTemplate } from './governance/types.js';
 import { Catalog, EMPTY_DEFINITIONS, effectiveCatalog, type CatalogDefinitions } from './catalog/catalog.js';
 import type { CatalogView, ResourcePrice } from './catalog/types.js';
 import { configCatalog } from './config/watch.js';
-import { BudgetGovernor } from './extproc/governor.js';
+import { BudgetGovernor } from './governance/governor.js';
 import { compileGlob } from './glob.js';
 import { Recorder } from './store/recorder.js';
 import type { InventoryStore } from './store/types.js';
@@ -211,7 +211,6 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       refreshCatalog().catch((err: unknown) => log.warn('cannot refresh the API-defined catalog', errorFields(err))),
     ]).then(() => {});
   const governor = new BudgetGovernor({
-    policies: () => policies,
     admitter,
     catalog: () => catalog,
     decided: (budget, decision) => metrics.budgetDecisions.inc({ budget, decision }),

@@ -14,7 +14,7 @@ import { parseConfig } from '../src/config/load.js';
 import { defaultConfig } from '../src/config/types.js';
 import { Metrics } from '../src/admin/metrics.js';
 import type { ExchangeRecord } from '../src/domain.js';
-import { BudgetGovernor } from '../src/extproc/governor.js';
+import { BudgetGovernor } from '../src/governance/governor.js';
 import { ExtProcServer } from '../src/extproc/server.js';
 import { Admitter } from '../src/governance/admission.js';
 import { PolicySet } from '../src/governance/policy-set.js';
@@ -97,7 +97,6 @@ async function startHarness(): Promise<Harness> {
     ledgerTimeoutMs: 1_000,
   });
   const governor = new BudgetGovernor({
-    policies: () => policies,
     admitter,
     catalog: () => catalog,
     unsanctioned: (e) => metrics.recordUnsanctioned(e),

@@ -13,6 +13,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { MetadataConfig } from '../config/types.js';
 import type { Exchange, RequestBodyRewrite } from '../traffic/exchange.js';
 import type { ExchangeRecord } from '../domain.js';
+import type { ExchangeGovernor, GovernedRequest, GovernorDecision } from '../governance/governor.js';
 import { BodySendMode, constantAnswer } from './protocol.js';
 import type {
   RequestKind,
@@ -37,35 +38,6 @@ export interface StreamObserver {
   /** The server ended the RPC right after the last answer Envoy could need. */
   streamEndedByServer(): void;
   internalError(err: unknown): void;
-}
-
-/** What sanction policies and budgets decided for one request (see src/extproc/governor.ts). */
-export interface GovernorDecision {
-  /**
-   * Set when an enforce policy or budget refuses: answered as an immediate response (Envoy's
-   * `details` names why); nothing goes upstream. `blockedBy` becomes the record's.
-   */
-  reject: { status: number; headers: Record<string, string>; body: string; blockedBy: string[]; details: string } | null;
-  /** Headers added to the response of an admitted request (remaining budget, would-block, unsanctioned). */
-  responseHeaders: Record<string, string>;
-  /**
-   * Budgets with stop_streams: the output (tokens) a streamed response may reach before it is
-   * stopped (Envoy resets the client's stream); null when no such budget applies.
-   */
-  outputCap: { tokens: number; budgets: string[] } | null;
-}
-
-/** Sanction policies, budget admission and settlement. */
-export interface ExchangeGovernor {
-  /** Decides once the request is complete (inline mode only); null when nothing applies. A promise only when it must wait (a ledger call). */
-  admit(ex: Exchange): GovernorDecision | null | Promise<GovernorDecision | null>;
-  /**
-   * Once the request is complete when it cannot be held (observability mode, streamed request body):
-   * policies only flag it (ex.unsanctioned, metrics).
-   */
-  flag(ex: Exchange): void;
-  /** Settles (or releases) what admit reserved, once the exchange is recorded. Never rejects. */
-  finish(decision: GovernorDecision, record: ExchangeRecord): Promise<void>;
 }
 
 export interface StreamOptions {
@@ -288,7 +260,7 @@ export class ProcessStream {
       if (this.llm) {
         ex.onRequestBody(body.body ?? EMPTY, eos);
         // Earlier chunks already went upstream: too late to refuse, not to flag.
-        if (eos) governor?.flag(ex);
+        if (eos && governor?.flag(governed(ex))) ex.unsanctioned = true;
       }
       return echo('request_body', body);
     }
@@ -296,17 +268,18 @@ export class ProcessStream {
     const rewrite = ex.onRequestBody(body.body ?? EMPTY, eos);
     if (!eos || !governor) return this.requestBodyAnswer(ex, eos, rewrite);
     if (this.observability) {
-      governor.flag(ex);
+      if (governor.flag(governed(ex))) ex.unsanctioned = true;
       return this.requestBodyAnswer(ex, eos, rewrite);
     }
     // Policies and budgets decide before anything reaches the upstream, then the answer.
-    const decision = governor.admit(ex);
+    const decision = governor.admit(governed(ex));
     if (decision instanceof Promise) return decision.then((d) => this.decided(ex, eos, rewrite, d));
     return this.decided(ex, eos, rewrite, decision);
   }
 
   private decided(ex: Exchange, eos: boolean, rewrite: RequestBodyRewrite | null, decision: GovernorDecision | null): WireProcessingResponse {
     this.decision = decision;
+    if (decision?.unsanctioned) ex.unsanctioned = true;
     // When Envoy went away while the ledger was deciding, the exchange is recorded: settle now.
     this.settle();
     if (!decision?.reject) return this.requestBodyAnswer(ex, eos, rewrite);
@@ -400,7 +373,8 @@ export class ProcessStream {
   private settle(): void {
     if (this.settled || !this.decision || !this.recorded || !this.opts.governor) return;
     this.settled = true;
-    void this.opts.governor.finish(this.decision, this.recorded);
+    const { usage, costMicroUsd } = this.recorded;
+    void this.opts.governor.finish(this.decision, { usage, costMicroUsd });
   }
 
   private onClientEnd(): void {
@@ -421,6 +395,19 @@ export class ProcessStream {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The request as governance sees it (called only for LLM traffic, once the request is complete). */
+function governed(ex: Exchange): GovernedRequest {
+  const route = ex.route!;
+  return {
+    provider: route.provider,
+    api: route.api,
+    model: ex.model ?? '',
+    consumerId: ex.consumer?.id ?? null,
+    requestId: ex.requestId,
+    estimate: () => ex.admissionInput(),
+  };
+}
 
 /** The unchanged answers sent as they are (never given metadata or mutations afterwards). */
 const CONTINUE = {

@@ -289,6 +289,11 @@ export class Admitter {
 
   constructor(private readonly deps: AdmitterDeps) {}
 
+  /** The budgets in force that apply to `subject`: what admit reserves on, when not given them. */
+  applicable(subject: RequestSubject): Budget[] {
+    return this.deps.policies().applicable(subject);
+  }
+
   /**
    * Never rejects on ledger failures: an error or a missed deadline decides by each enforce
    * budget's on_store_error (reported through onStoreError). Policies and prices are pure lookups.
@@ -298,9 +303,8 @@ export class Admitter {
    * is counted first. A refused ceiling is counted and, when the count fits what the ledger
    * answered, reserved once more under a fresh lease key.
    */
-  async admit(req: AdmissionRequest): Promise<Admission> {
+  async admit(req: AdmissionRequest, budgets: readonly Budget[] = this.applicable(req.subject)): Promise<Admission> {
     const { subject, nowMs } = req;
-    const budgets = this.deps.policies().applicable(subject);
     if (budgets.length === 0) {
       return {
         requestId: req.requestId, promptTokens: req.promptTokens, budgets: [], unpriced: false, storeError: false,
@@ -428,13 +432,21 @@ export class Admitter {
   }
 
   /**
+   * The one place that decides between settling and releasing, once the exchange is recorded:
+   * usage reported or estimated settles it; none at all (failed upstream call, cancelled before
+   * any usage) gives the reservation back.
+   */
+  finish(admission: Admission, actual: { usage: Usage; costMicroUsd: number | null }): Promise<void> {
+    return hasUsage(actual.usage) ? this.settle(admission, actual) : this.release(admission);
+  }
+
+  /**
    * Replaces the reservation with the actual amounts (reported usage, or estimated by the caller;
-   * an unknown cost counts 0). A call with no usage at all (failed upstream) releases instead.
-   * Also settles after a store error: a reservation that landed late is then settled, not leaked.
+   * an unknown cost counts 0). Also settles after a store error: a reservation that landed late is
+   * then settled, not leaked.
    */
   async settle(admission: Admission, actual: { usage: Usage; costMicroUsd: number | null }): Promise<void> {
     if (!admission.admitted || admission.items.length === 0) return;
-    if (!hasUsage(actual.usage)) return this.release(admission);
     const amounts = amountsOf(actual.usage, actual.costMicroUsd);
     const perCounter: Record<string, number> = {};
     const windows: Record<string, CounterWindow> = {};

@@ -415,7 +415,7 @@ describe('Admitter settlement', () => {
   it('releases failed upstream calls that report no usage', async () => {
     const { admit, admitter, counter } = setup([b]);
     const a = await admit(100, 500);
-    await admitter.settle(a, { usage: usage(null, null), costMicroUsd: null });
+    await admitter.finish(a, { usage: usage(null, null), costMicroUsd: null });
     expect(await all(counter)).toEqual([0, 0, 0, 0, 0].map(() => ({ used: 0, reserved: 0 })));
     const c = await admit(100, 500);
     await admitter.release(c);
