@@ -267,6 +267,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     },
     streamClosed: () => metrics.streamsActive.dec(),
     streamEndedByServer: () => metrics.streamsEndedByServer.inc(),
+    transitionRefused: (from, to) => metrics.streamTransitionsRefused.inc({ from, to }),
     internalError: (err) => {
       metrics.internalErrors.inc();
       log.error('error while processing an ext_proc message; answered unchanged', errorFields(err));

@@ -125,6 +125,7 @@ async function startHarness(): Promise<Harness> {
         streamOpened: () => {},
         streamClosed: () => {},
         streamEndedByServer: () => {},
+        transitionRefused: () => {},
         internalError: (err) => {
           throw err;
         },

@@ -144,6 +144,12 @@ export class Metrics {
     help: 'ext_proc streams the server ended with status OK right after the last answer Envoy could need.',
     registers: [this.registry],
   });
+  readonly streamTransitionsRefused = new Counter({
+    name: 'tokenwarden_extproc_stream_transitions_refused_total',
+    help: 'Moves an ext_proc stream\'s lifecycle does not allow, refused (from phase, to phase); ended->open is a message that raced the server\'s end of the RPC.',
+    labelNames: ['from', 'to'] as const,
+    registers: [this.registry],
+  });
   readonly http2SessionsOpened = new Counter({
     name: 'tokenwarden_http2_sessions_opened_total',
     help: 'HTTP/2 connections accepted on the gRPC port.',

@@ -37,6 +37,8 @@ export interface StreamObserver {
   streamClosed(): void;
   /** The server ended the RPC right after the last answer Envoy could need. */
   streamEndedByServer(): void;
+  /** A move the stream's lifecycle does not allow was refused (see StreamPhase). */
+  transitionRefused(from: StreamPhase, to: StreamPhase): void;
   internalError(err: unknown): void;
 }
 
@@ -56,19 +58,46 @@ export interface StreamOptions {
  */
 export const OBSERVABILITY_IDLE_MS = 360_000;
 
+/**
+ * Where a Process stream is in its life: `idle` until Envoy's first message, `open` while the
+ * exchange runs, `ending` once its end is decided (by the server, or by Envoy's half-close) while
+ * the answers already owed are written, `ended` when the RPC is over. Only the moves listed here
+ * happen; any other is refused and counted (a message that raced the server's end of the RPC).
+ */
+export type StreamPhase = 'idle' | 'open' | 'ending' | 'ended';
+
+const PHASE_MOVES: Readonly<Record<StreamPhase, readonly StreamPhase[]>> = {
+  idle: ['open', 'ending', 'ended'],
+  open: ['ending', 'ended'],
+  ending: ['ended'],
+  ended: [],
+};
+
+/** Why a stream ends (see end()). */
+type Ending =
+  /** The last answer Envoy can need was written: the server ends the RPC with OK. */
+  | 'last_answer'
+  /** The server stops early (shutdown, observability idle or done, an empty message), after what is owed. */
+  | 'server'
+  /** Envoy half-closed its side: the server ends its own after what is owed. */
+  | 'half_close'
+  /** Cancelled, reset or failed: nothing can be written any more. */
+  | 'cancelled';
+
 export class ProcessStream {
+  private phase: StreamPhase = 'idle';
   private exchange: Exchange | null = null;
   private observability = false;
-  private seenFirst = false;
   private requestDuplex = false;
   private responseDuplex = false;
   /** Envoy's response body mode from protocol_config (Envoy >= 1.34); undefined when not sent. */
   private responseBodyMode: number | undefined;
   private llm = false;
+  /** The exchange's record, asked for once. */
+  private recording: Promise<ExchangeRecord | null> | null = null;
   /** Set once the exchange is recorded. */
   private recorded: ExchangeRecord | null = null;
   private decision: GovernorDecision | null = null;
-  private closed = false;
   private settled = false;
   private idle: NodeJS.Timeout | null = null;
   /** performance.now() of the last message dispatched (observability mode's idle check). */
@@ -82,23 +111,57 @@ export class ProcessStream {
     opts.observer.streamOpened();
     call.on('data', (msg: WireProcessingRequest) => this.enqueue(msg));
     // Envoy half-closes and then cancels: both are a normal end of the exchange.
-    call.on('end', () => this.onClientEnd());
-    call.on('cancelled', () => this.close());
-    call.on('error', () => this.close());
-    call.on('close', () => this.close());
+    call.on('end', () => this.finish('half_close'));
+    call.on('cancelled', () => this.end('cancelled'));
+    call.on('error', () => this.end('cancelled'));
+    call.on('close', () => this.end('cancelled'));
   }
 
   /** Ends the stream from the server side (graceful shutdown); Envoy continues unprocessed. */
   finishFromServer(): void {
-    if (this.closed) return;
-    this.afterPending(() => {
-      if (!this.call.cancelled && !this.call.writableEnded) this.call.end();
-      this.close();
-    });
+    this.finish('server');
+  }
+
+  /** The move to `to`, when PHASE_MOVES allows it; otherwise refused and counted. */
+  private move(to: StreamPhase): boolean {
+    if (!PHASE_MOVES[this.phase].includes(to)) {
+      this.opts.observer.transitionRefused(this.phase, to);
+      return false;
+    }
+    this.phase = to;
+    return true;
+  }
+
+  /** Ends the stream once the answers already owed are written; asking again changes nothing. */
+  private finish(why: 'server' | 'half_close'): void {
+    if (this.phase === 'ending' || this.phase === 'ended') return;
+    this.move('ending');
+    this.afterPending(() => this.end(why));
+  }
+
+  /**
+   * The one way a stream ends: the RPC is ended with OK when that is still possible, the exchange
+   * is recorded (once, with what was seen, even when Envoy went away early) and then settled (once,
+   * see settle()), and the stream is reported closed. Only the first call does anything.
+   */
+  private end(why: Ending): void {
+    if (this.phase === 'ended') return;
+    this.move('ended');
+    if (this.idle) clearTimeout(this.idle);
+    if (why !== 'cancelled' && !this.call.cancelled && !this.call.writableEnded) {
+      this.call.end();
+      if (why === 'last_answer') this.opts.observer.streamEndedByServer();
+    }
+    void this.complete().catch((err: unknown) => this.opts.observer.internalError(err));
+    this.opts.observer.streamClosed();
   }
 
   private enqueue(msg: WireProcessingRequest): void {
-    if (this.closed) return;
+    // After the end, a message (one that raced the server's end of the RPC) is refused.
+    if (this.phase === 'ended') {
+      this.move('open');
+      return;
+    }
     if (this.tail !== null) {
       const next: Promise<void> = this.tail.then(() => this.dispatch(msg));
       this.track(next);
@@ -130,7 +193,7 @@ export class ProcessStream {
       this.finishFromServer();
       return;
     }
-    if (!this.seenFirst) this.onFirst(msg);
+    if (this.phase === 'idle') this.onFirst(msg);
     let answer: WireProcessingResponse | Promise<WireProcessingResponse>;
     try {
       answer = this.handle(kind, msg);
@@ -151,7 +214,7 @@ export class ProcessStream {
   }
 
   private onFirst(msg: WireProcessingRequest): void {
-    this.seenFirst = true;
+    this.move('open');
     this.observability = msg.observability_mode === true;
     const pc = msg.protocol_config;
     this.requestDuplex = pc?.request_body_mode === BodySendMode.FULL_DUPLEX_STREAMED;
@@ -176,9 +239,9 @@ export class ProcessStream {
 
   private write(kind: RequestKind, msg: WireProcessingRequest, answer: WireProcessingResponse, start: number): void {
     this.opts.observer.messageHandled(kind, (performance.now() - start) / 1000);
-    if (this.observability || this.closed || this.call.cancelled || this.call.writableEnded) return;
+    if (this.observability || this.phase === 'ended' || this.call.cancelled || this.call.writableEnded) return;
     this.call.write(answer);
-    if (this.lastAnswer(kind, msg, answer)) this.endFromServer();
+    if (this.lastAnswer(kind, msg, answer)) this.end('last_answer');
   }
 
   /**
@@ -194,12 +257,6 @@ export class ProcessStream {
     if (answer.immediate_response) return true;
     if (kind === 'request_headers') return !this.llm && !this.requestDuplex && !this.responseDuplex;
     return endsResponse(msg, this.responseBodyMode);
-  }
-
-  private endFromServer(): void {
-    this.call.end();
-    this.opts.observer.streamEndedByServer();
-    this.close();
   }
 
   /** An answer that never blocks traffic: unchanged, or the chunk echoed in FULL_DUPLEX mode. */
@@ -356,17 +413,17 @@ export class ProcessStream {
     });
   }
 
+  /** The exchange's record, made once (the last answer's metadata, a stopped stream, the end). */
   private complete(): Promise<ExchangeRecord | null> {
     const ex = this.exchange;
     if (!ex || !this.llm) return Promise.resolve(null);
-    return ex.finish().then((record) => {
-      if (this.recorded === null) {
-        this.recorded = record;
-        this.opts.observer.record(record);
-        this.settle();
-      }
+    this.recording ??= ex.finish().then((record) => {
+      this.recorded = record;
+      this.opts.observer.record(record);
+      this.settle();
       return record;
     });
+    return this.recording;
   }
 
   /** Once per stream, when both the record and the decision exist. Never holds up an answer to Envoy. */
@@ -377,21 +434,6 @@ export class ProcessStream {
     void this.opts.governor.finish(this.decision, { usage, costMicroUsd });
   }
 
-  private onClientEnd(): void {
-    this.afterPending(() => {
-      if (!this.call.cancelled && !this.call.writableEnded) this.call.end();
-      this.close();
-    });
-  }
-
-  private close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.idle) clearTimeout(this.idle);
-    // Record what was seen even when Envoy ended the stream early (cancel, reset, shutdown).
-    void this.complete().catch((err: unknown) => this.opts.observer.internalError(err));
-    this.opts.observer.streamClosed();
-  }
 }
 
 const EMPTY = new Uint8Array(0);

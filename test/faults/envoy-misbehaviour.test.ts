@@ -230,6 +230,7 @@ describe('mirrored streams that never close', () => {
           streamOpened: () => void open++,
           streamClosed: () => void open--,
           streamEndedByServer: () => {},
+          transitionRefused: (from, to) => protocolErrors.push(`refused ${from}->${to}`),
           internalError: (err) => {
             throw err;
           },
