@@ -3,39 +3,34 @@
  * validated configuration, plus the embedding hooks. This is what `tokenwarden serve` runs.
  */
 import type { TokenwardenConfig } from './config/types.js';
+import { configCatalog } from './config/watch.js';
 import { ExtProcServer } from './extproc/server.js';
-import type { StreamObserver } from './extproc/stream.js';
-import type { RequestKind } from './extproc/protocol.js';
 import { Exchange, type ExchangeDeps } from './traffic/exchange.js';
 import type { ConsumerIdentity, ExchangeRecord } from './domain.js';
 import { createRecognizer } from './traffic/recognize.js';
 import { createConsumerResolver, type ResolveConsumer } from './traffic/consumer.js';
 import { TokenCounter } from './metering/tokens.js';
-import { PriceBook, type PriceRates } from './metering/prices.js';
-import { Metrics } from './admin/metrics.js';
-import type { HistogramCell } from './admin/series.js';
-import { AdminServer, splitHostPort } from './admin/http.js';
-import { adminTokens, isLoopbackAddress } from './admin/auth.js';
-import { priceBookListPrices, showbackRoutes } from './admin/showback-api.js';
+import { PriceBook, resourcePriceLookup, type PriceRates } from './metering/prices.js';
+import { Admitter } from './governance/admission.js';
+import { BudgetGovernor } from './governance/governor.js';
+import { defaultMaxOutputTokens } from './governance/output-defaults.js';
+import type { Budget, BudgetTemplate } from './governance/types.js';
+import type { CatalogDefinitions } from './catalog/catalog.js';
+import type { CatalogView } from './catalog/types.js';
+import { liveBudgets, liveCatalog } from './live/sets.js';
 import { createBudgetRegistry, createCatalogRegistry, createLedger, createStore } from './store/create.js';
 import { LazyConnection } from './store/redis-client.js';
 import { fingerprintSecretKey, sharedFingerprintSecret } from './store/fingerprint-secret.js';
-import { effectiveDefinitions } from './store/registry-merge.js';
-import { PolicySet } from './governance/policy-set.js';
-import { Admitter } from './governance/admission.js';
-import type { Budget, BudgetTemplate } from './governance/types.js';
-import { Catalog, EMPTY_DEFINITIONS, effectiveCatalog, type CatalogDefinitions } from './catalog/catalog.js';
-import type { CatalogView, ResourcePrice } from './catalog/types.js';
-import { configCatalog } from './config/watch.js';
-import { BudgetGovernor } from './governance/governor.js';
-import { compileGlob } from './glob.js';
 import { Recorder } from './store/recorder.js';
 import type { InventoryStore } from './store/types.js';
-import { MemoryStore } from './store/memory.js';
+import { Metrics } from './admin/metrics.js';
+import { AdminServer, splitHostPort } from './admin/http.js';
+import { adminTokens, isLoopbackAddress } from './admin/auth.js';
+import { priceBookListPrices, showbackRoutes } from './admin/showback-api.js';
+import { grpcServerEvents, ledgerEvents, recorderEvents, streamObserver } from './observers.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import { resolveTelemetry } from './telemetry/settings.js';
 import { NO_TELEMETRY, startTelemetry, type Telemetry } from './telemetry/telemetry.js';
-import { ThrottledWarning } from './telemetry/failures.js';
 
 export interface ServerHooks {
   /**
@@ -84,12 +79,6 @@ export interface TokenwardenServer {
   refreshCatalog(): Promise<void>;
 }
 
-/** A resource's price override as PriceBook rates; absent classes stay undefined and keep the bundled price. */
-function resourceRates(price: ResourcePrice | undefined): PriceRates | null {
-  if (price === undefined) return null;
-  return { input: price.input_mtok, cached_input: price.cached_input_mtok, cache_write: price.cache_write_mtok, output: price.output_mtok } as PriceRates;
-}
-
 export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
   // The config loader refuses this too; embedders may build a config without it.
   const { address: adminAddress, token: adminToken, tokens: namedTokens } = config.admin;
@@ -101,125 +90,51 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
   // OTLP export: the file's telemetry section with the OTEL_* variables applied (checked now, started in start()).
   const telemetrySettings = resolveTelemetry(config.telemetry);
   let telemetry: Telemetry = NO_TELEMETRY;
-  // One Redis connection for the inventory, the budget ledger and the registry.
+
+  // The shared store: one Redis connection for the inventory, the budget ledger and the registries.
   const redis = config.store.type === 'redis' ? new LazyConnection(config.store.redis) : null;
   const store = hooks.store ?? createStore(config.store, redis?.client);
-  let evictionsCounted = 0;
-  const recorder = new Recorder(
+  const recorder: Recorder = new Recorder(
     store,
-    {
-      flushIntervalMs: config.store.flush_interval_ms,
-      flushMaxDeltas: config.store.flush_max_deltas,
-      retryBufferMaxDeltas: config.store.retry_buffer_max_deltas,
-    },
-    {
-      flushed: ({ seconds }) => {
-        metrics.storeFlushSeconds.observe(seconds);
-        metrics.storePending.set(recorder.pendingDeltas);
-        // Only a flush adds records, so only a flush evicts.
-        if (store instanceof MemoryStore) {
-          metrics.storeEvicted.inc(store.evictions - evictionsCounted);
-          evictionsCounted = store.evictions;
-        }
-      },
-      flushFailed: (err, pending) => {
-        metrics.storeFlushErrors.inc();
-        metrics.storePending.set(pending);
-        log.warn('inventory flush failed; the batch is kept and retried', { ...errorFields(err), pending_deltas: pending });
-      },
-      dropped: (deltas, requests) => {
-        metrics.storeDropped.inc(requests);
-        log.error('inventory deltas dropped (retry buffer full during a store outage, or not written by the shutdown deadline)', { deltas, requests });
-      },
-    },
+    { flushIntervalMs: config.store.flush_interval_ms, flushMaxDeltas: config.store.flush_max_deltas, retryBufferMaxDeltas: config.store.retry_buffer_max_deltas },
+    recorderEvents(metrics, log, store, () => recorder.pendingDeltas),
   );
-  const tokens = new TokenCounter({ maxExactBytes: config.metering.max_exact_tokenize_bytes });
-  // Prices: config overrides, then the embedder's lookup, then catalog resources' price overrides
-  // (read from the catalog in force at each exchange), then the bundled catalog.
-  const customLookup = hooks.priceLookup;
-  const prices = new PriceBook(config.metering.price_overrides, {
-    lookup: (provider, model) => customLookup?.(provider, model) ?? resourceRates(catalog.resource(provider, model)?.price),
-  });
-
-  // Budgets: config (hot-reloadable) merged with the API-defined ones in the registry; config wins.
-  const settlementLost = new ThrottledWarning(log, 'budget settlement given up: Redis did not take it within a minute of retries; its usage is not counted', 10_000);
-  const ledger = createLedger(config.store, redis?.client, {
-    onPending: (n) => metrics.budgetSettlementsPending.set(n),
-    onLost: () => {
-      metrics.budgetSettlementsLost.inc();
-      settlementLost.warn({});
-    },
-  });
+  const ledgerReports = ledgerEvents(metrics, log);
+  const ledger = createLedger(config.store, redis?.client, ledgerReports);
   const registry = createBudgetRegistry(config.store, redis?.client);
-  let fromConfig: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: config.budgets, templates: config.budget_templates };
-  let api: { budgets: Budget[]; templates: BudgetTemplate[] } = { budgets: [], templates: [] };
-  let registryVersion = -1;
-  const buildPolicies = (): PolicySet => {
-    const effective = effectiveDefinitions(fromConfig, api);
-    return new PolicySet(effective.budgets, effective.templates);
-  };
-  let policies = buildPolicies();
-  const refreshBudgets = async (): Promise<void> => {
-    const version = await registry.version();
-    if (version === registryVersion) return;
-    const snapshot = await registry.snapshot();
-    api = { budgets: snapshot.budgets, templates: snapshot.templates };
-    policies = buildPolicies();
-    registryVersion = snapshot.version;
-  };
-  let registryTimer: NodeJS.Timeout | undefined;
-  const outputDefaults = config.governance.max_output_tokens_by_model.map((d) => ({
-    provider: compileGlob(d.provider ?? '*'),
-    model: compileGlob(d.model),
-    tokens: d.tokens,
-  }));
+  const catalogRegistry = createCatalogRegistry(config.store, redis?.client);
+
+  // What is in force: the config file's definitions merged with the admin API's, config winning.
+  const budgets = liveBudgets({ budgets: config.budgets, templates: config.budget_templates }, registry);
+  const catalog = liveCatalog(configCatalog(config), catalogRegistry);
+  const refreshBudgets = (): Promise<void> => budgets.refresh();
+  const refreshCatalog = (): Promise<void> => catalog.refresh();
+
+  // Metering: prices (config overrides, the embedder's lookup, the catalog's resources, the bundled data) and tokens.
+  const prices = new PriceBook(config.metering.price_overrides, { lookup: resourcePriceLookup(() => catalog.view, hooks.priceLookup) });
+  const tokens = new TokenCounter({ maxExactBytes: config.metering.max_exact_tokenize_bytes });
+
+  // Governance: sanction policies, then budget admission on the ledger.
   const admitter = new Admitter({
-    policies: () => policies,
+    policies: () => budgets.view,
     ledger,
     price: (provider, model, usage) => prices.cost(provider, [model], usage)?.microUsd ?? null,
-    defaultMaxOutputTokens: (provider, model) =>
-      outputDefaults.find((d) => d.provider.matches(provider) && d.model.matches(model))?.tokens ?? config.governance.default_max_output_tokens,
+    defaultMaxOutputTokens: defaultMaxOutputTokens(config.governance),
     leaseMs: config.governance.lease_ms,
     ledgerTimeoutMs: config.governance.ledger_timeout_ms,
-    onStoreError: (e) => {
-      const decision = e.admitted === undefined ? 'none' : e.admitted ? 'admitted' : 'refused';
-      metrics.budgetStoreErrors.inc({ op: e.op, decision });
-      log.warn('budget ledger call failed', { op: e.op, decision, ...errorFields(e.error) });
-    },
+    onStoreError: ledgerReports.onStoreError,
   });
-  // The catalog in force (owners, consumers, resources, sanction policies): config (hot-reloadable)
-  // merged with the API-defined ones in the registry, config winning; rebuilt when either changes.
-  const catalogRegistry = createCatalogRegistry(config.store, redis?.client);
-  let catalogConfig: CatalogDefinitions = configCatalog(config);
-  let catalogApi: CatalogDefinitions = EMPTY_DEFINITIONS;
-  let catalogRegistryVersion = -1;
-  // The view's version: bumped on every rebuild, whatever caused it.
-  let catalogBuilds = 0;
-  const buildCatalog = (): Catalog => new Catalog(effectiveCatalog(catalogConfig, catalogApi).definitions, ++catalogBuilds);
-  let catalog: Catalog = buildCatalog();
-  const refreshCatalog = async (): Promise<void> => {
-    const version = await catalogRegistry.version();
-    if (version === catalogRegistryVersion) return;
-    const { version: snapshotVersion, ...definitions } = await catalogRegistry.snapshot();
-    catalogApi = definitions;
-    catalog = buildCatalog();
-    catalogRegistryVersion = snapshotVersion;
-  };
-  const refreshRegistries = (): Promise<void> =>
-    Promise.all([
-      refreshBudgets().catch((err: unknown) => log.warn('cannot refresh API-defined budgets', errorFields(err))),
-      refreshCatalog().catch((err: unknown) => log.warn('cannot refresh the API-defined catalog', errorFields(err))),
-    ]).then(() => {});
   const governor = new BudgetGovernor({
     admitter,
-    catalog: () => catalog,
+    catalog: () => catalog.view,
     decided: (budget, decision) => metrics.budgetDecisions.inc({ budget, decision }),
     unsanctioned: (e) => metrics.recordUnsanctioned(e),
   });
+
   // API-key fingerprints must agree wherever the inventory is shared. Without a configured secret
-  // (and only when API keys are fingerprinted at all):
-  // with Redis, the secret kept there (read in start(), before any stream); with the memory store, a
-  // random one for this process, which lives as long as its inventory.
+  // (and only when API keys are fingerprinted at all): with Redis, the secret kept there (read in
+  // start(), before any stream); with the memory store, a random one for this process, which lives
+  // as long as its inventory.
   const generatedSecret = config.consumer.fingerprint_secret === '' && config.consumer.resolvers.some((r) => r.type === 'api_key');
   let configured: ResolveConsumer = createConsumerResolver(config.consumer);
   const custom = hooks.resolveConsumer;
@@ -232,74 +147,19 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     limits: config.limits,
   };
 
-  // A phase's series appears with its first message, as prom-client's would.
-  const phase = (k: RequestKind): { observe(v: number): void } => {
-    let cell: HistogramCell | undefined;
-    return { observe: (v) => (cell ??= metrics.phaseSeconds.cell({ phase: k })).observe(v) };
-  };
-  const phaseChildren: Record<RequestKind, { observe(v: number): void }> = {
-    request_headers: phase('request_headers'),
-    request_body: phase('request_body'),
-    request_trailers: phase('request_trailers'),
-    response_headers: phase('response_headers'),
-    response_body: phase('response_body'),
-    response_trailers: phase('response_trailers'),
-  };
-  const observer: StreamObserver = {
-    // One labelled child per message kind, looked up once: observe() runs for every message.
-    messageHandled: (kind, seconds) => phaseChildren[kind].observe(seconds),
-    protocolError: (reason) => metrics.protocolErrors.inc({ reason }),
-    nonLlmRequest: () => metrics.nonLlm.inc(),
-    record: (record) => {
-      recorder.record(record);
-      metrics.recordExchange(record);
-      telemetry.exchange(record);
-      if (!hooks.onExchange) return;
-      try {
-        hooks.onExchange(record);
-      } catch (err) {
-        log.error('onExchange hook threw', errorFields(err));
-      }
-    },
-    streamOpened: () => {
-      metrics.streamsActive.inc();
-      metrics.streamsTotal.inc();
-    },
-    streamClosed: () => metrics.streamsActive.dec(),
-    streamEndedByServer: () => metrics.streamsEndedByServer.inc(),
-    transitionRefused: (from, to) => metrics.streamTransitionsRefused.inc({ from, to }),
-    internalError: (err) => {
-      metrics.internalErrors.inc();
-      log.error('error while processing an ext_proc message; answered unchanged', errorFields(err));
-    },
-  };
-
   const grpcServer = new ExtProcServer({
     address: config.grpc.address,
     tls: config.grpc.tls,
     maxReceiveMessageBytes: config.grpc.max_receive_message_bytes,
     maxConcurrentStreams: config.grpc.max_concurrent_streams,
-    streamRefused: () => metrics.streamsRefused.inc(),
     rotateConnections: config.grpc.rotate_connections,
-    sessions: {
-      opened: () => {
-        metrics.http2SessionsOpened.inc();
-        metrics.http2SessionsActive.inc();
-      },
-      closed: (reason, streamsInFlight) => {
-        metrics.http2SessionsActive.dec();
-        metrics.http2SessionsClosed.inc({ reason });
-        if (streamsInFlight > 0) log.warn('HTTP/2 session to Envoy closed with streams in flight', { reason, streams_in_flight: streamsInFlight });
-      },
-      streamResetByPeer: () => metrics.http2StreamsResetByPeer.inc(),
-    },
-    sessionsUnavailable: () => log.warn('this @grpc/grpc-js version hides its HTTP/2 servers: no session metrics and no connection rotation'),
+    ...grpcServerEvents(metrics, log),
     stream: {
       newExchange: (observability) => new Exchange(deps, { observability }),
       observabilityIdleMs: config.grpc.observability_idle_timeout_ms,
       metadata: config.metadata,
       skipNonLlm: config.grpc.skip_non_llm,
-      observer,
+      observer: streamObserver({ metrics, recorder, telemetry: () => telemetry, onExchange: hooks.onExchange, log }),
       governor,
     },
   });
@@ -314,19 +174,24 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
         token: config.admin.token,
         tokens: config.admin.tokens,
         logger: log,
-        budgets: { policies: () => policies, registry, ledger },
-        catalog: { registry: catalogRegistry, config: () => catalogConfig, changed: refreshCatalog, view: () => catalog },
+        budgets: { policies: () => budgets.view, registry, ledger },
+        catalog: { registry: catalogRegistry, config: () => catalog.config, changed: refreshCatalog, view: () => catalog.view },
         extraRoutes: showbackRoutes({
           store,
-          catalog: () => catalog,
+          catalog: () => catalog.view,
           prices: priceBookListPrices(prices),
-          budgets: (subject) => policies.applicable(subject).map((b) => b.id),
+          budgets: (subject) => budgets.view.applicable(subject).map((b) => b.id),
           storeTimeoutMs: 5_000,
           now: Date.now,
           logger: log,
         }),
       })
     : null;
+  const refreshRegistries = (): Promise<void> =>
+    Promise.all([
+      refreshBudgets().catch((err: unknown) => log.warn('cannot refresh API-defined budgets', errorFields(err))),
+      refreshCatalog().catch((err: unknown) => log.warn('cannot refresh the API-defined catalog', errorFields(err))),
+    ]).then(() => {});
 
   return {
     metrics,
@@ -335,20 +200,16 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       return grpcServer.activeStreams;
     },
     flush: () => recorder.flush(),
-    reloadBudgets(budgets, templates) {
-      const next = { budgets, templates };
-      const effective = effectiveDefinitions(next, api);
-      policies = new PolicySet(effective.budgets, effective.templates);
-      fromConfig = next;
-      log.debug('budgets replaced', { budgets: budgets.length, templates: templates.length });
+    reloadBudgets(fromConfig, templates) {
+      budgets.reload({ budgets: fromConfig, templates });
+      log.debug('budgets replaced', { budgets: fromConfig.length, templates: templates.length });
     },
     refreshBudgets,
     get catalog() {
-      return catalog;
+      return catalog.view;
     },
     reloadCatalog(definitions) {
-      catalogConfig = definitions;
-      catalog = buildCatalog();
+      catalog.reload(definitions);
       log.debug('catalog replaced', {
         owners: definitions.owners.length,
         consumers: definitions.consumers.length,
@@ -376,8 +237,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       }
       recorder.start();
       await refreshRegistries();
-      registryTimer = setInterval(() => void refreshRegistries(), config.governance.registry_poll_ms);
-      registryTimer.unref();
+      budgets.startPolling(config.governance.registry_poll_ms, (err) => log.warn('cannot refresh API-defined budgets', errorFields(err)));
+      catalog.startPolling(config.governance.registry_poll_ms, (err) => log.warn('cannot refresh the API-defined catalog', errorFields(err)));
       telemetry = startTelemetry(telemetrySettings, { metrics, log });
       serving = true;
       // Load the tokenizer in the background so the first estimate does not pay for it.
@@ -395,7 +256,8 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       // Every exchange is recorded and every span ended: the last export carries the final numbers.
       await telemetry.shutdown();
       await admin?.close();
-      clearInterval(registryTimer);
+      budgets.stopPolling();
+      catalog.stopPolling();
       await store.close();
       await ledger.close();
       await registry.close();

@@ -5,6 +5,7 @@
 
 import type { ModelPrice } from '@pydantic/genai-prices';
 import { LRUCache } from 'lru-cache';
+import type { CatalogView, ResourcePrice } from '../catalog/types.js';
 import type { PriceOverride } from '../config/types.js';
 import type { Usage } from '../domain.js';
 import { appliedPrices, catalogUsd, findCatalogModel, type CatalogModel } from './catalog.js';
@@ -33,6 +34,23 @@ export interface PriceBookOptions {
   lookup?: (provider: string, model: string) => PriceRates | null;
   /** Distinct (provider, model) resolutions kept. */
   cacheSize?: number;
+}
+
+/** A resource's price override as rates; absent classes stay undefined and keep the bundled price. */
+function resourceRates(price: ResourcePrice | undefined): PriceRates | null {
+  if (price === undefined) return null;
+  return { input: price.input_mtok, cached_input: price.cached_input_mtok, cache_write: price.cache_write_mtok, output: price.output_mtok } as PriceRates;
+}
+
+/**
+ * A server's PriceBook lookup, asked after the config's overrides: the embedder's prices, then the
+ * price overrides of the catalog's resources (the catalog in force at each exchange).
+ */
+export function resourcePriceLookup(
+  catalog: () => CatalogView,
+  custom?: (provider: string, model: string) => PriceRates | null,
+): (provider: string, model: string) => PriceRates | null {
+  return (provider, model) => custom?.(provider, model) ?? resourceRates(catalog().resource(provider, model)?.price);
 }
 
 /** Rates given by an override or a lookup; every class optional (merged over the catalog). */
