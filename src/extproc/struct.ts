@@ -69,6 +69,30 @@ function utf8Length(s: string): number {
 }
 
 /**
+ * Keys come from the code and the configured namespace, so few distinct ones: each is encoded
+ * once. Bounded all the same (a nested struct's keys could come from anywhere).
+ */
+const keyBytes = new Map<string, Buffer>();
+const MAX_CACHED_KEYS = 1024;
+
+function encodedKey(k: string): Buffer {
+  let b = keyBytes.get(k);
+  if (b === undefined) {
+    b = Buffer.from(k, 'utf8');
+    if (keyBytes.size < MAX_CACHED_KEYS) keyBytes.set(k, b);
+  }
+  return b;
+}
+
+/** The byte length of a string from the size of its delimited encoding (`1 + varintSize(n) + n`). */
+function stringBytes(delimitedSize: number): number {
+  for (let k = 1; ; k++) {
+    const n = delimitedSize - 1 - k;
+    if (varintSize(n) === k) return n;
+  }
+}
+
+/**
  * The sizes pass: the length of every nested message (map entry, its Value, Struct, ListValue),
  * pushed in the order the write pass needs them, so each is computed once.
  */
@@ -80,7 +104,7 @@ function structSize(obj: PlainFields, sizes: number[]): number {
     const slot = sizes.length;
     sizes.push(0, 0);
     const value = valueSize(v, sizes);
-    const entry = delimited(utf8Length(k)) + delimited(value);
+    const entry = delimited(encodedKey(k).length) + delimited(value);
     sizes[slot] = entry;
     sizes[slot + 1] = value;
     n += delimited(entry);
@@ -145,9 +169,10 @@ function writeVarint(w: StructWriter, n: number): void {
   w.buf[w.at++] = n;
 }
 
-function writeString(w: StructWriter, tag: number, s: string): void {
+/** `size`: the delimited field's size from the sizes pass (so the UTF-8 length is not counted again). */
+function writeString(w: StructWriter, tag: number, s: string, size: number): void {
   w.buf[w.at++] = tag;
-  const n = utf8Length(s);
+  const n = stringBytes(size);
   writeVarint(w, n);
   if (n !== s.length) {
     w.at += w.buf.write(s, w.at, 'utf8');
@@ -167,14 +192,18 @@ function writeStruct(w: StructWriter, obj: PlainFields): void {
     const value = w.sizes[w.next++]!;
     w.buf[w.at++] = STRUCT_FIELDS;
     writeVarint(w, entry);
-    writeString(w, ENTRY_KEY, k);
+    const key = encodedKey(k);
+    w.buf[w.at++] = ENTRY_KEY;
+    writeVarint(w, key.length);
+    w.at += key.copy(w.buf, w.at);
     w.buf[w.at++] = ENTRY_VALUE;
     writeVarint(w, value);
-    writeValue(w, v);
+    writeValue(w, v, value);
   }
 }
 
-function writeValue(w: StructWriter, v: MetadataValue): void {
+/** `size`: the Value's encoded size, from the sizes pass. */
+function writeValue(w: StructWriter, v: MetadataValue, size: number): void {
   if (v === null) {
     w.buf[w.at++] = VALUE_NULL;
     w.buf[w.at++] = 0;
@@ -182,7 +211,7 @@ function writeValue(w: StructWriter, v: MetadataValue): void {
   }
   switch (typeof v) {
     case 'string':
-      writeString(w, VALUE_STRING, v);
+      writeString(w, VALUE_STRING, v, size);
       return;
     case 'number':
       w.buf[w.at++] = VALUE_NUMBER;
@@ -198,9 +227,10 @@ function writeValue(w: StructWriter, v: MetadataValue): void {
         w.buf[w.at++] = VALUE_LIST;
         writeVarint(w, inner);
         for (const item of v) {
+          const itemSize = w.sizes[w.next++]!;
           w.buf[w.at++] = LIST_VALUES;
-          writeVarint(w, w.sizes[w.next++]!);
-          writeValue(w, item);
+          writeVarint(w, itemSize);
+          writeValue(w, item, itemSize);
         }
         return;
       }
