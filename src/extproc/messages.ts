@@ -1,6 +1,7 @@
 /** Small builders and readers for ext_proc messages (header maps, answers, Structs). */
 import type {
   WireHeaderMap,
+  WireHeaderValue,
   WireHeaderMutation,
   WireProcessingMode,
   WireProcessingRequest,
@@ -14,29 +15,82 @@ import type { MetadataValue } from './struct.js';
 
 const MAX_HEADER_VALUE_BYTES = 16 * 1024;
 
-/**
- * Header map as a lower-case name -> value Map. Envoy sends values in raw_value (bytes); older Envoys
- * used `value`. The first occurrence of a repeated name wins (the ones we read are not repeated).
- */
-export function headerMap(map: WireHeaderMap | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  const list = map?.headers;
-  if (!list) return out;
-  for (const h of list) {
-    const key = h.key?.toLowerCase();
-    if (!key || out.has(key)) continue;
-    const raw = h.raw_value;
-    let value: string;
-    if (raw && raw.length > 0) {
-      const n = Math.min(raw.length, MAX_HEADER_VALUE_BYTES);
-      // protobufjs decodes bytes as Buffers on Node: read them in place.
-      value = Buffer.isBuffer(raw) ? raw.toString('utf8', 0, n) : Buffer.from(raw.buffer, raw.byteOffset, n).toString('utf8');
-    } else {
-      value = (h.value ?? '').slice(0, MAX_HEADER_VALUE_BYTES);
-    }
-    out.set(key, value);
+function headerValue(h: WireHeaderValue): string {
+  const raw = h.raw_value;
+  if (raw && raw.length > 0) {
+    const n = Math.min(raw.length, MAX_HEADER_VALUE_BYTES);
+    // protobufjs decodes bytes as Buffers on Node: read them in place.
+    return Buffer.isBuffer(raw) ? raw.toString('utf8', 0, n) : Buffer.from(raw.buffer, raw.byteOffset, n).toString('utf8');
   }
-  return out;
+  return (h.value ?? '').slice(0, MAX_HEADER_VALUE_BYTES);
+}
+
+/**
+ * A message's headers as a lower-case name -> value map, read lazily: get() and has() scan the
+ * list (a few dozen entries at most) and decode only the value asked for; recognition reads a
+ * handful of the headers a request carries. Iterating builds the whole map once. Envoy sends
+ * values in raw_value (bytes); older Envoys used `value`. The first occurrence of a repeated name
+ * wins (the ones we read are not repeated).
+ */
+export class HeaderView implements ReadonlyMap<string, string> {
+  private all: Map<string, string> | null = null;
+
+  constructor(private readonly list: readonly WireHeaderValue[]) {}
+
+  private find(name: string): WireHeaderValue | undefined {
+    for (const h of this.list) {
+      const key = h.key;
+      if (key && (key === name || key.toLowerCase() === name)) return h;
+    }
+    return undefined;
+  }
+
+  get(name: string): string | undefined {
+    if (this.all) return this.all.get(name);
+    const h = this.find(name);
+    return h === undefined ? undefined : headerValue(h);
+  }
+
+  has(name: string): boolean {
+    return this.all ? this.all.has(name) : this.find(name) !== undefined;
+  }
+
+  private map(): Map<string, string> {
+    if (this.all) return this.all;
+    const out = new Map<string, string>();
+    for (const h of this.list) {
+      const key = h.key?.toLowerCase();
+      if (key && !out.has(key)) out.set(key, headerValue(h));
+    }
+    this.all = out;
+    return out;
+  }
+
+  get size(): number {
+    return this.map().size;
+  }
+  forEach(fn: (value: string, key: string, map: ReadonlyMap<string, string>) => void, thisArg?: unknown): void {
+    this.map().forEach((v, k) => fn.call(thisArg, v, k, this));
+  }
+  entries(): MapIterator<[string, string]> {
+    return this.map().entries();
+  }
+  keys(): MapIterator<string> {
+    return this.map().keys();
+  }
+  values(): MapIterator<string> {
+    return this.map().values();
+  }
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.map()[Symbol.iterator]();
+  }
+}
+
+const NO_HEADERS: readonly WireHeaderValue[] = [];
+
+/** The headers of a message (see HeaderView). */
+export function headerMap(map: WireHeaderMap | undefined): ReadonlyMap<string, string> {
+  return new HeaderView(map?.headers ?? NO_HEADERS);
 }
 
 /** A header mutation that sets headers (values in raw_value, overwrite) and removes others. */
