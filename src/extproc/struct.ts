@@ -148,11 +148,15 @@ function valueSize(v: MetadataValue, sizes: number[]): number {
  * toStruct does), in one buffer sized up front: no per-field writer objects.
  */
 export function encodeStruct(obj: PlainFields): Buffer {
-  const sizes: number[] = [];
+  // Encoding is synchronous: one sizes array serves every call.
+  const sizes = SIZES;
+  sizes.length = 0;
   const w = { buf: Buffer.allocUnsafe(structSize(obj, sizes)), at: 0, sizes, next: 0 };
   writeStruct(w, obj);
   return w.buf;
 }
+
+const SIZES: number[] = [];
 
 interface StructWriter {
   buf: Buffer;

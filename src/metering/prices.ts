@@ -169,7 +169,9 @@ export class PriceBook {
       const tokens = tokenClasses(usage);
       if (tokens === null) return null;
       const when = at instanceof Date && !Number.isNaN(at.getTime()) ? at : new Date();
-      const names = [...new Set(models.filter((m): m is string => typeof m === 'string' && m.trim() !== ''))];
+      // At most two names (response model, requested model): plain loops, no Set per exchange.
+      const names: string[] = [];
+      for (const m of models) if (typeof m === 'string' && m.trim() !== '' && !names.includes(m)) names.push(m);
       const resolved = names.map((m) => this.resolve(provider, m));
       const catalog = resolved.find((r) => r.catalog !== null)?.catalog ?? null;
 

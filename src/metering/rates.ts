@@ -1,7 +1,7 @@
 /**
  * Exact cost arithmetic (pure). A rate in USD per million tokens is a rate in micro-dollars per
- * token, so cost = sum(tokens x rate) µUSD. Rates are scaled to integers (1e-9 µUSD) and summed as
- * BigInt, then rounded once, half up.
+ * token, so cost = sum(tokens x rate) µUSD. Rates are scaled to integers (1e-9 µUSD) and summed
+ * exactly (as Numbers while below 2^53, else as BigInt), then rounded once, half up.
  *
  * Catalog tiers are resolved as the catalog does (the rate of the last tier whose `start` is below
  * the prompt's total input tokens, cache included); a test checks every catalog model of our
@@ -87,11 +87,33 @@ export function microCost(rates: TokenRates, tokens: TokenClasses, reasoningRate
   const read = rates.cacheRead === undefined ? 0 : tokens.cacheRead;
   const write = rates.cacheWrite === undefined ? 0 : tokens.cacheWrite;
   const apart = reasoningRate === undefined ? 0 : tokens.reasoning;
+  const input = tokens.input - read - write;
+  const output = tokens.output - apart;
+  // Most exchanges: every product and the sum are integers below 2^53, exact as Numbers (BigInt
+  // operands would make garbage on every exchange); beyond that, BigInt.
   const total =
-    units(tokens.input - read - write) * scaled(rates.input) +
-    units(read) * scaled(rates.cacheRead) +
-    units(write) * scaled(rates.cacheWrite) +
-    units(tokens.output - apart) * scaled(rates.output) +
-    units(apart) * scaled(reasoningRate);
-  return Number((total + HALF) / SCALE);
+    product(input, rates.input) + product(read, rates.cacheRead) + product(write, rates.cacheWrite) + product(output, rates.output) + product(apart, reasoningRate);
+  if (!(Math.abs(total) <= MAX_EXACT_TOTAL)) {
+    const big =
+      units(input) * scaled(rates.input) +
+      units(read) * scaled(rates.cacheRead) +
+      units(write) * scaled(rates.cacheWrite) +
+      units(output) * scaled(rates.output) +
+      units(apart) * scaled(reasoningRate);
+    return Number((big + HALF) / SCALE);
+  }
+  // Half up, then truncated toward zero as BigInt division does: exact, t being an integer below 2^53.
+  const t = total + SCALE_NUMBER / 2;
+  return (t - (t % SCALE_NUMBER)) / SCALE_NUMBER;
 }
+
+const SCALE_NUMBER = 1e9;
+/** Each product is at most this, so the sum of five and the half added stay below 2^53. */
+const MAX_EXACT_TOTAL = (Number.MAX_SAFE_INTEGER - SCALE_NUMBER) / 8;
+
+/** tokens × rate scaled to an integer; Infinity (never exact) when it may exceed MAX_EXACT_TOTAL. */
+function product(tokens: number, rate: number | undefined): number {
+  const p = Math.round(tokens) * Math.round((rate ?? 0) * 1e9);
+  return Math.abs(p) <= MAX_EXACT_TOTAL ? p : Infinity;
+}
+

@@ -36,6 +36,28 @@ describe('exact arithmetic', () => {
     expect(compared).toBeGreaterThan(1500);
   });
 
+  it('is exact at any size: the same micro-dollars as BigInt arithmetic, half up', () => {
+    const big = (rates: Record<string, number | undefined>, t: TokenClasses, reasoning?: number): number => {
+      const s = (r: number | undefined) => BigInt(Math.round((r ?? 0) * 1e9));
+      const u = (n: number) => BigInt(Math.round(n));
+      const read = rates.cacheRead === undefined ? 0 : t.cacheRead;
+      const write = rates.cacheWrite === undefined ? 0 : t.cacheWrite;
+      const apart = reasoning === undefined ? 0 : t.reasoning;
+      const total = u(t.input - read - write) * s(rates.input) + u(read) * s(rates.cacheRead) + u(write) * s(rates.cacheWrite) + u(t.output - apart) * s(rates.output) + u(apart) * s(reasoning);
+      return Number((total + 500_000_000n) / 1_000_000_000n);
+    };
+    let seed = 7;
+    const rnd = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    const size = () => Math.floor(rnd() ** 3 * [10, 1e4, 1e7, 1e10][Math.floor(rnd() * 4)]!);
+    const rate = () => (rnd() < 0.2 ? undefined : Math.round(rnd() * [1, 100, 10_000][Math.floor(rnd() * 3)]! * 1e4) / 1e4);
+    for (let i = 0; i < 20_000; i++) {
+      const rates = { input: rate(), cacheRead: rate(), cacheWrite: rate(), output: rate() };
+      const tokens: TokenClasses = { input: size(), cacheRead: size(), cacheWrite: size(), output: size(), reasoning: size() };
+      const reasoning = rnd() < 0.5 ? undefined : rate();
+      expect(microCost(rates, tokens, reasoning)).toBe(big(rates, tokens, reasoning));
+    }
+  });
+
   it('prices reasoning apart only with its own rate', () => {
     const tokens: TokenClasses = { input: 0, cacheRead: 0, cacheWrite: 0, output: 100, reasoning: 40 };
     expect(microCost({ output: 2 }, tokens)).toBe(200);
