@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-
-const FIXTURES = '/work/shared/fixtures/providers';
+import { FIXTURE_DIR as FIXTURES } from '../support/fixtures.js';
 
 export interface FixtureBody {
   chunks: Uint8Array[];
