@@ -4,9 +4,7 @@
  * ExchangeRecord with usage, estimates and cost. No gRPC here: the ext_proc stream feeds it.
  * What differs between APIs is the handler's (route.handler), never this file's.
  */
-import { isUtf8 } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
-import type { MeteringConfig, LimitsConfig } from '../config/types.js';
 import {
   EMPTY_USAGE,
   type ConsumerIdentity,
@@ -17,62 +15,13 @@ import {
   type UsageSource,
 } from '../domain.js';
 import type { RequestFacts, RequestHead, Route } from './types.js';
-import { concat, INVALID, parseJsonBody } from './json-body.js';
+import type { AdmissionInput, ExchangeDeps, RequestBodyRewrite, TokenEstimate } from './exchange-types.js';
+import { INVALID } from './json-body.js';
+import { FULL_PARSE_LIMIT, readRequestJson, RequestBody } from './request-body.js';
 import { ResponseReader } from './response-reader.js';
 
-export interface TokenEstimate {
-  tokens: number;
-  method: 'exact' | 'bound';
-}
-
-/** Counts tokens of text (tiktoken in a worker, or a cheap bound). */
-export interface TokenEstimator {
-  /** Never rejects; adds `extraTokens` (fixed allowances such as images) to the count. */
-  count(texts: string[], provider: string, model: string | null, extraTokens?: number): Promise<TokenEstimate>;
-  /**
-   * At once: a number never below what `count` answers for the same call, or null when `count`
-   * answers without tokenising anyway. Without it, admission waits for `count`.
-   */
-  ceiling?(texts: string[], provider: string, model: string | null, extraTokens?: number): number | null;
-}
-
-/** Prices usage; null means unpriced (unknown price), never a silent 0. */
-export interface CostCalculator {
-  cost(provider: string, models: (string | null)[], usage: Usage): { microUsd: number } | null;
-}
-
-export interface ExchangeDeps {
-  recognize(head: RequestHead): Route | null;
-  resolveConsumer(headers: ReadonlyMap<string, string>, attributes: ReadonlyMap<string, string>): ConsumerIdentity | null;
-  tokens: TokenEstimator;
-  prices: CostCalculator;
-  metering: MeteringConfig;
-  limits: LimitsConfig;
-  now?: () => number;
-  /** Monotonic milliseconds for latencies (performance.now by default). */
-  clock?: () => number;
-}
-
-/** Request bodies up to this size are fully parsed; larger ones are scanned for top-level keys only. */
-export const FULL_PARSE_LIMIT = 8 * 1024 * 1024;
-const REQUEST_SCAN_KEYS = ['model', 'stream', 'max_tokens', 'max_completion_tokens', 'max_output_tokens', 'stream_options'];
-
-/** The request as budget admission sees it (see AdmissionRequest). */
-export interface AdmissionInput {
-  promptTokens: number;
-  /** Present when promptTokens is a ceiling: the count. */
-  countPrompt?: () => Promise<number>;
-  maxOutputTokens: number | null;
-}
-
-/** What the ext_proc layer should do with the request body. */
-export interface RequestBodyRewrite {
-  body: Buffer;
-  /** Set content-length to this value (only when the request carried one). */
-  contentLength: number | null;
-  /** Extra request headers to set (e.g. accept-encoding: identity so the usage chunk can be hidden). */
-  setHeaders: Record<string, string>;
-}
+export type { AdmissionInput, CostCalculator, ExchangeDeps, RequestBodyRewrite, TokenEstimate, TokenEstimator } from './exchange-types.js';
+export { FULL_PARSE_LIMIT } from './request-body.js';
 
 export class Exchange {
   readonly startedAt: number;
@@ -99,10 +48,7 @@ export class Exchange {
    * them: budget admission, or a response that reports no usage. Most exchanges need neither.
    */
   private promptEstimate: Promise<TokenEstimate> | null = null;
-  private reqChunks: Uint8Array[] = [];
-  private reqBytes = 0;
-  private reqOverflow = false;
-  private reqMessages = 0;
+  private reqBody: RequestBody | null = null;
   private requestDone = false;
 
   private reader: ResponseReader | null = null;
@@ -157,6 +103,7 @@ export class Exchange {
     this.model = this.route.pathModel;
     this.stream = this.route.pathStream ?? this.route.streamDefault;
     this.hadContentLength = headers.has('content-length');
+    this.reqBody = new RequestBody(this.deps.limits.max_request_body_bytes, this.fail);
     if (endOfStream) {
       this.requestDone = true;
       if (head.method === 'POST') this.fail('empty_body');
@@ -169,25 +116,14 @@ export class Exchange {
    * include_usage must be injected (only possible when the whole body is in hand).
    */
   onRequestBody(chunk: Uint8Array, endOfStream: boolean): RequestBodyRewrite | null {
-    if (!this.route || this.requestDone) return null;
-    this.reqMessages++;
-    if (!this.reqOverflow) {
-      this.reqBytes += chunk.length;
-      if (this.reqBytes > this.deps.limits.max_request_body_bytes) {
-        this.reqOverflow = true;
-        this.reqChunks = [];
-        this.fail('body_too_large');
-      } else if (chunk.length > 0) {
-        this.reqChunks.push(chunk);
-      }
-    }
+    const req = this.reqBody;
+    if (!req || this.requestDone) return null;
+    req.push(chunk);
     if (!endOfStream) return null;
     this.requestDone = true;
-    if (this.reqOverflow) return null;
-    const body = concat(this.reqChunks, this.reqBytes);
-    this.reqChunks = [];
+    if (req.overflow) return null;
     // Only a body that arrived in this one message can be rewritten (earlier chunks already went on).
-    return this.parseRequestBody(body, this.reqMessages === 1, false) ?? null;
+    return this.parseRequestBody(req.bytesSoFar(true), req.messages === 1, false) ?? null;
   }
 
   /**
@@ -196,11 +132,11 @@ export class Exchange {
    * complete only if it parses; otherwise it keeps accumulating (an upstream may answer early).
    */
   private parseIfComplete(): void {
-    if (this.requestDone || this.reqOverflow || this.reqBytes === 0) return;
-    const body = concat(this.reqChunks, this.reqBytes);
-    if (this.parseRequestBody(body, false, true) !== undefined) {
+    const req = this.reqBody;
+    if (this.requestDone || !req || req.overflow || req.length === 0) return;
+    if (this.parseRequestBody(req.bytesSoFar(false), false, true) !== undefined) {
       this.requestDone = true;
-      this.reqChunks = [];
+      req.release();
     }
   }
 
@@ -212,17 +148,9 @@ export class Exchange {
   /** Returns undefined only when `tentative` and the body does not parse (nothing recorded then). */
   private parseRequestBody(body: Buffer, canRewrite: boolean, tentative: boolean): RequestBodyRewrite | null | undefined {
     const route = this.route!;
-    if (body.length === 0) {
-      this.fail('empty_body');
-      return null;
-    }
-    const parsed = parseJsonBody(body, REQUEST_SCAN_KEYS, FULL_PARSE_LIMIT);
-    if (parsed === INVALID && tentative) return undefined;
-    if (!isUtf8(body)) this.fail('invalid_utf8');
-    if (parsed === INVALID) {
-      this.fail('invalid_json');
-      return null;
-    }
+    const parsed = readRequestJson(body, tentative, this.fail);
+    if (parsed === undefined) return undefined;
+    if (parsed === INVALID) return null;
     const facts = route.handler.parseRequest(parsed);
     this.facts = facts;
     if (route.pathModel === null) this.model = facts.model;

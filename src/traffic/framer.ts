@@ -5,18 +5,15 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { LimitsConfig } from '../config/types.js';
-import type { ExchangeErrorCode } from '../domain.js';
 import { EventStreamDecoder, type EventStreamFrame } from './decode/eventstream.js';
 import { NdjsonDecoder } from './decode/ndjson.js';
 import { SseDecoder, type SseEvent } from './decode/sse.js';
 import { concat, INVALID, parseJsonBody } from './json-body.js';
 import { frameText } from './providers/common.js';
-import type { Framing, ResponseAccumulator } from './types.js';
+import type { Fail, Framing, ResponseAccumulator } from './types.js';
 
 /** Non-streaming response bodies up to this size are parsed whole; larger ones are scanned. */
 export const RESPONSE_FULL_PARSE_LIMIT = 256 * 1024;
-
-export type Fail = (code: ExchangeErrorCode) => void;
 
 export interface Framer {
   /** A stream framing: each push may complete events that carry output text. */

@@ -6,9 +6,9 @@
 import type { LimitsConfig } from '../config/types.js';
 import { createContentDecoder, type ContentDecoder } from './decode/content-encoding.js';
 import { SseEventFilter } from './decode/sse-filter.js';
-import { createFramer, type Fail, type Framer } from './framer.js';
+import { createFramer, type Framer } from './framer.js';
 import { RESPONSE_KEYS } from './providers/index.js';
-import type { ApiHandler, Framing, ResponseAccumulator, ResponseFacts } from './types.js';
+import type { ApiHandler, Fail, Framing, ResponseAccumulator, ResponseFacts } from './types.js';
 
 export interface ResponseReaderOptions {
   handler: ApiHandler;

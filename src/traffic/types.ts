@@ -1,6 +1,9 @@
 /** Types internal to traffic recognition and decoding (the per-API processor contract). */
-import type { ApiKind, ProviderName, Usage } from '../domain.js';
+import type { ApiKind, ExchangeErrorCode, ProviderName, Usage } from '../domain.js';
 import type { SseEvent } from './decode/sse.js';
+
+/** Reports a problem with the exchange's input; the exchange keeps the first one. */
+export type Fail = (code: ExchangeErrorCode) => void;
 
 /** How a response body is framed on the wire (after content-encoding is removed). */
 export type Framing = 'json' | 'sse' | 'eventstream' | 'ndjson';
