@@ -19,9 +19,11 @@ import type { AdmissionInput, ExchangeDeps, RequestBodyRewrite, TokenEstimate } 
 import { INVALID } from './json-body.js';
 import { FULL_PARSE_LIMIT, readRequestJson, RequestBody } from './request-body.js';
 import { ResponseReader } from './response-reader.js';
+import { estimatedUsage, hostOf, latencyOf } from './record-parts.js';
 
 export type { AdmissionInput, CostCalculator, ExchangeDeps, RequestBodyRewrite, TokenEstimate, TokenEstimator } from './exchange-types.js';
 export { FULL_PARSE_LIMIT } from './request-body.js';
+export { hostOf } from './record-parts.js';
 
 export class Exchange {
   readonly startedAt: number;
@@ -339,42 +341,13 @@ export class Exchange {
 
   /** See ExchangeLatency: inline exchanges whose response came from the upstream. */
   private latency(usage: Usage): ExchangeLatency | null {
-    const start = this.requestAt;
-    if (this.observability || start === null || this.responseHeadersAt === null) return null;
-    const since = (t: number | null): number | null => (t === null ? null : (t - start) / 1000);
+    if (this.observability) return null;
     const first = this.stream ? (this.reader?.firstOutputAt ?? null) : null;
-    const end = this.responseEndAt;
-    const out = usage.output_tokens;
-    return {
-      duration: since(end),
-      timeToFirstByte: since(this.responseHeadersAt),
-      timeToFirstChunk: since(first),
-      timePerOutputToken: first !== null && end !== null && out !== null && out >= 2 ? (end - first) / 1000 / (out - 1) : null,
-    };
+    return latencyOf(this.requestAt, this.responseHeadersAt, first, this.responseEndAt, usage.output_tokens);
   }
 
   private async estimate(prompt: TokenEstimate | null, outputText: string): Promise<Usage> {
     const output = await this.deps.tokens.count(outputText.length > 0 ? [outputText] : [], this.route!.provider, this.model);
-    const inputTokens = prompt === null ? null : prompt.tokens;
-    const outputTokens = output.tokens;
-    return {
-      input_tokens: inputTokens,
-      output_tokens: outputTokens,
-      total_tokens: inputTokens === null ? null : inputTokens + outputTokens,
-      cached_input_tokens: null,
-      cache_write_tokens: null,
-      reasoning_tokens: null,
-    };
+    return estimatedUsage(prompt === null ? null : prompt.tokens, output.tokens);
   }
-}
-
-/** The host of an :authority value, without its port (IPv6 literals lose their brackets). */
-export function hostOf(authority: string): string | null {
-  if (authority === '') return null;
-  if (authority.startsWith('[')) {
-    const end = authority.indexOf(']');
-    return end > 1 ? authority.slice(1, end) : null;
-  }
-  const colon = authority.lastIndexOf(':');
-  return colon === -1 ? authority : authority.slice(0, colon) || null;
 }
