@@ -31,6 +31,8 @@ export class ResponseReader {
   firstOutputAt: number | null = null;
   private readonly acc: ResponseAccumulator;
   private readonly framer: Framer;
+  /** The framer's `stream`, kept here: read on every chunk. */
+  private readonly streamed: boolean;
   private readonly content: ContentDecoder | null;
   private readonly filter: SseEventFilter | null = null;
   private readonly clock: () => number;
@@ -42,6 +44,7 @@ export class ResponseReader {
     this.framing = o.handler.framing(o.stream, o.contentType);
     this.acc = o.handler.newResponse(o.maxTextBytes);
     this.framer = createFramer(this.framing, this.acc, o.limits, RESPONSE_KEYS, o.fail);
+    this.streamed = this.framer.stream;
     // A JSON body is held whole, so its decoded size is capped by the body limit; stream decoders hold
     // one event at a time, so only the inflating work of a compressed stream needs a (larger) cap.
     const maxOutputBytes = this.framing === 'json' ? o.limits.max_response_body_bytes + 1 : o.limits.max_decoded_stream_bytes;
@@ -59,7 +62,11 @@ export class ResponseReader {
    */
   push(chunk: Uint8Array, endOfStream: boolean): Uint8Array | null {
     if (this.content) this.content.push(chunk);
-    else this.feed(chunk);
+    else {
+      // The feed, inlined: this is the per-chunk path of every unencoded stream.
+      this.framer.push(chunk);
+      if (this.streamed && this.firstOutputAt === null) this.noteFirstOutput();
+    }
     const filter = this.filter;
     if (!filter) return null;
     const out = filter.push(chunk);
@@ -71,9 +78,13 @@ export class ResponseReader {
   /** Decoded bytes to the framer (made once per exchange: the content decoder's callback). */
   private readonly feed = (bytes: Uint8Array): void => {
     this.framer.push(bytes);
-    // The first streamed chunk that carried output text starts the time to first chunk.
-    if (this.framer.stream && this.firstOutputAt === null && this.acc.outputBytes() > 0) this.firstOutputAt = this.clock();
+    if (this.streamed && this.firstOutputAt === null) this.noteFirstOutput();
   };
+
+  /** The first streamed chunk that carried output text starts the time to first chunk. */
+  private noteFirstOutput(): void {
+    if (this.acc.outputBytes() > 0) this.firstOutputAt = this.clock();
+  }
 
   /**
    * The body is over: waits for the content decoder, then ends the framing when the body was read
