@@ -3,9 +3,13 @@
  * so its SDK raises its usual error: 429 for an enforce budget (rate-limit error, honouring
  * `retry-after`; the message names the budgets, their limits and when they reset), 403 for a model an
  * enforce sanction policy does not allow (permission error naming the model and the policy). Never
- * prompt text or keys.
+ * prompt text or keys. This file decides what to say; how the error looks is the API handler's
+ * (`errors`, from traffic/providers/errors.ts).
  */
 import type { ApiKind } from '../domain.js';
+import { HANDLERS } from '../traffic/providers/index.js';
+import { NOT_SANCTIONED_CODE, OPENAI_ERRORS } from '../traffic/providers/errors.js';
+import type { ErrorFormat as ApiErrorFormat, ErrorFormatName, RefusalKind } from '../traffic/types.js';
 import type { BudgetState, LimitState } from './admission.js';
 import { BUDGET_HEADER, headerText, limitHeaders, REJECTED_PREFIX, secondsUntil, usd } from './headers.js';
 import { POLICY_HEADER, UNSANCTIONED_HEADER } from './sanction.js';
@@ -18,25 +22,21 @@ export interface Rejection {
 }
 
 /** The error format families; chosen by the API (the client's SDK), not by the provider behind it. */
-export type ErrorFormat = 'openai' | 'anthropic' | 'bedrock' | 'google' | 'cohere' | 'ollama';
+export type { ErrorFormatName as ErrorFormat } from '../traffic/types.js';
 
-const FORMAT: Record<ApiKind, ErrorFormat> = {
-  chat_completions: 'openai',
-  responses: 'openai',
-  embeddings: 'openai',
-  messages: 'anthropic',
-  converse: 'bedrock',
-  converse_stream: 'bedrock',
-  invoke: 'bedrock',
-  invoke_with_response_stream: 'bedrock',
-  generate_content: 'google',
-  stream_generate_content: 'google',
-  cohere_chat: 'cohere',
-  ollama_chat: 'ollama',
-};
+/** The error format of `api`'s handler (OpenAI's for an API without one). */
+function formatOf(api: ApiKind): ApiErrorFormat {
+  return (HANDLERS[api] as (typeof HANDLERS)[ApiKind] | undefined)?.errors ?? OPENAI_ERRORS;
+}
 
-export function errorFormatFor(api: ApiKind): ErrorFormat {
-  return FORMAT[api] ?? 'openai';
+export function errorFormatFor(api: ApiKind): ErrorFormatName {
+  return formatOf(api).name;
+}
+
+/** Adds the format's error-type header, if it has one. */
+function addTypeHeader(headers: Record<string, string>, format: ApiErrorFormat, kind: RefusalKind): void {
+  const typeHeader = format.typeHeader?.(kind);
+  if (typeHeader) headers[typeHeader[0]] = typeHeader[1];
 }
 
 /** When the store could not be asked, nothing says when it comes back: retry soon. */
@@ -83,31 +83,13 @@ function isRateLimit(blocked: readonly BudgetState[]): boolean {
   );
 }
 
-function bodyFor(format: ErrorFormat, message: string, rateLimit: boolean): unknown {
-  switch (format) {
-    case 'openai':
-      return {
-        error: { message, type: rateLimit ? 'rate_limit_exceeded' : 'insufficient_quota', param: null, code: 'budget_exceeded' },
-      };
-    case 'anthropic':
-      return { type: 'error', error: { type: 'rate_limit_error', message } };
-    case 'google':
-      return { error: { code: 429, message, status: 'RESOURCE_EXHAUSTED' } };
-    case 'bedrock':
-    case 'cohere':
-      return { message };
-    case 'ollama':
-      return { error: message };
-  }
-}
-
 /**
  * The 429 for `blocked` (the enforce budgets that refused). `retry-after` is the time until every
  * blocking budget has room again: the latest reset of their exceeded windows (for a rolling window,
  * when everything counted now has rolled out).
  */
 export function rejectionFor(api: ApiKind, provider: string, blocked: readonly BudgetState[], nowMs: number): Rejection {
-  const format = errorFormatFor(api);
+  const format = formatOf(api);
   const retryAtMs = blocked.length === 0 ? nowMs : Math.max(...blocked.map((s) => resetAt(s, nowMs)));
   const reasons = blocked.length === 0 ? 'a budget is exhausted' : blocked.map((s) => budgetText(s, nowMs)).join('; ');
   const message = `tokenwarden refused this request to ${provider}: ${reasons}.`;
@@ -118,32 +100,16 @@ export function rejectionFor(api: ApiKind, provider: string, blocked: readonly B
     'retry-after': String(secondsUntil(retryAtMs, nowMs)),
   };
   if (blocked.length > 0) headers[BUDGET_HEADER] = blocked.map((s) => headerText(s.budget.id)).join(',');
-  if (format === 'bedrock') headers['x-amzn-errortype'] = 'ThrottlingException';
-  return { status: 429, headers, body: JSON.stringify(bodyFor(format, message, isRateLimit(blocked))) };
+  const kind: RefusalKind = isRateLimit(blocked) ? 'rate_limit' : 'quota';
+  addTypeHeader(headers, format, kind);
+  return { status: 429, headers, body: JSON.stringify(format.body(kind, message)) };
 }
 
-export const NOT_SANCTIONED_CODE = 'model_not_sanctioned';
-
-function forbiddenBody(format: ErrorFormat, message: string): unknown {
-  switch (format) {
-    case 'openai':
-      // What OpenAI itself answers with a 403 (the SDKs raise PermissionDeniedError).
-      return { error: { message, type: 'request_forbidden', param: null, code: NOT_SANCTIONED_CODE } };
-    case 'anthropic':
-      return { type: 'error', error: { type: 'permission_error', message } };
-    case 'google':
-      return { error: { code: 403, message, status: 'PERMISSION_DENIED' } };
-    case 'bedrock':
-    case 'cohere':
-      return { message };
-    case 'ollama':
-      return { error: message };
-  }
-}
+export { NOT_SANCTIONED_CODE };
 
 /** The 403 for a request an enforce sanction policy refused: `model` at `provider` is not sanctioned. */
 export function sanctionRejection(api: ApiKind, provider: string, model: string, policy: string): Rejection {
-  const format = errorFormatFor(api);
+  const format = formatOf(api);
   const resource = `${provider}/${model}`;
   const message =
     `tokenwarden refused this request: model ${JSON.stringify(model)} at ${provider} is not sanctioned ` +
@@ -153,6 +119,6 @@ export function sanctionRejection(api: ApiKind, provider: string, model: string,
     [UNSANCTIONED_HEADER]: headerText(resource),
     [POLICY_HEADER]: headerText(policy),
   };
-  if (format === 'bedrock') headers['x-amzn-errortype'] = 'AccessDeniedException';
-  return { status: 403, headers, body: JSON.stringify(forbiddenBody(format, message)) };
+  addTypeHeader(headers, format, 'forbidden');
+  return { status: 403, headers, body: JSON.stringify(format.body('forbidden', message)) };
 }

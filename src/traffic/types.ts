@@ -1,5 +1,9 @@
 /** Types internal to traffic recognition and decoding (the per-API processor contract). */
-import type { ApiKind, ProviderName, Usage } from '../domain.js';
+import type { ApiKind, ExchangeErrorCode, ProviderName, Usage } from '../domain.js';
+import type { SseEvent } from './decode/sse.js';
+
+/** Reports a problem with the exchange's input; the exchange keeps the first one. */
+export type Fail = (code: ExchangeErrorCode) => void;
 
 /** How a response body is framed on the wire (after content-encoding is removed). */
 export type Framing = 'json' | 'sse' | 'eventstream' | 'ndjson';
@@ -52,6 +56,34 @@ export interface ResponseAccumulator {
   outputBytes(): number;
 }
 
+/**
+ * For APIs whose streams report usage only when the request asks for it: tokenwarden asks on the
+ * client's behalf and hides the extra event from the client, so the client sees its own stream.
+ */
+export interface UsageInjection {
+  /** Providers (behind this API) whose streams otherwise carry no usage. */
+  readonly providers: ReadonlySet<string>;
+  /** The request body asking for usage, or null when this body cannot be rewritten. */
+  rewrite(body: Buffer, parsed: unknown): Buffer | null;
+  /** The event the injection added (never called on streams where nothing was injected). */
+  isInjectedEvent(event: SseEvent): boolean;
+}
+
+/** Why tokenwarden refuses a request itself: a budget's rate window or quota, or a model not sanctioned. */
+export type RefusalKind = 'rate_limit' | 'quota' | 'forbidden';
+
+/** The error format families; chosen by the API (the client's SDK), not by the provider behind it. */
+export type ErrorFormatName = 'openai' | 'anthropic' | 'bedrock' | 'google' | 'cohere' | 'ollama';
+
+/** An API's error format, in which tokenwarden's own refusals are written so the client's SDK raises its usual error. */
+export interface ErrorFormat {
+  readonly name: ErrorFormatName;
+  /** The JSON body of a refusal (429 for rate_limit and quota, 403 for forbidden). */
+  body(kind: RefusalKind, message: string): unknown;
+  /** A header naming the error type, when the format has one (Bedrock's x-amzn-errortype). */
+  typeHeader?(kind: RefusalKind): [name: string, value: string];
+}
+
 /** One processor per API endpoint (the Envoy AI Gateway habit): a shared interface. */
 export interface ApiHandler {
   readonly api: ApiKind;
@@ -61,6 +93,15 @@ export interface ApiHandler {
   parseRequest(body: unknown): RequestFacts;
   /** A fresh accumulator; generated text is kept up to `maxTextBytes` (default 1 MiB). */
   newResponse(maxTextBytes?: number): ResponseAccumulator;
+  /**
+   * Top-level keys the accumulator's onJson reads from a whole response body: a body too large to
+   * parse whole is scanned for these only (see RESPONSE_KEYS in providers/index.ts).
+   */
+  readonly responseKeys: readonly string[];
+  /** Present when the API's streams report usage only on request (OpenAI chat's include_usage). */
+  readonly usageInjection?: UsageInjection;
+  /** How tokenwarden's own refusals of requests to this API are written. */
+  readonly errors: ErrorFormat;
 }
 
 /** Result of recognising a request from its headers alone. */

@@ -8,6 +8,7 @@ import { BaseAccumulator, guardRequest, USAGE_MODEL_NEEDLES, USAGE_NEEDLES } fro
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';
 import { asArray, asObject, count, field, path, str, sumReported } from './json.js';
+import { ANTHROPIC_ERRORS } from './errors.js';
 
 export function parseAnthropicRequest(body: unknown): RequestFacts {
   const b = asObject(body);
@@ -144,9 +145,14 @@ class MessagesAccumulator extends BaseAccumulator {
   }
 }
 
+/** Messages bodies carry model and usage; `type` tells a message from an error. */
+const ANTHROPIC_RESPONSE_KEYS = ['model', 'usage', 'type'];
+
 export const messagesHandler: ApiHandler = {
   api: 'messages',
   framing: (stream, contentType) => framingFor(stream, contentType, 'sse'),
   parseRequest: (body) => guardRequest(parseAnthropicRequest, body),
   newResponse: (maxTextBytes?: number) => new MessagesAccumulator(maxTextBytes),
+  responseKeys: ANTHROPIC_RESPONSE_KEYS,
+  errors: ANTHROPIC_ERRORS,
 };

@@ -5,6 +5,7 @@ import { BaseAccumulator, guardRequest, USAGE_NEEDLES } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';
 import { asArray, asObject, count, field, path, sumReported } from './json.js';
+import { BEDROCK_ERRORS } from './errors.js';
 
 function parseRequest(body: unknown): RequestFacts {
   const b = asObject(body);
@@ -75,6 +76,8 @@ export const converseHandler: ApiHandler = {
   framing: converseFraming,
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new ConverseAccumulator(maxTextBytes),
+  responseKeys: ['usage'],
+  errors: BEDROCK_ERRORS,
 };
 
 export const converseStreamHandler: ApiHandler = {
@@ -82,4 +85,6 @@ export const converseStreamHandler: ApiHandler = {
   framing: converseFraming,
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new ConverseAccumulator(maxTextBytes),
+  responseKeys: ['usage'],
+  errors: BEDROCK_ERRORS,
 };

@@ -8,6 +8,7 @@ import { parseAnthropicRequest, AnthropicReader } from './anthropic.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage } from './common.js';
 import { asArray, asObject, count, field, parseJson, str, sumReported } from './json.js';
+import { BEDROCK_ERRORS } from './errors.js';
 
 class InvokeAccumulator extends BaseAccumulator {
   private readonly reader = new AnthropicReader((t) => this.output.add(t));
@@ -62,11 +63,25 @@ function titanOutputTokens(results: unknown): number | null {
 const invokeFraming = (stream: boolean, contentType: string | undefined) =>
   framingFor(stream, contentType, 'eventstream');
 
+/** Anthropic's keys, and where Llama, Titan and the invocation metrics put their counts. */
+const INVOKE_RESPONSE_KEYS = [
+  'model',
+  'usage',
+  'type',
+  'amazon-bedrock-invocationMetrics',
+  'prompt_token_count',
+  'generation_token_count',
+  'inputTextTokenCount',
+  'results',
+];
+
 export const invokeHandler: ApiHandler = {
   api: 'invoke',
   framing: invokeFraming,
   parseRequest: (body) => guardRequest(parseAnthropicRequest, body),
   newResponse: (maxTextBytes?: number) => new InvokeAccumulator(maxTextBytes),
+  responseKeys: INVOKE_RESPONSE_KEYS,
+  errors: BEDROCK_ERRORS,
 };
 
 export const invokeStreamHandler: ApiHandler = {
@@ -74,4 +89,6 @@ export const invokeStreamHandler: ApiHandler = {
   framing: invokeFraming,
   parseRequest: (body) => guardRequest(parseAnthropicRequest, body),
   newResponse: (maxTextBytes?: number) => new InvokeAccumulator(maxTextBytes),
+  responseKeys: INVOKE_RESPONSE_KEYS,
+  errors: BEDROCK_ERRORS,
 };

@@ -5,6 +5,7 @@ import { BaseAccumulator, guardRequest } from './base.js';
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent, readToolCalls } from './content.js';
 import { asArray, asObject, count, field, path, str } from './json.js';
+import { COHERE_ERRORS } from './errors.js';
 
 function parseRequest(body: unknown): RequestFacts {
   const b = asObject(body);
@@ -76,4 +77,6 @@ export const cohereChatHandler: ApiHandler = {
   framing: (stream, contentType) => framingFor(stream, contentType, 'sse'),
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new CohereChatAccumulator(maxTextBytes),
+  responseKeys: ['usage'],
+  errors: COHERE_ERRORS,
 };

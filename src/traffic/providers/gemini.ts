@@ -8,6 +8,7 @@ import { BaseAccumulator, guardRequest } from './base.js';
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';
 import { asArray, asObject, count, field, path, sumReported } from './json.js';
+import { GOOGLE_ERRORS } from './errors.js';
 
 /** REST accepts both the camelCase and the proto snake_case field names. */
 function either(o: Record<string, unknown>, camel: string, snake: string): unknown {
@@ -78,6 +79,8 @@ export const generateContentHandler: ApiHandler = {
   framing: geminiFraming,
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new GenerateContentAccumulator(maxTextBytes),
+  responseKeys: ['modelVersion', 'usageMetadata'],
+  errors: GOOGLE_ERRORS,
 };
 
 export const streamGenerateContentHandler: ApiHandler = {
@@ -85,4 +88,6 @@ export const streamGenerateContentHandler: ApiHandler = {
   framing: geminiFraming,
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new GenerateContentAccumulator(maxTextBytes),
+  responseKeys: ['modelVersion', 'usageMetadata'],
+  errors: GOOGLE_ERRORS,
 };

@@ -30,4 +30,10 @@ export function handlerFor(api: ApiKind): ApiHandler {
   return HANDLERS[api];
 }
 
+/**
+ * Every top-level key some handler reads from a whole response body: what a body too large to parse
+ * whole is scanned for (one list, so that a body answered in another API's shape is still read).
+ */
+export const RESPONSE_KEYS: readonly string[] = Object.freeze([...new Set(Object.values(HANDLERS).flatMap((h) => h.responseKeys))]);
+
 export { DEFAULT_MAX_TEXT_BYTES, MEDIA_PART_TOKENS } from './common.js';

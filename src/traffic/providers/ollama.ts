@@ -5,6 +5,7 @@ import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent, readToolCalls } from './content.js';
 import { asArray, asObject, count, field, path } from './json.js';
+import { OLLAMA_ERRORS } from './errors.js';
 
 function parseRequest(body: unknown): RequestFacts {
   const b = asObject(body);
@@ -61,4 +62,6 @@ export const ollamaChatHandler: ApiHandler = {
   framing: (stream, contentType) => framingFor(stream, contentType, 'ndjson'),
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new OllamaChatAccumulator(maxTextBytes),
+  responseKeys: ['model', 'prompt_eval_count', 'eval_count', 'done'],
+  errors: OLLAMA_ERRORS,
 };

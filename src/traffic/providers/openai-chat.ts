@@ -8,6 +8,8 @@ import { BaseAccumulator, guardRequest, USAGE_MODEL_NEEDLES, USAGE_NEEDLES } fro
 import { firstCount, framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent, readToolCalls } from './content.js';
 import { asArray, asObject, count, field, path, str } from './json.js';
+import { OPENAI_ERRORS } from './errors.js';
+import { INCLUDE_USAGE } from './include-usage.js';
 
 function parseRequest(body: unknown): RequestFacts {
   const b = asObject(body);
@@ -86,4 +88,7 @@ export const chatCompletionsHandler: ApiHandler = {
   framing: (stream, contentType) => framingFor(stream, contentType, 'sse'),
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new ChatAccumulator(maxTextBytes),
+  responseKeys: ['model', 'usage', 'object'],
+  usageInjection: INCLUDE_USAGE,
+  errors: OPENAI_ERRORS,
 };

@@ -4,6 +4,7 @@ import type { ApiHandler, RequestFacts } from '../types.js';
 import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { asObject, count } from './json.js';
+import { OPENAI_ERRORS } from './errors.js';
 
 function parseRequest(body: unknown): RequestFacts {
   const b = asObject(body);
@@ -52,4 +53,6 @@ export const embeddingsHandler: ApiHandler = {
   framing: (stream, contentType) => framingFor(stream, contentType, 'json'),
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new EmbeddingsAccumulator(maxTextBytes),
+  responseKeys: ['model', 'usage', 'object'],
+  errors: OPENAI_ERRORS,
 };

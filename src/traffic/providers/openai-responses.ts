@@ -5,6 +5,7 @@ import { BaseAccumulator, guardRequest } from './base.js';
 import { framingFor, makeUsage, PromptCollector, requestFacts } from './common.js';
 import { readContent } from './content.js';
 import { asArray, asObject, count, field, path, str } from './json.js';
+import { OPENAI_ERRORS } from './errors.js';
 
 function parseRequest(body: unknown): RequestFacts {
   const b = asObject(body);
@@ -108,4 +109,6 @@ export const responsesHandler: ApiHandler = {
   framing: (stream, contentType) => framingFor(stream, contentType, 'sse'),
   parseRequest: (body) => guardRequest(parseRequest, body),
   newResponse: (maxTextBytes?: number) => new ResponsesAccumulator(maxTextBytes),
+  responseKeys: ['model', 'usage'],
+  errors: OPENAI_ERRORS,
 };
