@@ -25,11 +25,10 @@ import { parseAddress } from './config/schema.js';
 import type { TokenwardenConfig } from './config/types.js';
 import type { Logger } from './log.js';
 import type { StartedAddresses, TokenwardenServer } from './server.js';
+import { isWorker, WORKER_ADMIN_ENV, WORKER_INDEX_ENV } from './worker-env.js';
 
-/** Set in a worker's environment: its 1-based index. */
-const WORKER_INDEX_ENV = 'TOKENWARDEN_WORKER_INDEX';
-/** Set in a worker's environment: the admin address it must use instead of the configured one. */
-const WORKER_ADMIN_ENV = 'TOKENWARDEN_WORKER_ADMIN_ADDRESS';
+export { isWorker, workerAdminAddress, workerIndex } from './worker-env.js';
+
 
 const READY = 'tokenwarden:ready';
 const STOP = 'tokenwarden:stop';
@@ -61,20 +60,6 @@ export function restartDelay(crashes: readonly number[], now: number, policy: Re
   return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, recent - 1));
 }
 
-/** True in a process forked by runPrimary. */
-export function isWorker(): boolean {
-  return cluster.isWorker && process.env[WORKER_INDEX_ENV] !== undefined;
-}
-
-/** This worker's 1-based index, or null outside `--workers`. */
-export function workerIndex(): number | null {
-  return isWorker() ? Number(process.env[WORKER_INDEX_ENV]) : null;
-}
-
-/** The admin address the primary assigned to this worker ('' = none), to use as a config override. */
-export function workerAdminAddress(): string {
-  return process.env[WORKER_ADMIN_ENV] ?? '';
-}
 
 /** In a worker: resolves when the primary asks it to shut down, or disappears. */
 export function stopRequested(): Promise<string> {

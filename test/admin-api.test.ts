@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AdminServer, type AdminOptions } from '../src/admin/http.js';
-import { isLoopbackAddress } from '../src/admin/auth.js';
+import { isLoopbackAddress } from '../src/net.js';
 import { csvCell } from '../src/admin/csv.js';
 import { parseTimestamp } from '../src/admin/query.js';
 import { Metrics } from '../src/admin/metrics.js';

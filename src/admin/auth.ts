@@ -3,7 +3,6 @@
  * the config layer uses.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
 import type { AdminRole } from '../config/types.js';
 
 /** Who made an admin request: the token's name (the audit log's actor) and its role. */
@@ -53,20 +52,4 @@ export function bearerMatches(authorization: string | undefined, token: string):
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/**
- * True for a host only this machine can reach: `localhost`, 127.0.0.0/8, `::1` (bracketed or not,
- * any spelling) and IPv4-mapped loopback. Wildcards (`0.0.0.0`, `::`) and other names are not.
- * Takes a host, not `host:port` (see splitHostPort in http.ts).
- */
-export function isLoopbackAddress(host: string): boolean {
-  const h = host.trim().replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  if (h === 'localhost') return true;
-  const family = isIP(h);
-  return family !== 0 && LOOPBACK.check(h, family === 6 ? 'ipv6' : 'ipv4');
 }

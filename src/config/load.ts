@@ -9,7 +9,7 @@ import { isMapping, type Issue, type Mapping, type Schema } from './schema.js';
 import { configSchema, type ConfigDocument } from './config-schema.js';
 import { toBudgets, toTemplates } from './budgets-schema.js';
 import { toConsumer, toOwner, toPolicies, toResource, toRule } from './catalog-schema.js';
-import { isLoopbackAddress } from '../admin/auth.js';
+import { isLoopbackAddress } from '../net.js';
 import { defaultConfig, PUBLIC_DEV_FINGERPRINT_SECRET, type TokenwardenConfig } from './types.js';
 
 /** When set (and non-empty) it replaces `consumer.fingerprint_secret`, whatever the file says. */

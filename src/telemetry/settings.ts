@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { workerIndex } from '../cluster.js';
+import { workerIndex } from '../worker-env.js';
 import { ConfigError, formatPath, type ConfigIssue } from '../config/errors.js';
 import type { Environment } from '../config/load.js';
 import type { Issue, Schema } from '../config/schema.js';
