@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ApiKind, ProviderName, Usage } from '../domain.js';
+import type { AdmissionInput } from '../traffic/exchange-types.js';
 import { ANONYMOUS_CONSUMER } from '../domain.js';
 import { Catalog, EMPTY_DEFINITIONS, governanceLabels } from '../catalog/catalog.js';
 import type { CatalogView } from '../catalog/types.js';
@@ -29,15 +30,7 @@ export interface GovernedRequest {
   /** The client's request id (x-request-id), for the lease key; null when absent. */
   requestId: string | null;
   /** What admission reserves for the prompt and the output; asked only when a budget applies. */
-  estimate(): Promise<PromptEstimate | null>;
-}
-
-/** The request's size as admission reserves it (see AdmissionRequest). */
-export interface PromptEstimate {
-  promptTokens: number;
-  /** Present when promptTokens is a ceiling: the count. */
-  countPrompt?: () => Promise<number>;
-  maxOutputTokens: number | null;
+  estimate(): Promise<AdmissionInput | null>;
 }
 
 /** What sanction policies and budgets decided for one request. */
