@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { FIXTURE_DIR as FIXTURES } from '../support/fixtures.js';
+import { fixtureText } from '../support/fixtures.js';
 
 export interface FixtureBody {
   chunks: Uint8Array[];
@@ -19,7 +18,7 @@ function side(raw: RawSide): FixtureBody {
 }
 
 export function loadFixture(name: string): { request: FixtureBody; response: FixtureBody } {
-  const raw = JSON.parse(readFileSync(`${FIXTURES}/${name}.json`, 'utf8')) as { request: RawSide; response: RawSide };
+  const raw = JSON.parse(fixtureText(name)) as { request: RawSide; response: RawSide };
   return { request: side(raw.request), response: side(raw.response) };
 }
 

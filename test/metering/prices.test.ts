@@ -1,13 +1,12 @@
-import fs from 'node:fs';
 import { calcPrice } from '@pydantic/genai-prices';
 import { describe, expect, it } from 'vitest';
 import { PriceBook, type PriceRates } from '../../src/metering/prices.js';
 import { usdToMicro } from '../../src/metering/money.js';
 import type { PriceOverride } from '../../src/config/types.js';
 import type { Usage } from '../../src/domain.js';
+import { fixtureText } from '../support/fixtures.js';
 
 const AT = new Date('2026-01-15T12:00:00Z');
-const FIXTURES = new URL('../../../shared/fixtures/providers/', import.meta.url);
 
 interface Expected {
   provider: string;
@@ -16,7 +15,7 @@ interface Expected {
   usage: Usage;
 }
 function fixture(name: string): Expected {
-  return JSON.parse(fs.readFileSync(new URL(`${name}.json`, FIXTURES), 'utf8')).expected as Expected;
+  return JSON.parse(fixtureText(name)).expected as Expected;
 }
 
 function usage(partial: Partial<Usage>): Usage {

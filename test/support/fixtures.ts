@@ -1,10 +1,18 @@
-/** Loads the shared provider fixtures (../shared/fixtures/providers) for table-driven tests. */
+/**
+ * Loads the provider fixtures (test/fixtures/providers: real-format traffic with expected results,
+ * described in its README) for table-driven tests.
+ */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Usage } from '../../src/domain.js';
 
-export const FIXTURE_DIR = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/fixtures/providers');
+export const FIXTURE_DIR = fileURLToPath(new URL('../fixtures/providers/', import.meta.url));
+
+/** The JSON text of fixture `name`. */
+export function fixtureText(name: string): string {
+  return readFileSync(path.join(FIXTURE_DIR, `${name}.json`), 'utf8');
+}
 
 export interface FixtureMessage {
   headers: [string, string][];
@@ -40,9 +48,10 @@ function message(raw: RawMessage): FixtureMessage {
 export function loadFixtures(): Fixture[] {
   return readdirSync(FIXTURE_DIR)
     .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
     .sort()
-    .map((f) => {
-      const raw = JSON.parse(readFileSync(path.join(FIXTURE_DIR, f), 'utf8')) as Omit<Fixture, 'request' | 'response'> & {
+    .map((name) => {
+      const raw = JSON.parse(fixtureText(name)) as Omit<Fixture, 'request' | 'response'> & {
         request: RawMessage;
         response: RawMessage;
       };
