@@ -24,6 +24,7 @@ import { execAll, LazyConnection } from './redis-client.js';
 import { baseTag, groupTag } from './redis-layout.js';
 import { REDIS_AUDIT_CAPACITY, type AuditLog, type AuditQuery, type CatalogRegistry, type CatalogSnapshot } from './catalog-types.js';
 import type { DefinitionCollection } from './registry-types.js';
+import { loadLua } from './lua.js';
 
 export interface RedisCatalogOptions {
   redis: RedisConfig;
@@ -38,11 +39,7 @@ type ScriptClient = DefinitionScriptClient & {
   tokenwardenCatalogAudit: (list: string, json: string, keep: number) => Promise<number>;
 };
 
-/** Push and trim together, so the list never outgrows its bound. */
-const AUDIT_LUA = `
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-return 1`;
+const AUDIT_LUA = loadLua('catalog-audit');
 
 /** Audit entries read per LRANGE while looking for entries older than `before`. */
 const AUDIT_CHUNK = 500;

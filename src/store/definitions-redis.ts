@@ -7,6 +7,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { execAll } from './redis-client.js';
 import type { DefinitionCollection } from './registry-types.js';
+import { loadLua } from './lua.js';
 
 type Change = (hash: string, version: string, id: string, json?: string) => Promise<number>;
 export type DefinitionScriptClient = (Redis | Cluster) & {
@@ -22,34 +23,13 @@ export interface DefinitionKeys {
   hashes: string[];
 }
 
-const CREATE_LUA = `
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
-return 1`;
+const CREATE_LUA = loadLua('definition-create');
 
-/** Returns 1 when the id was new. */
-const PUT_LUA = `
-local added = redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('INCR', KEYS[2])
-return added`;
+const PUT_LUA = loadLua('definition-put');
 
-const DELETE_LUA = `
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('INCR', KEYS[2])
-return 1`;
+const DELETE_LUA = loadLua('definition-delete');
 
-/**
- * KEYS[1] the new version key, KEYS[2..] the new hashes. ARGV[1] the old version, ARGV[2] the old
- * hashes' contents (JSON array of objects id -> definition JSON). Copies only while the new version
- * key is absent; returns 1 when it copied.
- */
-const MIGRATE_LUA = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i, fields in ipairs(cjson.decode(ARGV[2])) do
-  for id, json in pairs(fields) do redis.call('HSET', KEYS[i + 1], id, json) end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1`;
+const MIGRATE_LUA = loadLua('definition-migrate');
 
 /** Registers the change scripts on a client (idempotent: a shared client may get them twice). */
 export function defineDefinitionScripts(client: Redis | Cluster): void {

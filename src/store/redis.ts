@@ -64,6 +64,7 @@ import type {
   UsagePoint,
   UsageQuery,
 } from './types.js';
+import { loadLua } from './lua.js';
 
 export interface RedisStoreOptions {
   redis: RedisConfig;
@@ -81,11 +82,7 @@ type ScriptClient = Client & {
 };
 type Hash = Record<string, string>;
 
-/** Raises the shard count kept in Redis (absent: 1) to ARGV[1]; never lowers it. */
-const RAISE_SHARDS_LUA = `
-if (tonumber(redis.call('GET', KEYS[1])) or 1) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-`;
+const RAISE_SHARDS_LUA = loadLua('inventory-raise-shards');
 
 /** Commands per pipelined round trip when reading many keys; also record ids per ZMSCORE. */
 const CHUNK = 500;
