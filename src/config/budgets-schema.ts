@@ -284,8 +284,9 @@ export const templateSchema: Schema<TemplateEntry> = obj(
  * A list whose entries' `key` (default `id`) must be unique; reported at the repeated value. `identity`
  * gives what must be unique when it is more than that key's value (undefined: not compared).
  */
-export function uniqueIds<T>(schema: Schema<T[]>, key = 'id', identity: (entry: Mapping) => unknown = (entry) => entry[key]): Schema<T[]> {
+export function uniqueIds<T, S extends Schema<T[]>>(schema: S & Schema<T[]>, key = 'id', identity: (entry: Mapping) => unknown = (entry) => entry[key]): S {
   return {
+    ...schema,
     parse(value, path, issues) {
       const parsed = schema.parse(value, path, issues);
       if (!Array.isArray(value)) return parsed;
