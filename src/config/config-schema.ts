@@ -119,8 +119,10 @@ const priceOverrideSchema = obj(
   },
 );
 
-const envName = (): Schema<string> =>
-  text({ minLength: 1, maxLength: 256, pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternHint: 'an environment variable name' });
+const envName = (): Schema<string> => ({
+  ...text({ minLength: 1, maxLength: 256, pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternHint: 'an environment variable name' }),
+  label: 'environment variable name',
+});
 
 /** `value` and `value_env` (read from the environment by the loader) exclude each other. */
 function eitherValueOrEnv(value: string, env: string) {
