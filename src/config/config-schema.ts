@@ -21,10 +21,7 @@ import {
   key,
   section,
   MAX_GLOB_CHARS,
-  type Fields,
   type Issue,
-  type ObjOptions,
-  type ObjSchema,
   type Out,
   type Schema,
 } from './schema.js';
@@ -65,7 +62,7 @@ const tlsSchema = obj(
       doc: 'PEM CA bundle for verifying client certificates; required when `require_client_cert` is true.',
       type: 'string',
     }),
-    require_client_cert: key(withDefault(bool(), false), { doc: 'Require mTLS from Envoy.', default: false }),
+    require_client_cert: key(withDefault(bool(), false), { doc: 'Require mTLS from Envoy.' }),
   },
   {
     required: ['cert_file', 'key_file'],

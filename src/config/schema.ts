@@ -516,10 +516,13 @@ export interface Declared<T, D extends boolean = boolean> extends Schema<T> {
 
 /** Declare a key with its default: the resolved configuration always has it. */
 export function key<S extends Schema<unknown>>(schema: S, doc: KeyDoc<Out<S>> & { default: Out<S> }): S & Declared<Out<S>, true>;
+/** Declare a key whose schema fills in its default (`withDefault`, inside list items and optional mappings). */
+export function key<S extends Defaulted<unknown>>(schema: S, doc: KeyDoc<Out<S>> & { default?: undefined }): S & Declared<Out<S>, true>;
 /** Declare a key without a default: optional in the resolved configuration. */
 export function key<S extends Schema<unknown>>(schema: S, doc: KeyDoc<Out<S>> & { default?: undefined }): S & Declared<Out<S>, false>;
 export function key<S extends Schema<unknown>>(schema: S, doc: KeyDoc<Out<S>>): S & Declared<Out<S>> {
-  return { ...schema, parse: schema.parse.bind(schema), key: doc } as S & Declared<Out<S>>;
+  const declared: KeyDoc<Out<S>> = 'defaultValue' in schema && doc.default === undefined ? { ...doc, default: schema.defaultValue as Out<S> } : doc;
+  return { ...schema, parse: schema.parse.bind(schema), key: declared } as S & Declared<Out<S>>;
 }
 
 /** A section: a mapping of declared keys that always exists in the resolved configuration. */
