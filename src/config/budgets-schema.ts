@@ -42,6 +42,7 @@ import {
   withDefault,
   type Issue,
   type Mapping,
+  type Out,
   type Schema,
 } from './schema.js';
 
@@ -84,46 +85,13 @@ const PERIODS = ['minute', 'hour', 'day', 'week', 'month', 'rolling'] as const;
 const COUNT_METRICS = ['input_tokens', 'output_tokens', 'total_tokens', 'requests'] as const;
 const METRIC_KEYS = [...COUNT_METRICS, 'cost_usd'] as const;
 
-// The validated YAML shapes, spelled out (the schemas below are checked against them).
+// The validated YAML shapes, derived from the schemas below (each key is declared once, there).
 
-export interface SelectEntry {
-  consumers?: string[];
-  providers?: string[];
-  models?: string[];
-  apis?: ApiKind[];
-  labels?: Record<string, string>;
-}
-
-export interface LimitEntry {
-  input_tokens?: number;
-  output_tokens?: number;
-  total_tokens?: number;
-  requests?: number;
-  cost_usd?: number;
-  per: (typeof PERIODS)[number];
-  timezone?: string;
-  week_start?: (typeof WEEKDAYS)[number];
-  seconds?: number;
-}
-
-interface PolicyEntry {
-  description?: string;
-  mode: BudgetMode;
-  on_store_error: StoreErrorPolicy;
-  stop_streams: boolean;
-  select?: SelectEntry;
-  limits: LimitEntry[];
-}
-
-export interface BudgetEntry extends PolicyEntry {
-  id: string;
-}
-
-export interface TemplateEntry extends PolicyEntry {
-  id: string;
-  /** Spelled consumer, provider, model or label:<name>. */
-  group_by: GroupBy;
-}
+export type SelectEntry = NonNullable<Out<typeof selectSchema>>;
+export type LimitEntry = Out<typeof limitSchema>;
+export type BudgetEntry = Out<typeof budgetSchema>;
+/** `group_by` is spelled consumer, provider, model or label:<name>. */
+export type TemplateEntry = Out<typeof templateSchema>;
 
 /** Tokens and requests; far below 2^53 so that sums of reservations stay exact. */
 const MAX_COUNT = 1e15;
@@ -209,7 +177,7 @@ function groupBy(): Schema<GroupBy> {
   };
 }
 
-const selectSchema: Schema<SelectEntry | undefined> = obj(
+const selectSchema = obj(
   {
     consumers: list(glob(), { minItems: 1, maxItems: 10_000 }),
     providers: list(providerPattern(), { minItems: 1, maxItems: 100 }),
@@ -220,7 +188,7 @@ const selectSchema: Schema<SelectEntry | undefined> = obj(
   { nullIsAbsent: true },
 );
 
-const limitSchema: Schema<LimitEntry> = obj(
+const limitSchema = obj(
   {
     input_tokens: int(0, MAX_COUNT),
     output_tokens: int(0, MAX_COUNT),
@@ -262,7 +230,7 @@ const policyFields = {
 };
 
 /** One budget (also for admin API bodies, which use the YAML spelling). */
-export const budgetSchema: Schema<BudgetEntry> = obj(
+export const budgetSchema = obj(
   {
     id: text({ minLength: 1, maxLength: 512, pattern: BUDGET_ID, patternHint: 'an id (letters, digits, "_", "." or "-"), or <template id>:<group value>' }),
     ...policyFields,
@@ -271,7 +239,7 @@ export const budgetSchema: Schema<BudgetEntry> = obj(
 );
 
 /** One budget template (also for admin API bodies). */
-export const templateSchema: Schema<TemplateEntry> = obj(
+export const templateSchema = obj(
   {
     id: text({ minLength: 1, maxLength: 128, pattern: TEMPLATE_ID, patternHint: 'an id (letters, digits, "_", "." or "-")' }),
     group_by: groupBy(),
@@ -284,8 +252,9 @@ export const templateSchema: Schema<TemplateEntry> = obj(
  * A list whose entries' `key` (default `id`) must be unique; reported at the repeated value. `identity`
  * gives what must be unique when it is more than that key's value (undefined: not compared).
  */
-export function uniqueIds<T>(schema: Schema<T[]>, key = 'id', identity: (entry: Mapping) => unknown = (entry) => entry[key]): Schema<T[]> {
+export function uniqueIds<T, S extends Schema<T[]>>(schema: S & Schema<T[]>, key = 'id', identity: (entry: Mapping) => unknown = (entry) => entry[key]): S {
   return {
+    ...schema,
     parse(value, path, issues) {
       const parsed = schema.parse(value, path, issues);
       if (!Array.isArray(value)) return parsed;
@@ -362,7 +331,7 @@ type Source = BudgetTemplate['source'];
 /** The fields budgets and templates share. */
 type Policy = Omit<BudgetTemplate, 'id' | 'groupBy'>;
 
-function policy(entry: PolicyEntry, source: Source): Policy {
+function policy(entry: Omit<BudgetEntry, 'id'>, source: Source): Policy {
   const base: Policy = {
     selector: toSelector(entry.select),
     limits: entry.limits.map(toLimit),

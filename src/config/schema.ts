@@ -16,6 +16,8 @@ export interface Issue {
 
 export interface Schema<T> {
   parse(value: unknown, path: PathSegment[], issues: Issue[]): T | undefined;
+  /** What the value is, for the configuration reference (Markdown), e.g. "integer 1-100". */
+  readonly label?: string;
 }
 
 export interface Defaulted<T> extends Schema<T> {
@@ -107,6 +109,7 @@ function choiceMessage(value: string, choices: readonly string[]): string {
 
 export function bool(): Schema<boolean> {
   return {
+    label: 'boolean',
     parse(value, path, issues) {
       if (typeof value === 'boolean') return value;
       issues.push(expected(path, 'true or false', value));
@@ -124,6 +127,7 @@ function inRange(value: number, min: number, max: number, unit: string, path: Pa
 
 export function int(min: number, max: number): Schema<number> {
   return {
+    label: `integer ${min.toLocaleString('en-US')}-${max.toLocaleString('en-US')}`,
     parse(value, path, issues) {
       if (typeof value !== 'number' || !Number.isInteger(value)) {
         issues.push(expected(path, 'a whole number', value));
@@ -136,6 +140,7 @@ export function int(min: number, max: number): Schema<number> {
 
 export function nonNegativeNumber(): Schema<number> {
   return {
+    label: 'number >= 0',
     parse(value, path, issues) {
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
         issues.push(expected(path, 'a number >= 0', value));
@@ -148,6 +153,7 @@ export function nonNegativeNumber(): Schema<number> {
 
 export function oneOf<const V extends string>(choices: readonly V[]): Schema<V> {
   return {
+    label: choices.length === 2 ? `\`${choices[0]}\` or \`${choices[1]}\`` : choices.map((c) => `\`${c}\``).join(', '),
     parse(value, path, issues) {
       if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as V;
       const message =
@@ -176,6 +182,7 @@ export interface TextOptions {
 export function text(options: TextOptions): Schema<string> {
   const minLength = options.minLength ?? 0;
   return {
+    label: options.minLength === undefined ? 'string' : `string (${options.minLength}-${options.maxLength} chars)`,
     parse(value, path, issues) {
       if (typeof value !== 'string') {
         issues.push(expected(path, 'a string', value, options.secret));
@@ -247,8 +254,16 @@ export function parseDuration(input: string): number | string {
   return Number.isInteger(ms) ? ms : `${describe(input)} is not a whole number of milliseconds`;
 }
 
-function quantity(parseString: (s: string) => number | string, what: string, unit: string, min: number, max: number): Schema<number> {
+function quantity(
+  parseString: (s: string) => number | string,
+  what: string,
+  unit: string,
+  min: number,
+  max: number,
+  label: string,
+): Schema<number> {
   return {
+    label: label,
     parse(value, path, issues) {
       let amount: number;
       if (typeof value === 'number') {
@@ -279,11 +294,11 @@ export const MAX_SIZE_BYTES = 2 * 1024 ** 3;
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 export function size(min = 1, max = MAX_SIZE_BYTES): Schema<number> {
-  return quantity(parseSize, 'bytes', 'bytes', min, max);
+  return quantity(parseSize, 'bytes', 'bytes', min, max, 'size');
 }
 
 export function duration(min = 0, max = MAX_DURATION_MS): Schema<number> {
-  return quantity(parseDuration, 'milliseconds', 'ms', min, max);
+  return quantity(parseDuration, 'milliseconds', 'ms', min, max, 'duration');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,6 +355,7 @@ export function parseAddress(input: string, allowUnix: boolean): ParsedAddress |
 
 export function address(options: { allowUnix: boolean; allowEmpty: boolean }): Schema<string> {
   return {
+    label: options.allowEmpty ? 'address (TCP only) or `""`' : options.allowUnix ? 'address (TCP or Unix)' : 'address',
     parse(value, path, issues) {
       if (typeof value !== 'string') {
         const hint = options.allowEmpty && value === null ? ' (use "" to disable)' : '';
@@ -363,7 +379,7 @@ export const MAX_GLOB_CHARS = 256;
 // Collections
 
 export function withDefault<T>(schema: Schema<T>, defaultValue: T): Defaulted<T> {
-  return { parse: schema.parse, defaultValue };
+  return { parse: schema.parse, label: schema.label, defaultValue };
 }
 
 export interface ObjOptions<F extends Fields, R extends keyof F> {
@@ -381,6 +397,7 @@ export function obj<F extends Fields, R extends keyof F & string = never>(
   const names = Object.keys(fields);
   return {
     fields,
+    label: 'mapping',
     parse(value, path, issues) {
       if ((value === null || value === undefined) && options.nullIsAbsent === true) return undefined;
       if (!isMapping(value)) {
@@ -439,8 +456,14 @@ export function tagged<V extends Record<string, Schema<unknown>>>(tag: string, v
   };
 }
 
-export function list<T>(item: Schema<T>, options: { minItems?: number; maxItems: number }): Schema<T[]> {
+export interface ListSchema<T> extends Schema<T[]> {
+  readonly item: Schema<T>;
+}
+
+export function list<T>(item: Schema<T>, options: { minItems?: number; maxItems: number }): ListSchema<T> {
   return {
+    item,
+    label: `list (at most ${options.maxItems})`,
     parse(value, path, issues) {
       if (!Array.isArray(value)) {
         issues.push(expected(path, 'a list', value));
@@ -462,4 +485,82 @@ export function list<T>(item: Schema<T>, options: { minItems?: number; maxItems:
       return out;
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Declarations: one per configuration key, with its doc string and default. The TypeScript config
+// types (`Config<typeof schema>`), `defaultConfig()` and the README's configuration reference
+// (scripts/config-reference.ts) all derive from them.
+
+export interface KeyDoc<T> {
+  /** One line for the configuration reference (Markdown). */
+  doc: string;
+  /** The value used when the key is absent; also the type marker making the key required in `Config`. */
+  default?: T;
+  /** The type column, when the schema's own label is not precise enough (Markdown). */
+  type?: string;
+  /** The default column, when the value alone does not say it well (Markdown), e.g. "absent (plaintext)". */
+  defaultText?: string;
+  /**
+   * `<key>_env` keys: read by the loader from the environment into `<key>`, so absent from the
+   * resolved configuration type.
+   */
+  resolvedInto?: string;
+}
+
+export interface Declared<T, D extends boolean = boolean> extends Schema<T> {
+  readonly key: KeyDoc<T>;
+  /** Type-level only: whether the declaration has a default. */
+  readonly hasDefault?: D;
+}
+
+/** Declare a key with its default: the resolved configuration always has it. */
+export function key<S extends Schema<unknown>>(schema: S, doc: KeyDoc<Out<S>> & { default: Out<S> }): S & Declared<Out<S>, true>;
+/** Declare a key whose schema fills in its default (`withDefault`, inside list items and optional mappings). */
+export function key<S extends Defaulted<unknown>>(schema: S, doc: KeyDoc<Out<S>> & { default?: undefined }): S & Declared<Out<S>, true>;
+/** Declare a key without a default: optional in the resolved configuration. */
+export function key<S extends Schema<unknown>>(schema: S, doc: KeyDoc<Out<S>> & { default?: undefined }): S & Declared<Out<S>, false>;
+export function key<S extends Schema<unknown>>(schema: S, doc: KeyDoc<Out<S>>): S & Declared<Out<S>> {
+  const declared: KeyDoc<Out<S>> = 'defaultValue' in schema && doc.default === undefined ? { ...doc, default: schema.defaultValue as Out<S> } : doc;
+  return { ...schema, parse: schema.parse.bind(schema), key: declared } as S & Declared<Out<S>>;
+}
+
+/** A section: a mapping of declared keys that always exists in the resolved configuration. */
+export interface Section<F extends Fields> extends ObjSchema<F, never> {
+  readonly section: true;
+}
+
+export function section<F extends Fields>(fields: F, check?: ObjOptions<F, never>['check']): Section<F> {
+  const schema = obj(fields, check === undefined ? { nullIsAbsent: true } : { nullIsAbsent: true, check });
+  return { ...schema, parse: schema.parse.bind(schema), section: true };
+}
+
+type EnvKeys<F extends Fields> = { [K in keyof F]: F[K] extends { key: { resolvedInto: string } } ? K : never }[keyof F];
+type RequiredKeys<F extends Fields> = {
+  [K in keyof F]: F[K] extends Declared<unknown, true> ? K : F[K] extends Section<Fields> ? K : never;
+}[keyof F];
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/** The resolved (defaults applied, `<key>_env` read) configuration type of a declared schema. */
+export type Config<S> =
+  S extends Section<infer F>
+    ? Simplify<
+        { [K in Exclude<RequiredKeys<F>, EnvKeys<F>>]: Config<F[K]> } & {
+          [K in Exclude<keyof F, RequiredKeys<F> | EnvKeys<F>>]?: Config<F[K]>;
+        }
+      >
+    : Out<S>;
+
+/** The defaults of a declared schema: every section, and every key declared with a default. */
+export function defaultsOf(schema: Schema<unknown>): unknown {
+  if ('section' in schema) {
+    const out: Mapping = {};
+    for (const [name, field] of Object.entries((schema as Section<Fields>).fields)) {
+      const value = defaultsOf(field);
+      if (value !== undefined) out[name] = value;
+    }
+    return out;
+  }
+  if ('key' in schema) return structuredClone((schema as Declared<unknown>).key.default);
+  return undefined;
 }

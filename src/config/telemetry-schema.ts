@@ -12,7 +12,7 @@
  * The field schemas are exported so that the OTEL_* environment variables, which replace these
  * keys, are checked by the same rules (src/telemetry/settings.ts).
  */
-import { bool, duration, int, isMapping, obj, oneOf, text, type Schema } from './schema.js';
+import { bool, duration, int, isMapping, key, oneOf, section, text, type Schema } from './schema.js';
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'grpc'] as const;
 
@@ -80,16 +80,54 @@ export function sampleRatio(): Schema<number> {
 }
 
 export const telemetryFields = {
-  service_name: text({ minLength: 1, maxLength: 256 }),
-  otlp: obj(
-    { endpoint: otlpEndpoint(), protocol: oneOf(OTLP_PROTOCOLS), headers: otlpHeaders(), timeout_ms: duration(1, 600_000) },
-    { nullIsAbsent: true },
-  ),
-  metrics: obj({ export_interval_ms: duration(100, 86_400_000) }, { nullIsAbsent: true }),
-  traces: obj(
-    { enabled: bool(), sample_ratio: sampleRatio(), max_queue_size: int(1, 1_000_000), export_interval_ms: duration(10, 3_600_000) },
-    { nullIsAbsent: true },
-  ),
+  service_name: key(text({ minLength: 1, maxLength: 256 }), {
+    doc: '`service.name` of everything exported.',
+    default: 'tokenwarden',
+  }),
+  // The OpenTelemetry SDK's defaults (OTLP timeout, metric export interval, span queue and delay).
+  otlp: section({
+    endpoint: key(otlpEndpoint(), {
+      doc: "The OTLP receiver's base URL, e.g. `http://otel-collector:4318` (http/protobuf: `/v1/metrics` and `/v1/traces` are appended) or `http://otel-collector:4317` (gRPC; `https://` for TLS). Setting it turns metrics export on.",
+      default: '',
+      type: '`""` or an `http://` / `https://` URL',
+      defaultText: '`""` (no export)',
+    }),
+    protocol: key(oneOf(OTLP_PROTOCOLS), { doc: 'OTLP transport.', default: 'http/protobuf' }),
+    headers: key(otlpHeaders(), {
+      doc: 'Sent with every export (HTTP headers, or gRPC metadata), e.g. an API key or a tenant id. The values are secrets: never logged, never shown in error messages.',
+      default: {},
+      type: `mapping of header names to strings (at most ${MAX_HEADERS})`,
+    }),
+    timeout_ms: key(duration(1, 600_000), {
+      doc: "Deadline of one export (the exporter's retries included), and of the final export at shutdown. A metrics export never runs past the next interval.",
+      default: 10_000,
+      type: 'duration 1 ms-10 min',
+    }),
+  }),
+  metrics: section({
+    export_interval_ms: key(duration(100, 86_400_000), {
+      doc: 'How often the metrics are exported.',
+      default: 60_000,
+      type: 'duration 100 ms-24 h',
+    }),
+  }),
+  traces: section({
+    enabled: key(bool(), { doc: 'One span per LLM exchange (needs an endpoint).', default: false }),
+    sample_ratio: key(sampleRatio(), {
+      doc: "Share of exchanges without a `traceparent` that get a span; a `traceparent`'s sampled flag decides for the others.",
+      default: 1,
+      type: 'number 0-1',
+    }),
+    max_queue_size: key(int(1, 1_000_000), {
+      doc: 'Spans waiting for export; past it new spans are dropped and counted in `tokenwarden_telemetry_spans_dropped_total`.',
+      default: 2_048,
+    }),
+    export_interval_ms: key(duration(10, 3_600_000), {
+      doc: 'The longest a finished span waits before its batch (at most 512 spans) is exported.',
+      default: 5_000,
+      type: 'duration 10 ms-1 h',
+    }),
+  }),
 };
 
-export const telemetrySchema = obj(telemetryFields, { nullIsAbsent: true });
+export const telemetrySchema = section(telemetryFields);
