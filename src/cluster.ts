@@ -25,7 +25,7 @@ import { parseAddress } from './config/schema.js';
 import type { TokenwardenConfig } from './config/types.js';
 import type { Logger } from './log.js';
 import type { StartedAddresses, TokenwardenServer } from './server.js';
-import { isWorker, WORKER_ADMIN_ENV, WORKER_INDEX_ENV } from './worker-env.js';
+import { WORKER_ADMIN_ENV, WORKER_INDEX_ENV } from './worker-env.js';
 
 export { isWorker, workerAdminAddress, workerIndex } from './worker-env.js';
 

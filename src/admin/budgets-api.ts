@@ -29,7 +29,7 @@ import { budgetStateJson, limitCounters, wouldBlockJson, type WouldBlockFilter }
 import { storeCall } from './api.js';
 import type { JsonRoute, RouteInput } from './json-routes.js';
 import { parsePage, parseTimestamp } from './query.js';
-import { ApiError, badParameter, jsonReply, type Reply } from './reply.js';
+import { ApiError, badParameter, jsonReply } from './reply.js';
 
 export interface BudgetsApiDeps {
   /** The policy in force now (config, hot-reloaded, and the API definitions last polled). */

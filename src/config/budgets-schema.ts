@@ -24,7 +24,7 @@
  * to whole micro-dollars.
  */
 import type { ApiKind, ProviderName } from '../domain.js';
-import type { Budget, BudgetMode, BudgetTemplate, GroupBy, Limit, LimitMetric, Selector, StoreErrorPolicy, Window } from '../governance/types.js';
+import type { Budget, BudgetTemplate, GroupBy, Limit, LimitMetric, Selector, Window } from '../governance/types.js';
 import { canonicalTimeZone } from '../governance/windows.js';
 import { LABEL_NAME, parseGroupBy, parseInstanceId } from '../governance/templates.js';
 import { formatPath, type PathSegment } from './errors.js';

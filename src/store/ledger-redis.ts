@@ -26,7 +26,7 @@ import {
   validateSettle,
   WOULD_BLOCK_RETENTION_MS,
   wouldBlockHours,
-} from './ledger-memory.js';
+} from './ledger-rules.js';
 import {
   decodeReserve,
   encodeFinalise,

@@ -18,7 +18,7 @@
  * Times in the scripts are the callers' epoch ms; TTLs are given relative to them.
  */
 import type { ItemState, ReserveRequest, ReserveResult, SettleRequest } from '../governance/ledger.js';
-import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, settledCounterExpiry, wouldBlockField } from './ledger-memory.js';
+import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, settledCounterExpiry, wouldBlockField } from './ledger-rules.js';
 import { baseTag } from './redis-layout.js';
 import { HOUR_MS } from './types.js';
 import { loadLua } from './lua.js';
