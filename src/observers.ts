@@ -3,8 +3,8 @@
  * flushes, budget ledger calls. Each event goes to the metrics, the log, the telemetry and the
  * embedder's hooks here, so createServer (server.ts) only wires the parts together.
  */
-import type { Metrics } from './admin/metrics.js';
-import type { HistogramCell } from './admin/series.js';
+import type { Metrics } from './telemetry/metrics.js';
+import type { HistogramCell } from './telemetry/series.js';
 import type { ExchangeRecord } from './domain.js';
 import type { RequestKind } from './extproc/protocol.js';
 import type { ExtProcServerOptions } from './extproc/server.js';

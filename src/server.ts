@@ -23,7 +23,7 @@ import { LazyConnection } from './store/redis-client.js';
 import { fingerprintSecretKey, sharedFingerprintSecret } from './store/fingerprint-secret.js';
 import { Recorder } from './store/recorder.js';
 import type { InventoryStore } from './store/types.js';
-import { Metrics } from './admin/metrics.js';
+import { Metrics } from './telemetry/metrics.js';
 import { AdminServer, splitHostPort } from './admin/http.js';
 import { adminTokens } from './admin/auth.js';
 import { isLoopbackAddress } from './net.js';

@@ -8,7 +8,7 @@ import { AdminServer, type AdminOptions } from '../src/admin/http.js';
 import { isLoopbackAddress } from '../src/net.js';
 import { csvCell } from '../src/admin/csv.js';
 import { parseTimestamp } from '../src/admin/query.js';
-import { Metrics } from '../src/admin/metrics.js';
+import { Metrics } from '../src/telemetry/metrics.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { emptyErrors, emptyTokens, type InventoryDelta, type InventoryStore, type TokenCounts } from '../src/store/types.js';
 

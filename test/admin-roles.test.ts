@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminTokens, authenticate } from '../src/admin/auth.js';
 import { AdminServer, type AdminOptions } from '../src/admin/http.js';
-import { Metrics } from '../src/admin/metrics.js';
+import { Metrics } from '../src/telemetry/metrics.js';
 import { EMPTY_DEFINITIONS, Catalog } from '../src/catalog/catalog.js';
 import { PolicySet } from '../src/governance/policy-set.js';
 import { MemoryCatalogRegistry } from '../src/store/catalog-memory.js';

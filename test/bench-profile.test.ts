@@ -8,7 +8,7 @@ describe('bench profile', () => {
   it.each([
     ['dispatch', 'file:///app/dist/extproc/stream.js', 'tokenwarden: extproc'],
     ['push', 'file:///work/main/src/traffic/decode/sse.ts', 'tokenwarden: traffic'],
-    ['recordExchange', 'file:///app/dist/admin/metrics.js', 'tokenwarden: metrics'],
+    ['recordExchange', 'file:///app/dist/telemetry/metrics.js', 'tokenwarden: metrics'],
     ['export', 'file:///app/dist/telemetry/spans.js', 'tokenwarden: metrics'],
     ['record', 'file:///app/dist/server.js', 'tokenwarden: wiring (server.ts, cli.ts)'],
     ['sendMessage', 'file:///app/node_modules/@grpc/grpc-js/build/src/server-interceptors.js', 'grpc-js'],

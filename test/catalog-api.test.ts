@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AdminServer } from '../src/admin/http.js';
-import { Metrics } from '../src/admin/metrics.js';
+import { Metrics } from '../src/telemetry/metrics.js';
 import { Catalog, effectiveCatalog, type CatalogDefinitions } from '../src/catalog/catalog.js';
 import { parseConfig } from '../src/config/load.js';
 import { configCatalog } from '../src/config/watch.js';

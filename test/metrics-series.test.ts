@@ -1,11 +1,11 @@
 /**
- * The per-exchange metric families (src/admin/series.ts) must read exactly as prom-client's own
+ * The per-exchange metric families (src/telemetry/series.ts) must read exactly as prom-client's own
  * Counter and Histogram would for the same updates: /metrics text, the JSON the workers' primary
  * aggregates and the OTLP producer reads, and reset.
  */
 import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { SeriesCounter, SeriesHistogram } from '../src/admin/series.js';
+import { SeriesCounter, SeriesHistogram } from '../src/telemetry/series.js';
 
 const BUCKETS = [0.01, 0.1, 1, 10];
 const OBSERVATIONS: [Record<string, string>, number][] = [

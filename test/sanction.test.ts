@@ -12,7 +12,7 @@ import { Catalog, EMPTY_DEFINITIONS, type CatalogDefinitions } from '../src/cata
 import type { Owner, ConsumerEntry, ConsumerRule, Resource, SanctionPolicy } from '../src/catalog/types.js';
 import { parseConfig } from '../src/config/load.js';
 import { defaultConfig } from '../src/config/types.js';
-import { Metrics } from '../src/admin/metrics.js';
+import { Metrics } from '../src/telemetry/metrics.js';
 import type { ExchangeRecord } from '../src/domain.js';
 import { BudgetGovernor } from '../src/governance/governor.js';
 import { ExtProcServer } from '../src/extproc/server.js';

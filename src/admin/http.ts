@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import type { InventoryStore } from '../store/types.js';
 import { errorFields, type Logger } from '../log.js';
 import { apiRoutes, type Handler } from './api.js';

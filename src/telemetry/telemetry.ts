@@ -14,7 +14,7 @@ import { OTLPTraceExporter as HttpTraceExporter } from '@opentelemetry/exporter-
 import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace';
-import type { Metrics } from '../admin/metrics.js';
+import type { Metrics } from './metrics.js';
 import type { ExchangeRecord } from '../domain.js';
 import { errorFields, type Logger } from '../log.js';
 import { droppedSpansMeterProvider, ReportingExporter, ThrottledWarning } from './failures.js';

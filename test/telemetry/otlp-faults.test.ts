@@ -5,7 +5,7 @@
  * every span beyond it counted as dropped, and shutdown does not wait past the OTLP timeout.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Metrics } from '../../src/admin/metrics.js';
+import type { Metrics } from '../../src/telemetry/metrics.js';
 import { createLogger } from '../../src/log.js';
 import { ThrottledWarning } from '../../src/telemetry/failures.js';
 import { EnvoyEmulator } from '../emulator/envoy.js';

@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ANONYMOUS_CONSUMER, type ExchangeRecord } from '../domain.js';
-import { genAiOperationName, genAiProviderName } from '../telemetry/semconv.js';
+import { genAiOperationName, genAiProviderName } from './semconv.js';
 import { SeriesCounter, SeriesHistogram, type CounterCell, type HistogramCell, type Labels } from './series.js';
 
 /** The conventions' advised bucket boundaries (gen_ai.client.token.usage, .operation.duration). */
