@@ -11,7 +11,7 @@ import { amountsOf, estimatedUsage, slotsFor } from '../src/governance/admission
 import type { LedgerItem } from '../src/governance/ledger.js';
 import type { Budget } from '../src/governance/types.js';
 import type { RedisConfig } from '../src/config/types.js';
-import { RedisLedger } from '../src/store/ledger-redis.js';
+import { RedisLedger } from '../src/ledger/redis.js';
 import { diffSnapshots, nextRate, quantile, type RateStep, type RedisSnapshot, type SearchOptions } from './capacity-model.js';
 
 export interface LedgerLoadOptions {

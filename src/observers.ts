@@ -11,9 +11,9 @@ import type { ExtProcServerOptions } from './extproc/server.js';
 import type { StreamObserver } from './extproc/stream.js';
 import type { StoreErrorEvent } from './governance/admission.js';
 import { errorFields, type Logger } from './log.js';
-import { MemoryStore } from './store/memory.js';
-import type { Recorder, RecorderEvents } from './store/recorder.js';
-import type { InventoryStore } from './store/types.js';
+import { MemoryStore } from './inventory/memory.js';
+import type { Recorder, RecorderEvents } from './inventory/recorder.js';
+import type { InventoryStore } from './inventory/types.js';
 import { ThrottledWarning } from './telemetry/failures.js';
 import type { Telemetry } from './telemetry/telemetry.js';
 

@@ -9,8 +9,8 @@ import { isLoopbackAddress } from '../src/net.js';
 import { csvCell } from '../src/admin/csv.js';
 import { parseTimestamp } from '../src/admin/query.js';
 import { Metrics } from '../src/telemetry/metrics.js';
-import { MemoryStore } from '../src/store/memory.js';
-import { emptyErrors, emptyTokens, type InventoryDelta, type InventoryStore, type TokenCounts } from '../src/store/types.js';
+import { MemoryStore } from '../src/inventory/memory.js';
+import { emptyErrors, emptyTokens, type InventoryDelta, type InventoryStore, type TokenCounts } from '../src/inventory/types.js';
 
 const NOW = Date.parse('2025-01-15T12:30:00Z');
 const TOKEN = 's3cret-admin-token';

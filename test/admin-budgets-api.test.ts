@@ -14,10 +14,10 @@ import { toBudgets, toTemplates, type BudgetsDocument } from '../src/config/budg
 import { Admitter, type Admission, type AdmissionRequest } from '../src/governance/admission.js';
 import { PolicySet } from '../src/governance/policy-set.js';
 import type { RequestSubject } from '../src/governance/types.js';
-import { MemoryLedger } from '../src/store/ledger-memory.js';
-import { MemoryBudgetRegistry } from '../src/store/registry-memory.js';
-import { effectiveDefinitions } from '../src/store/registry-merge.js';
-import type { BudgetRegistry } from '../src/store/registry-types.js';
+import { MemoryLedger } from '../src/ledger/memory.js';
+import { MemoryBudgetRegistry } from '../src/registry/budgets-memory.js';
+import { effectiveDefinitions } from '../src/registry/merge.js';
+import type { BudgetRegistry } from '../src/registry/types.js';
 
 /** 23:30 in Paris on January 31st: the Paris month and day both end in 30 minutes. */
 const NOW = Date.parse('2025-01-31T22:30:00Z');

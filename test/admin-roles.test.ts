@@ -9,10 +9,10 @@ import { AdminServer, type AdminOptions } from '../src/admin/http.js';
 import { Metrics } from '../src/telemetry/metrics.js';
 import { EMPTY_DEFINITIONS, Catalog } from '../src/catalog/catalog.js';
 import { PolicySet } from '../src/governance/policy-set.js';
-import { MemoryCatalogRegistry } from '../src/store/catalog-memory.js';
-import { MemoryLedger } from '../src/store/ledger-memory.js';
-import { MemoryStore } from '../src/store/memory.js';
-import { MemoryBudgetRegistry } from '../src/store/registry-memory.js';
+import { MemoryCatalogRegistry } from '../src/registry/catalog-memory.js';
+import { MemoryLedger } from '../src/ledger/memory.js';
+import { MemoryStore } from '../src/inventory/memory.js';
+import { MemoryBudgetRegistry } from '../src/registry/budgets-memory.js';
 
 const TOKENS = [
   { name: 'ci-bot', token: 'bot-secret', role: 'admin' as const },

@@ -12,11 +12,11 @@ import { parseConfig } from '../src/config/load.js';
 import { configCatalog } from '../src/config/watch.js';
 import type { TokenwardenConfig } from '../src/config/types.js';
 import { PolicySet } from '../src/governance/policy-set.js';
-import { MemoryCatalogRegistry } from '../src/store/catalog-memory.js';
-import { MemoryLedger } from '../src/store/ledger-memory.js';
-import { MemoryStore } from '../src/store/memory.js';
-import { MemoryBudgetRegistry } from '../src/store/registry-memory.js';
-import { emptyErrors, emptyTokens, type InventoryDelta } from '../src/store/types.js';
+import { MemoryCatalogRegistry } from '../src/registry/catalog-memory.js';
+import { MemoryLedger } from '../src/ledger/memory.js';
+import { MemoryStore } from '../src/inventory/memory.js';
+import { MemoryBudgetRegistry } from '../src/registry/budgets-memory.js';
+import { emptyErrors, emptyTokens, type InventoryDelta } from '../src/inventory/types.js';
 
 const NOW = Date.parse('2025-03-10T12:00:00Z');
 const ADMIN = 'admin-secret';

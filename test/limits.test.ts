@@ -13,8 +13,8 @@ import { startTestServer, type TestServer } from './support/server.js';
 import { headers, rawClient } from './support/raw-client.js';
 import { until } from './support/wait.js';
 import { defaultConfig } from '../src/config/types.js';
-import type { InventoryBatch, InventoryStore } from '../src/store/types.js';
-import { MemoryStore } from '../src/store/memory.js';
+import type { InventoryBatch, InventoryStore } from '../src/inventory/types.js';
+import { MemoryStore } from '../src/inventory/memory.js';
 
 const fixtures = loadFixtures();
 const fx = (name: string): Fixture => fixtures.find((f) => f.name === name)!;

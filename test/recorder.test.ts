@@ -6,9 +6,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ExchangeRecord } from '../src/domain.js';
 import { ANONYMOUS_CONSUMER } from '../src/domain.js';
-import { deltaOf } from '../src/store/aggregate.js';
-import { Recorder, type RecorderEvents, type RecorderOptions } from '../src/store/recorder.js';
-import { emptyErrors, emptyTokens, type InventoryBatch, type InventoryDelta, type InventoryStore } from '../src/store/types.js';
+import { deltaOf } from '../src/inventory/aggregate.js';
+import { Recorder, type RecorderEvents, type RecorderOptions } from '../src/inventory/recorder.js';
+import { emptyErrors, emptyTokens, type InventoryBatch, type InventoryDelta, type InventoryStore } from '../src/inventory/types.js';
 
 function rec(over: Partial<ExchangeRecord> = {}): ExchangeRecord {
   return {

@@ -20,7 +20,7 @@ import { Admitter } from '../src/governance/admission.js';
 import { PolicySet } from '../src/governance/policy-set.js';
 import { PriceBook } from '../src/metering/prices.js';
 import { TokenCounter } from '../src/metering/tokens.js';
-import { createLedger } from '../src/store/create.js';
+import { createLedger } from '../src/stores.js';
 import { createConsumerResolver } from '../src/traffic/consumer.js';
 import { Exchange } from '../src/traffic/exchange.js';
 import { createRecognizer } from '../src/traffic/recognize.js';

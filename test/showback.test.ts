@@ -14,8 +14,8 @@ import { priceBookListPrices, showbackRoutes, UNKNOWN_API, UNOWNED, type Showbac
 import { Catalog, EMPTY_DEFINITIONS, type CatalogDefinitions } from '../src/catalog/catalog.js';
 import type { CatalogView } from '../src/catalog/types.js';
 import { PriceBook } from '../src/metering/prices.js';
-import { MemoryStore } from '../src/store/memory.js';
-import { emptyErrors, emptyTokens, type InventoryDelta, type InventoryStore, type TokenCounts } from '../src/store/types.js';
+import { MemoryStore } from '../src/inventory/memory.js';
+import { emptyErrors, emptyTokens, type InventoryDelta, type InventoryStore, type TokenCounts } from '../src/inventory/types.js';
 import { EnvoyEmulator } from './emulator/envoy.js';
 import { SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures } from './support/fixtures.js';

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RESTART_POLICY, restartDelay } from '../src/cluster.js';
 import { defaultConfig } from '../src/config/types.js';
-import { RedisStore } from '../src/store/redis.js';
+import { RedisStore } from '../src/inventory/redis.js';
 import { EnvoyEmulator } from './emulator/envoy.js';
 import { SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures } from './support/fixtures.js';

@@ -25,10 +25,10 @@ import { GLOBAL_POLICY_ID, type AuditEntry, type ConsumerEntry, type ConsumerRul
 import type { PolicySet } from '../governance/policy-set.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
 import { errorFields, type Logger } from '../log.js';
-import type { CatalogRegistry } from '../store/catalog-types.js';
-import { effectiveDefinitions } from '../store/registry-merge.js';
-import type { BudgetRegistry, DefinitionCollection } from '../store/registry-types.js';
-import type { InventoryStore } from '../store/types.js';
+import type { CatalogRegistry } from '../registry/catalog-types.js';
+import { effectiveDefinitions } from '../registry/merge.js';
+import type { BudgetRegistry, DefinitionCollection } from '../registry/types.js';
+import type { InventoryStore } from '../inventory/types.js';
 import { auditor } from './catalog-audit.js';
 import { parseConsumerBody, parseOwnerBody, parsePolicyBody, parsePreviewBody, parseResourceBody, parseRuleBody, splitResourceId } from './catalog-body.js';
 import { catalogYaml } from './catalog-export.js';

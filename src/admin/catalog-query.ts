@@ -4,7 +4,7 @@
  */
 import type { ConsumerStatus } from '../catalog/types.js';
 import { CONSUMER_STATUSES } from '../config/catalog-schema.js';
-import type { AuditQuery } from '../store/catalog-types.js';
+import type { AuditQuery } from '../registry/catalog-types.js';
 import { parseTimestamp } from './query.js';
 import { badParameter } from './reply.js';
 

@@ -3,7 +3,7 @@
  * quotes doubled). Text cells that a spreadsheet would run as a formula (starting with = + - @, tab
  * or CR) are prefixed with `'`; consumer and model names come from traffic, so they are untrusted.
  */
-import type { InventoryRecord, TokenCounts, UsagePoint } from '../store/types.js';
+import type { InventoryRecord, TokenCounts, UsagePoint } from '../inventory/types.js';
 import { isoTime, microToUsd } from './views.js';
 
 export type Cell = string | number | null;

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { InventoryStore } from '../store/types.js';
+import type { InventoryStore } from '../inventory/types.js';
 import { errorFields, type Logger } from '../log.js';
 import { apiRoutes, type Handler } from './api.js';
 import { adminTokens, authenticate, ANONYMOUS, type Identity, type NamedToken } from './auth.js';

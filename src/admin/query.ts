@@ -10,8 +10,8 @@ import {
   type UsageBucket,
   type UsageGroupBy,
   type UsageQuery,
-} from '../store/types.js';
-import { DEFAULT_LIMIT, MAX_LIMIT } from '../store/query.js';
+} from '../inventory/types.js';
+import { DEFAULT_LIMIT, MAX_LIMIT } from '../inventory/query.js';
 import { badParameter } from './reply.js';
 
 /** Longest usage range accepted, so one request cannot ask for years of buckets. */

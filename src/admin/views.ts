@@ -11,7 +11,7 @@ import type {
   TokenCounts,
   UsagePoint,
   UsageQuery,
-} from '../store/types.js';
+} from '../inventory/types.js';
 import type { PageParams } from './query.js';
 
 export function isoTime(ms: number): string {

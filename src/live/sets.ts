@@ -2,9 +2,9 @@
 import { Catalog, effectiveCatalog, EMPTY_DEFINITIONS, type CatalogDefinitions } from '../catalog/catalog.js';
 import { PolicySet } from '../governance/policy-set.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
-import type { CatalogRegistry } from '../store/catalog-types.js';
-import { effectiveDefinitions } from '../store/registry-merge.js';
-import type { BudgetRegistry } from '../store/registry-types.js';
+import type { CatalogRegistry } from '../registry/catalog-types.js';
+import { effectiveDefinitions } from '../registry/merge.js';
+import type { BudgetRegistry } from '../registry/types.js';
 import { LiveSet } from './live-set.js';
 
 export interface BudgetDefinitions {

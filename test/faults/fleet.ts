@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultConfig } from '../../src/config/types.js';
-import { RedisStore } from '../../src/store/redis.js';
+import { RedisStore } from '../../src/inventory/redis.js';
 import type { EmulatorConfig, ExchangeInput, ExchangeResult } from '../emulator/envoy.js';
 import { SIDECAR } from '../support/envoy-modes.js';
 import { freePort, startSidecar, type Sidecar } from '../support/sidecar-process.js';

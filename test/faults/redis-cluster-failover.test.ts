@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/types.js';
-import { RedisLedger } from '../../src/store/ledger-redis.js';
+import { RedisLedger } from '../../src/ledger/redis.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 import {
   COMMAND_TIMEOUT_MS,

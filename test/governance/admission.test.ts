@@ -5,7 +5,7 @@ import { Admitter, SEEN_FRESH_MS, type AdmitterDeps, type StoreErrorEvent } from
 import { PolicySet } from '../../src/governance/policy-set.js';
 import type { Budget, Limit, RequestSubject } from '../../src/governance/types.js';
 import { counterKey, windowBounds } from '../../src/governance/windows.js';
-import { MemoryLedger } from '../../src/store/ledger-memory.js';
+import { MemoryLedger } from '../../src/ledger/memory.js';
 import type { ReserveRequest, ReserveResult } from '../../src/governance/ledger.js';
 
 const T0 = Date.UTC(2025, 0, 15, 10, 0, 0);

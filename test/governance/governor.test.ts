@@ -6,7 +6,7 @@ import { BudgetGovernor, type GovernedRequest, type UnsanctionedEvent } from '..
 import { PolicySet } from '../../src/governance/policy-set.js';
 import type { Budget } from '../../src/governance/types.js';
 import { counterKey } from '../../src/governance/windows.js';
-import { MemoryLedger } from '../../src/store/ledger-memory.js';
+import { MemoryLedger } from '../../src/ledger/memory.js';
 import { EMPTY_USAGE } from '../../src/domain.js';
 
 const T0 = Date.UTC(2026, 11, 4, 12, 0, 0);

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Window } from '../../src/governance/types.js';
 import { canonicalTimeZone, counterKey, isValidTimeZone, rollingBucket, windowBounds } from '../../src/governance/windows.js';
-import { rollingBuckets } from '../../src/store/ledger-rules.js';
+import { rollingBuckets } from '../../src/ledger/rules.js';
 
 const at = (iso: string): number => Date.parse(iso);
 const iso = (ms: number): string => new Date(ms).toISOString();

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEntry, ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../../src/catalog/types.js';
-import type { CatalogRegistry } from '../../src/store/catalog-types.js';
+import type { CatalogRegistry } from '../../src/registry/catalog-types.js';
 
 export const owner = (id: string, over: Partial<Owner> = {}): Owner => ({ id, name: `Team ${id}`, costCenter: 'CC-1', contacts: ['a@example.com'], source: 'api', ...over });
 export const consumer = (id: string, over: Partial<ConsumerEntry> = {}): ConsumerEntry => ({

@@ -7,8 +7,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
 import type { Owner } from '../../src/catalog/types.js';
-import { MemoryCatalogRegistry } from '../../src/store/catalog-memory.js';
-import { RedisCatalogRegistry } from '../../src/store/catalog-redis.js';
+import { MemoryCatalogRegistry } from '../../src/registry/catalog-memory.js';
+import { RedisCatalogRegistry } from '../../src/registry/catalog-redis.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { audit, catalogContract, consumer, owner, policy, resource, rule } from './catalog-contract.js';
 

@@ -17,7 +17,7 @@ import {
   type InventoryStore,
   type TokenCounts,
   type UsagePoint,
-} from '../../src/store/types.js';
+} from '../../src/inventory/types.js';
 
 export interface StoreUnderTest {
   store: InventoryStore;

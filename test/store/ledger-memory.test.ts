@@ -1,8 +1,8 @@
 /** The memory ledger: the shared contract, plus forgetting old windows (Redis does it with TTLs). */
 import { describe, expect, it } from 'vitest';
-import { MemoryLedger } from '../../src/store/ledger-memory.js';
-import { COUNTER_GRACE_MS, SETTLE_GRACE_MS } from '../../src/store/ledger-rules.js';
-import { DAY_MS, HOUR_MS } from '../../src/store/types.js';
+import { MemoryLedger } from '../../src/ledger/memory.js';
+import { COUNTER_GRACE_MS, SETTLE_GRACE_MS } from '../../src/ledger/rules.js';
+import { DAY_MS, HOUR_MS } from '../../src/inventory/types.js';
 import { item, ledgerContract, requestId, T0 } from './ledger-contract.js';
 
 ledgerContract('memory', async ({ now }) => ({ ledger: new MemoryLedger({ now }), cleanup: async () => {} }));

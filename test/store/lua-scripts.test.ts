@@ -5,17 +5,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { encodeFinalise, encodeReserve, FINALISE_ARGS, ITEM_ARGS, LedgerKeys } from '../../src/store/ledger-script.js';
+import { encodeFinalise, encodeReserve, FINALISE_ARGS, ITEM_ARGS, LedgerKeys } from '../../src/ledger/script.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LUA_DIR = path.join(ROOT, 'src/store/lua');
 const scripts = readdirSync(LUA_DIR).filter((f) => f.endsWith('.lua'));
 
 describe('Redis scripts', () => {
-  it('are each loaded by the store code', () => {
-    const code = readdirSync(path.join(ROOT, 'src/store'))
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => readFileSync(path.join(ROOT, 'src/store', f), 'utf8'))
+  it('are each loaded by the code', () => {
+    const code = ['src/store', 'src/ledger', 'src/registry', 'src/inventory']
+      .flatMap((dir) => readdirSync(path.join(ROOT, dir)).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(path.join(ROOT, dir, f), 'utf8')))
       .join('\n');
     expect(scripts.length).toBeGreaterThan(5);
     for (const f of scripts) expect(code, f).toContain(`loadLua('${f.replace(/\.lua$/, '')}')`);

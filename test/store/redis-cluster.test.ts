@@ -7,12 +7,12 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
-import { RedisCatalogRegistry } from '../../src/store/catalog-redis.js';
-import { RedisLedger } from '../../src/store/ledger-redis.js';
+import { RedisCatalogRegistry } from '../../src/registry/catalog-redis.js';
+import { RedisLedger } from '../../src/ledger/redis.js';
 import { createRedisClient } from '../../src/store/redis-client.js';
 import { inventoryShardBase, keySlot } from '../../src/store/redis-layout.js';
-import { RedisStore } from '../../src/store/redis.js';
-import { RedisBudgetRegistry } from '../../src/store/registry-redis.js';
+import { RedisStore } from '../../src/inventory/redis.js';
+import { RedisBudgetRegistry } from '../../src/registry/budgets-redis.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 import { redisCommand } from '../support/redis-process.js';
 import { owner } from './catalog-contract.js';

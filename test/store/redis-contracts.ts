@@ -5,10 +5,10 @@
  * standalone files instantiate the suites one by one next to their Redis-specific tests.
  */
 import type { RedisConfig } from '../../src/config/types.js';
-import { RedisCatalogRegistry } from '../../src/store/catalog-redis.js';
-import { RedisLedger } from '../../src/store/ledger-redis.js';
-import { RedisStore } from '../../src/store/redis.js';
-import { RedisBudgetRegistry } from '../../src/store/registry-redis.js';
+import { RedisCatalogRegistry } from '../../src/registry/catalog-redis.js';
+import { RedisLedger } from '../../src/ledger/redis.js';
+import { RedisStore } from '../../src/inventory/redis.js';
+import { RedisBudgetRegistry } from '../../src/registry/budgets-redis.js';
 import { catalogContract } from './catalog-contract.js';
 import { storeContract } from './contract.js';
 import { ledgerContract } from './ledger-contract.js';

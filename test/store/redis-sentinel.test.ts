@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
-import { RedisStore } from '../../src/store/redis.js';
+import { RedisStore } from '../../src/inventory/redis.js';
 import { redisCommand } from '../support/redis-process.js';
 import { startRedisSentinel, type RedisSentinel } from '../support/redis-sentinel.js';
 import { batch, delta } from './contract.js';

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Budget, BudgetTemplate } from '../../src/governance/types.js';
-import type { BudgetRegistry } from '../../src/store/registry-types.js';
+import type { BudgetRegistry } from '../../src/registry/types.js';
 
 export function budget(id: string, over: Partial<Budget> = {}): Budget {
   return {

@@ -6,9 +6,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
 import type { Budget } from '../../src/governance/types.js';
-import { MemoryBudgetRegistry } from '../../src/store/registry-memory.js';
-import { RedisBudgetRegistry } from '../../src/store/registry-redis.js';
-import { effectiveDefinitions } from '../../src/store/registry-merge.js';
+import { MemoryBudgetRegistry } from '../../src/registry/budgets-memory.js';
+import { RedisBudgetRegistry } from '../../src/registry/budgets-redis.js';
+import { effectiveDefinitions } from '../../src/registry/merge.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { budget, registryContract, template } from './registry-contract.js';
 

@@ -1,6 +1,6 @@
 /**
  * The budget ledger on Redis (standalone, Sentinel or Cluster), shared by every sidecar. Key layout
- * and scripts: ledger-script.ts; semantics: ledger-memory.ts.
+ * and scripts: script.ts and ../store/lua/ledger-*.lua; semantics: memory.ts; rules: rules.ts.
  *
  * - reserve is one EVALSHA (ioredis falls back to EVAL on NOSCRIPT): the check and the reservation
  *   over every counter of a decision are atomic. Settlements and releases wait FIRST_SEND_MS to go
@@ -26,7 +26,7 @@ import {
   validateSettle,
   WOULD_BLOCK_RETENTION_MS,
   wouldBlockHours,
-} from './ledger-rules.js';
+} from './rules.js';
 import {
   decodeReserve,
   encodeFinalise,
@@ -36,8 +36,8 @@ import {
   READ_LUA,
   REFINALISE_LUA,
   RESERVE_LUA,
-} from './ledger-script.js';
-import { execAll, LazyConnection } from './redis-client.js';
+} from './script.js';
+import { execAll, LazyConnection } from '../store/redis-client.js';
 
 export interface RedisLedgerOptions {
   redis: RedisConfig;

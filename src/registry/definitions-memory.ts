@@ -3,7 +3,7 @@
  * embedded store). Definitions are copied in and out, so callers can never change a stored
  * definition by mutating what they passed or received.
  */
-import type { DefinitionCollection } from './registry-types.js';
+import type { DefinitionCollection } from './types.js';
 
 export class MemoryCollection<T extends { id: string }> implements DefinitionCollection<T> {
   private readonly defs = new Map<string, T>();

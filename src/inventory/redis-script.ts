@@ -38,7 +38,7 @@ import {
   type Rollup,
   type TokenCounts,
 } from './types.js';
-import { loadLua } from './lua.js';
+import { loadLua } from '../store/lua.js';
 
 /** How long a batch id is remembered (the contract asks for 24 hours at least). */
 export const BATCH_ID_TTL_SECONDS = 86_400;

@@ -20,11 +20,11 @@ import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { AuditEntry, ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
 import { decodeAll, defineDefinitionScripts, migrateDefinitions, RedisCollection, type DefinitionKeys, type DefinitionScriptClient } from './definitions-redis.js';
-import { execAll, LazyConnection } from './redis-client.js';
-import { baseTag, groupTag } from './redis-layout.js';
+import { execAll, LazyConnection } from '../store/redis-client.js';
+import { baseTag, groupTag } from '../store/redis-layout.js';
 import { REDIS_AUDIT_CAPACITY, type AuditLog, type AuditQuery, type CatalogRegistry, type CatalogSnapshot } from './catalog-types.js';
-import type { DefinitionCollection } from './registry-types.js';
-import { loadLua } from './lua.js';
+import type { DefinitionCollection } from './types.js';
+import { loadLua } from '../store/lua.js';
 
 export interface RedisCatalogOptions {
   redis: RedisConfig;

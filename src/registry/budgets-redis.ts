@@ -13,9 +13,9 @@ import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
 import type { Budget, BudgetTemplate } from '../governance/types.js';
 import { decodeAll, defineDefinitionScripts, migrateDefinitions, RedisCollection, type DefinitionKeys, type DefinitionScriptClient } from './definitions-redis.js';
-import { execAll, LazyConnection } from './redis-client.js';
-import { baseTag, groupTag } from './redis-layout.js';
-import type { BudgetRegistry, DefinitionCollection, RegistrySnapshot } from './registry-types.js';
+import { execAll, LazyConnection } from '../store/redis-client.js';
+import { baseTag, groupTag } from '../store/redis-layout.js';
+import type { BudgetRegistry, DefinitionCollection, RegistrySnapshot } from './types.js';
 
 export interface RedisRegistryOptions {
   redis: RedisConfig;

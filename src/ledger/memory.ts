@@ -1,7 +1,7 @@
 /**
  * The budget ledger in memory (one process): the reference semantics of BudgetLedger, which the
- * Redis ledger (ledger-redis.ts, lua/ledger-*.lua) reproduces in Lua; both follow the rules in
- * ledger-rules.ts. Every method runs to completion synchronously, so each decision is atomic
+ * Redis ledger (redis.ts, ../store/lua/ledger-*.lua) reproduces in Lua; both follow the rules in
+ * rules.ts. Every method runs to completion synchronously, so each decision is atomic
  * without locks.
  */
 import type { BudgetLedger, CounterWindow, ItemState, ReserveRequest, ReserveResult, SettleRequest, WouldBlockCount } from '../governance/ledger.js';
@@ -17,8 +17,8 @@ import {
   WOULD_BLOCK_RETENTION_MS,
   wouldBlockField,
   wouldBlockHours,
-} from './ledger-rules.js';
-import { HOUR_MS } from './types.js';
+} from './rules.js';
+import { HOUR_MS } from '../inventory/types.js';
 
 interface Lease {
   amount: number;

@@ -1,7 +1,7 @@
 /** The budget registry for the embedded memory store (one sidecar). */
 import type { Budget, BudgetTemplate } from '../governance/types.js';
 import { MemoryCollection } from './definitions-memory.js';
-import type { BudgetRegistry, RegistrySnapshot } from './registry-types.js';
+import type { BudgetRegistry, RegistrySnapshot } from './types.js';
 
 export class MemoryBudgetRegistry implements BudgetRegistry {
   private current = 0;

@@ -1,18 +1,18 @@
 /** Builds the configured stores: embedded memory (one sidecar) or shared Redis. */
 import type { Cluster, Redis } from 'ioredis';
-import type { StoreConfig } from '../config/types.js';
-import { MemoryStore } from './memory.js';
-import { RedisStore } from './redis.js';
-import { HOUR_MS, type InventoryStore } from './types.js';
-import type { BudgetLedger } from '../governance/ledger.js';
-import { MemoryLedger } from './ledger-memory.js';
-import { RedisLedger, type RedisLedgerOptions } from './ledger-redis.js';
-import type { BudgetRegistry } from './registry-types.js';
-import { MemoryBudgetRegistry } from './registry-memory.js';
-import { RedisBudgetRegistry } from './registry-redis.js';
-import type { CatalogRegistry } from './catalog-types.js';
-import { MemoryCatalogRegistry } from './catalog-memory.js';
-import { RedisCatalogRegistry } from './catalog-redis.js';
+import type { StoreConfig } from './config/types.js';
+import { MemoryStore } from './inventory/memory.js';
+import { RedisStore } from './inventory/redis.js';
+import { HOUR_MS, type InventoryStore } from './inventory/types.js';
+import type { BudgetLedger } from './governance/ledger.js';
+import { MemoryLedger } from './ledger/memory.js';
+import { RedisLedger, type RedisLedgerOptions } from './ledger/redis.js';
+import type { BudgetRegistry } from './registry/types.js';
+import { MemoryBudgetRegistry } from './registry/budgets-memory.js';
+import { RedisBudgetRegistry } from './registry/budgets-redis.js';
+import type { CatalogRegistry } from './registry/catalog-types.js';
+import { MemoryCatalogRegistry } from './registry/catalog-memory.js';
+import { RedisCatalogRegistry } from './registry/catalog-redis.js';
 
 /** With Redis, pass one `client` to share a connection between the inventory, ledger and registries. */
 export function createStore(cfg: StoreConfig, client?: Redis | Cluster): InventoryStore {

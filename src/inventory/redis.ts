@@ -33,8 +33,8 @@
  */
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/types.js';
-import { execAll, LazyConnection } from './redis-client.js';
-import { inventoryShardBase, inventoryShardCountKey, inventoryShards, MAX_INVENTORY_SHARDS, shardOf } from './redis-layout.js';
+import { execAll, LazyConnection } from '../store/redis-client.js';
+import { inventoryShardBase, inventoryShardCountKey, inventoryShards, MAX_INVENTORY_SHARDS, shardOf } from '../store/redis-layout.js';
 import { APPLY_BATCH_LUA, decodeBucket, decodeRecord, decodeRollup, encodeBatch, RedisKeys } from './redis-script.js';
 import { addCounters, applyDelta, emptyRollup, modelId, newRecord, parseBucketId, parseModelId, parseRecordId, recordId } from './rollup.js';
 import {
@@ -64,7 +64,7 @@ import type {
   UsagePoint,
   UsageQuery,
 } from './types.js';
-import { loadLua } from './lua.js';
+import { loadLua } from '../store/lua.js';
 
 export interface RedisStoreOptions {
   redis: RedisConfig;

@@ -1,6 +1,6 @@
 /**
  * The budget ledger's Redis key layout, its Lua scripts and their argument encoding. The semantics
- * are MemoryLedger's (ledger-memory.ts), rule for rule.
+ * are MemoryLedger's (memory.ts), rule for rule.
  *
  * Every key starts with `{<prefix>}:budget:`: one hash tag for the whole ledger, so one script can
  * touch every counter of a decision atomically, on Redis Cluster too. It is the tag every key had
@@ -18,10 +18,10 @@
  * Times in the scripts are the callers' epoch ms; TTLs are given relative to them.
  */
 import type { ItemState, ReserveRequest, ReserveResult, SettleRequest } from '../governance/ledger.js';
-import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, settledCounterExpiry, wouldBlockField } from './ledger-rules.js';
-import { baseTag } from './redis-layout.js';
-import { HOUR_MS } from './types.js';
-import { loadLua } from './lua.js';
+import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, settledCounterExpiry, wouldBlockField } from './rules.js';
+import { baseTag } from '../store/redis-layout.js';
+import { HOUR_MS } from '../inventory/types.js';
+import { loadLua } from '../store/lua.js';
 
 export class LedgerKeys {
   readonly base: string;

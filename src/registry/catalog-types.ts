@@ -9,7 +9,7 @@
  */
 import type { CatalogDefinitions } from '../catalog/catalog.js';
 import type { AuditEntry, ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
-import type { DefinitionCollection } from './registry-types.js';
+import type { DefinitionCollection } from './types.js';
 
 /** Every kind as of one version (read together, so a poller never sees half a change). */
 export interface CatalogSnapshot extends CatalogDefinitions {

@@ -5,9 +5,9 @@
  * from the keys of earlier versions (everything under `{<prefix>}`) to its own hash tag.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { execAll } from './redis-client.js';
-import type { DefinitionCollection } from './registry-types.js';
-import { loadLua } from './lua.js';
+import { execAll } from '../store/redis-client.js';
+import type { DefinitionCollection } from './types.js';
+import { loadLua } from '../store/lua.js';
 
 type Change = (hash: string, version: string, id: string, json?: string) => Promise<number>;
 export type DefinitionScriptClient = (Redis | Cluster) & {
