@@ -27,7 +27,7 @@ import { Metrics } from './telemetry/metrics.js';
 import { AdminServer, splitHostPort } from './admin/http.js';
 import { adminTokens } from './admin/auth.js';
 import { isLoopbackAddress } from './net.js';
-import { priceBookListPrices, showbackRoutes } from './admin/showback-api.js';
+import { priceBookListPrices, showbackRoutes } from './admin/showback/api.js';
 import { grpcServerEvents, ledgerEvents, recorderEvents, streamObserver } from './observers.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import { resolveTelemetry } from './telemetry/settings.js';

@@ -7,7 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { budgetRoutes } from '../src/admin/budgets-api.js';
+import { budgetRoutes } from '../src/admin/budgets/api.js';
 import { dispatchJsonRoute, MAX_JSON_BODY_BYTES } from '../src/admin/json-routes.js';
 import { ApiError } from '../src/admin/reply.js';
 import { toBudgets, toTemplates, type BudgetsDocument } from '../src/config/budgets-schema.js';

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { csvRow } from '../src/admin/csv.js';
-import { apportion, decimal, FOCUS_COLUMNS, focusCells, focusRows, focusTags, type FocusGroup } from '../src/admin/focus.js';
+import { apportion, decimal, FOCUS_COLUMNS, focusCells, focusRows, focusTags, type FocusGroup } from '../src/admin/showback/focus.js';
 import { emptyTokens, type TokenCounts } from '../src/inventory/types.js';
 import { parseCsv } from './support/csv.js';
 

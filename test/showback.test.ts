@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchJsonRoute } from '../src/admin/json-routes.js';
 import { ApiError } from '../src/admin/reply.js';
-import { priceBookListPrices, showbackRoutes, UNKNOWN_API, UNOWNED, type ShowbackApiDeps } from '../src/admin/showback-api.js';
+import { priceBookListPrices, showbackRoutes, UNKNOWN_API, UNOWNED, type ShowbackApiDeps } from '../src/admin/showback/api.js';
 import { Catalog, EMPTY_DEFINITIONS, type CatalogDefinitions } from '../src/catalog/catalog.js';
 import type { CatalogView } from '../src/catalog/types.js';
 import { PriceBook } from '../src/metering/prices.js';

@@ -1,7 +1,7 @@
 /**
- * The admin HTTP server: health, readiness, Prometheus metrics, the inventory API (api.ts), the
- * budgets and catalog APIs and the console. Routing, auth (named tokens with roles), limits and
- * writing replies live here; handlers return a Reply.
+ * The admin HTTP server: health, readiness, Prometheus metrics, the inventory API (inventory/), the
+ * budgets, catalog and showback APIs (budgets/, catalog/, showback/) and the console. Routing, auth
+ * (named tokens with roles), limits and writing replies live here; handlers return a Reply.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,14 +9,14 @@ import type { Duplex } from 'node:stream';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { InventoryStore } from '../inventory/types.js';
 import { errorFields, type Logger } from '../log.js';
-import { apiRoutes, type Handler } from './api.js';
+import { apiRoutes, type Handler } from './inventory/api.js';
 import { adminTokens, authenticate, ANONYMOUS, type Identity, type NamedToken } from './auth.js';
-import { withActor } from './catalog-audit.js';
-import { catalogRoutes, type CatalogApiDeps } from './catalog-api.js';
+import { withActor } from './catalog/audit.js';
+import { catalogRoutes, type CatalogApiDeps } from './catalog/api.js';
 import type { CatalogView } from '../catalog/types.js';
 import { withDeadline } from './deadline.js';
 import { ApiError, jsonReply, type Reply } from './reply.js';
-import { budgetRoutes, type BudgetsApiDeps } from './budgets-api.js';
+import { budgetRoutes, type BudgetsApiDeps } from './budgets/api.js';
 import { dispatchJsonRoute, hasBody, type JsonRoute } from './json-routes.js';
 import { ConsoleFiles } from './console.js';
 

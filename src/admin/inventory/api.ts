@@ -2,18 +2,18 @@
  * The /api/v1 handlers: parse the query (pure, query.ts), ask the store under a deadline, shape the
  * answer (views.ts, csv.ts). Any store failure or timeout is a 503, never a crash or a hang.
  */
-import type { ConsumerSummary, InventoryRecord, InventoryStore, Page } from '../inventory/types.js';
-import type { CatalogView, ResolvedConsumer } from '../catalog/types.js';
-import { allConsumers } from './catalog-inventory.js';
-import { takeConsumerFilter, type ConsumerFilter } from './catalog-query.js';
-import type { Logger } from '../log.js';
-import { errorFields } from '../log.js';
-import { withDeadline } from './deadline.js';
-import { csvRow, INVENTORY_COLUMNS, inventoryCells, USAGE_COLUMNS, usageCells } from './csv.js';
-import { MAX_LIMIT } from '../inventory/query.js';
-import { parseInventory, parseInventoryExport, parsePage, parseUsage } from './query.js';
-import { ApiError, jsonReply, type Reply } from './reply.js';
-import { consumerJson, inventoryJson, modelJson, pageJson, usageJson } from './views.js';
+import type { ConsumerSummary, InventoryRecord, InventoryStore, Page } from '../../inventory/types.js';
+import type { CatalogView, ResolvedConsumer } from '../../catalog/types.js';
+import { allConsumers } from '../catalog/inventory.js';
+import { takeConsumerFilter, type ConsumerFilter } from '../catalog/query.js';
+import type { Logger } from '../../log.js';
+import { errorFields } from '../../log.js';
+import { withDeadline } from '../deadline.js';
+import { csvRow, INVENTORY_COLUMNS, inventoryCells, USAGE_COLUMNS, usageCells } from '../csv.js';
+import { MAX_LIMIT } from '../../inventory/query.js';
+import { parseInventory, parseInventoryExport, parsePage, parseUsage } from '../query.js';
+import { ApiError, jsonReply, type Reply } from '../reply.js';
+import { consumerJson, inventoryJson, modelJson, pageJson, usageJson } from '../views.js';
 
 export interface ApiDeps {
   store: InventoryStore;

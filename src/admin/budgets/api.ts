@@ -1,5 +1,5 @@
 /**
- * The budgets admin API (mounted by http.ts through json-routes.ts):
+ * The budgets admin API (mounted by ../http.ts through ../json-routes.ts):
  *
  *   GET    /api/v1/budgets                 every budget in force (config, API, template instances
  *                                          seen by this sidecar) with each limit's state; offset/limit
@@ -15,21 +15,21 @@
  * API definitions are read from the store on every request, so a change is visible at once here;
  * admission sees it when the sidecar next polls the registry's version.
  */
-import type { Logger } from '../log.js';
-import type { PolicySet } from '../governance/policy-set.js';
-import { instantiate, parseInstanceId } from '../governance/templates.js';
-import type { Budget, BudgetTemplate } from '../governance/types.js';
-import type { BudgetLedger, ItemState } from '../governance/ledger.js';
-import { effectiveDefinitions, type EffectiveDefinitions } from '../registry/merge.js';
-import type { BudgetRegistry, DefinitionCollection } from '../registry/types.js';
-import type { AuditLog } from '../registry/catalog-types.js';
-import { auditor } from './catalog-audit.js';
-import { BodyError, budgetJson, parseBudgetBody, parseTemplateBody, templateJson } from './budgets-body.js';
-import { budgetStateJson, limitCounters, wouldBlockJson, type WouldBlockFilter } from './budgets-views.js';
-import { storeCall } from './api.js';
-import type { JsonRoute, RouteInput } from './json-routes.js';
-import { parsePage, parseTimestamp } from './query.js';
-import { ApiError, badParameter, jsonReply } from './reply.js';
+import type { Logger } from '../../log.js';
+import type { PolicySet } from '../../governance/policy-set.js';
+import { instantiate, parseInstanceId } from '../../governance/templates.js';
+import type { Budget, BudgetTemplate } from '../../governance/types.js';
+import type { BudgetLedger, ItemState } from '../../governance/ledger.js';
+import { effectiveDefinitions, type EffectiveDefinitions } from '../../registry/merge.js';
+import type { BudgetRegistry, DefinitionCollection } from '../../registry/types.js';
+import type { AuditLog } from '../../registry/catalog-types.js';
+import { auditor } from '../catalog/audit.js';
+import { BodyError, budgetJson, parseBudgetBody, parseTemplateBody, templateJson } from './body.js';
+import { budgetStateJson, limitCounters, wouldBlockJson, type WouldBlockFilter } from './views.js';
+import { storeCall } from '../inventory/api.js';
+import type { JsonRoute, RouteInput } from '../json-routes.js';
+import { parsePage, parseTimestamp } from '../query.js';
+import { ApiError, badParameter, jsonReply } from '../reply.js';
 
 export interface BudgetsApiDeps {
   /** The policy in force now (config, hot-reloaded, and the API definitions last polled). */

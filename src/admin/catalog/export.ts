@@ -3,10 +3,10 @@
  * file's own format, so API changes can be pasted back into the file (GitOps). Pure.
  */
 import { Document } from 'yaml';
-import type { CatalogDefinitions } from '../catalog/catalog.js';
-import { consumerYaml, ownerYaml, policiesYaml, resourceYaml, ruleYaml } from '../config/catalog-schema.js';
-import type { Budget, BudgetTemplate } from '../governance/types.js';
-import { budgetJson, templateJson } from './budgets-body.js';
+import type { CatalogDefinitions } from '../../catalog/catalog.js';
+import { consumerYaml, ownerYaml, policiesYaml, resourceYaml, ruleYaml } from '../../config/catalog-schema.js';
+import type { Budget, BudgetTemplate } from '../../governance/types.js';
+import { budgetJson, templateJson } from '../budgets/body.js';
 
 /** The definition as the config writes it: without the read-only `source`. */
 function withoutSource(json: Record<string, unknown>): Record<string, unknown> {

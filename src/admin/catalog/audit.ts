@@ -3,12 +3,12 @@
  * routes it dispatches (withActor); handlers read it back with actorOf and record their changes
  * through an Auditor.
  */
-import type { AuditEntry } from '../catalog/types.js';
-import { errorFields, type Logger } from '../log.js';
-import type { AuditLog } from '../registry/catalog-types.js';
-import { ANONYMOUS, type Identity } from './auth.js';
-import { withDeadline } from './deadline.js';
-import type { JsonRoute, RouteInput } from './json-routes.js';
+import type { AuditEntry } from '../../catalog/types.js';
+import { errorFields, type Logger } from '../../log.js';
+import type { AuditLog } from '../../registry/catalog-types.js';
+import { ANONYMOUS, type Identity } from '../auth.js';
+import { withDeadline } from '../deadline.js';
+import type { JsonRoute, RouteInput } from '../json-routes.js';
 
 /** A route input carrying the identity of the request's token. */
 interface ActorInput extends RouteInput {

@@ -1,5 +1,5 @@
 /**
- * The catalog admin API (mounted by http.ts through json-routes.ts). Bodies and replies use the
+ * The catalog admin API (mounted by ../http.ts through ../json-routes.ts). Bodies and replies use the
  * field names of src/catalog/types.ts (camelCase); replies add `source` (config or api).
  *
  *   GET    /api/v1/owners                       {items, shadowed}
@@ -19,24 +19,24 @@
  * request, so a change shows at once; after each write `changed()` brings the sidecar's catalog in
  * force up to date (other sidecars follow within governance.registry_poll_ms).
  */
-import { compileGlob } from '../glob.js';
-import { Catalog, effectiveCatalog, type CatalogDefinitions, type Shadowed } from '../catalog/catalog.js';
-import { GLOBAL_POLICY_ID, type AuditEntry, type ConsumerEntry, type ConsumerRule, type Owner, type Resource, type SanctionPolicy } from '../catalog/types.js';
-import type { PolicySet } from '../governance/policy-set.js';
-import type { Budget, BudgetTemplate } from '../governance/types.js';
-import { errorFields, type Logger } from '../log.js';
-import type { CatalogRegistry } from '../registry/catalog-types.js';
-import { effectiveDefinitions } from '../registry/merge.js';
-import type { BudgetRegistry, DefinitionCollection } from '../registry/types.js';
-import type { InventoryStore } from '../inventory/types.js';
-import { auditor } from './catalog-audit.js';
-import { parseConsumerBody, parseOwnerBody, parsePolicyBody, parsePreviewBody, parseResourceBody, parseRuleBody, splitResourceId } from './catalog-body.js';
-import { catalogYaml } from './catalog-export.js';
-import { allConsumers, resourceUsage } from './catalog-inventory.js';
-import { parseAuditQuery } from './catalog-query.js';
-import { storeCall } from './api.js';
-import type { JsonRoute, RouteInput } from './json-routes.js';
-import { ApiError, badParameter, jsonReply } from './reply.js';
+import { compileGlob } from '../../glob.js';
+import { Catalog, effectiveCatalog, type CatalogDefinitions, type Shadowed } from '../../catalog/catalog.js';
+import { GLOBAL_POLICY_ID, type AuditEntry, type ConsumerEntry, type ConsumerRule, type Owner, type Resource, type SanctionPolicy } from '../../catalog/types.js';
+import type { PolicySet } from '../../governance/policy-set.js';
+import type { Budget, BudgetTemplate } from '../../governance/types.js';
+import { errorFields, type Logger } from '../../log.js';
+import type { CatalogRegistry } from '../../registry/catalog-types.js';
+import { effectiveDefinitions } from '../../registry/merge.js';
+import type { BudgetRegistry, DefinitionCollection } from '../../registry/types.js';
+import type { InventoryStore } from '../../inventory/types.js';
+import { auditor } from './audit.js';
+import { parseConsumerBody, parseOwnerBody, parsePolicyBody, parsePreviewBody, parseResourceBody, parseRuleBody, splitResourceId } from './body.js';
+import { catalogYaml } from './export.js';
+import { allConsumers, resourceUsage } from './inventory.js';
+import { parseAuditQuery } from './query.js';
+import { storeCall } from '../inventory/api.js';
+import type { JsonRoute, RouteInput } from '../json-routes.js';
+import { ApiError, badParameter, jsonReply } from '../reply.js';
 
 export interface CatalogApiDeps {
   registry: CatalogRegistry;

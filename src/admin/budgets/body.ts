@@ -10,11 +10,11 @@
  *                 { "requests": 60, "per": "rolling", "seconds": 60 } ] }
  *   templates add "group_by": "consumer" | "provider" | "model" | "label:<name>"
  */
-import { formatPath, type PathSegment } from '../config/errors.js';
-import { budgetsSchema, templatesSchema, toBudgets, toTemplates } from '../config/budgets-schema.js';
-import type { Issue, Schema } from '../config/schema.js';
-import { formatGroupBy } from '../governance/templates.js';
-import type { Budget, BudgetTemplate, Limit, Selector } from '../governance/types.js';
+import { formatPath, type PathSegment } from '../../config/errors.js';
+import { budgetsSchema, templatesSchema, toBudgets, toTemplates } from '../../config/budgets-schema.js';
+import type { Issue, Schema } from '../../config/schema.js';
+import { formatGroupBy } from '../../governance/templates.js';
+import type { Budget, BudgetTemplate, Limit, Selector } from '../../governance/types.js';
 
 const WEEKDAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
 

@@ -2,11 +2,11 @@
  * The budgets API's pure parts: which ledger counters describe a budget now, how a budget and its
  * counters' state are shown, and the would-block report. No I/O.
  */
-import type { Budget, Limit, LimitMetric } from '../governance/types.js';
-import { counterKey, windowBounds } from '../governance/windows.js';
-import type { ItemState, WouldBlockCount } from '../governance/ledger.js';
-import { budgetDefinitionJson, limitEntryJson } from './budgets-body.js';
-import { isoTime, microToUsd } from './views.js';
+import type { Budget, Limit, LimitMetric } from '../../governance/types.js';
+import { counterKey, windowBounds } from '../../governance/windows.js';
+import type { ItemState, WouldBlockCount } from '../../governance/ledger.js';
+import { budgetDefinitionJson, limitEntryJson } from './body.js';
+import { isoTime, microToUsd } from '../views.js';
 
 /** One limit's counter at a moment: what the ledger is asked, and the window shown. */
 export interface LimitCounter {

@@ -4,12 +4,12 @@
  * problem names the field the client wrote. Ids come from the path: a body may omit its `id`, and a
  * different one is refused rather than taken as a rename.
  */
-import type { ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
-import { formatPath } from '../config/errors.js';
-import { catalogSchemas, toConsumer, toOwner, toPolicy, toResource, toRule } from '../config/catalog-schema.js';
-import type { Issue, Mapping, Schema } from '../config/schema.js';
-import { MAX_GLOB_CHARS, isMapping, text } from '../config/schema.js';
-import { ApiError } from './reply.js';
+import type { ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../../catalog/types.js';
+import { formatPath } from '../../config/errors.js';
+import { catalogSchemas, toConsumer, toOwner, toPolicy, toResource, toRule } from '../../config/catalog-schema.js';
+import type { Issue, Mapping, Schema } from '../../config/schema.js';
+import { MAX_GLOB_CHARS, isMapping, text } from '../../config/schema.js';
+import { ApiError } from '../reply.js';
 
 const API = catalogSchemas('api');
 

@@ -13,8 +13,8 @@
  * cost. ListUnitPrice is the price catalog's USD per token today for that period; ListCost is
  * ConsumedQuantity x ListUnitPrice. Both are exact decimals (no binary rounding).
  */
-import type { TokenCounts } from '../inventory/types.js';
-import type { Cell } from './csv.js';
+import type { TokenCounts } from '../../inventory/types.js';
+import type { Cell } from '../csv.js';
 
 export type Meter = 'input' | 'cached_input' | 'cache_write' | 'output';
 export const METERS: readonly Meter[] = ['input', 'cached_input', 'cache_write', 'output'];

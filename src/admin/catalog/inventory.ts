@@ -3,8 +3,8 @@
  * (provider/model), read a page at a time. Bounded: at most MAX_SCANNED items per read, which
  * covers any realistic fleet while keeping one admin request from reading an unbounded store.
  */
-import type { ConsumerSummary, InventoryStore, ModelSummary, Page } from '../inventory/types.js';
-import { MAX_LIMIT } from '../inventory/query.js';
+import type { ConsumerSummary, InventoryStore, ModelSummary, Page } from '../../inventory/types.js';
+import { MAX_LIMIT } from '../../inventory/query.js';
 
 export const MAX_SCANNED = 100_000;
 

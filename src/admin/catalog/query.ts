@@ -2,11 +2,11 @@
  * Query parameters of the catalog reads: the audit log's page, and the consumer filters that
  * /api/v1/consumers accepts besides its page. Every problem is a 400 naming the parameter.
  */
-import type { ConsumerStatus } from '../catalog/types.js';
-import { CONSUMER_STATUSES } from '../config/catalog-schema.js';
-import type { AuditQuery } from '../registry/catalog-types.js';
-import { parseTimestamp } from './query.js';
-import { badParameter } from './reply.js';
+import type { ConsumerStatus } from '../../catalog/types.js';
+import { CONSUMER_STATUSES } from '../../config/catalog-schema.js';
+import type { AuditQuery } from '../../registry/catalog-types.js';
+import { parseTimestamp } from '../query.js';
+import { badParameter } from '../reply.js';
 
 export const DEFAULT_AUDIT_LIMIT = 100;
 export const MAX_AUDIT_LIMIT = 1000;

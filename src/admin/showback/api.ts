@@ -1,5 +1,5 @@
 /**
- * Showback and chargeback (mounted through json-routes.ts):
+ * Showback and chargeback (mounted through ../json-routes.ts):
  *
  *   GET /api/v1/showback          usage and cost by owner, consumer, provider, model or API per
  *                                 hour, day or month: {groupBy, bucket, from, to, items, totals}
@@ -12,21 +12,21 @@
  * days. Owners are applied at query time: each consumer is grouped under the owner the catalog
  * resolves it to now (`(unowned)` without one), so re-assigning a consumer moves its past usage too.
  */
-import type { CatalogView } from '../catalog/types.js';
-import { governanceLabels } from '../catalog/catalog.js';
-import type { ApiKind, Usage } from '../domain.js';
-import type { RequestSubject } from '../governance/types.js';
-import type { Logger } from '../log.js';
-import type { PriceBook } from '../metering/prices.js';
-import { addBucket, emptyBucket } from '../inventory/rollup.js';
-import { DAY_MS, HOUR_MS, type BucketCounts, type InventoryStore, type UsageKey, type UsagePoint, type UsageQuery } from '../inventory/types.js';
-import { csvRow, TOKEN_COLUMNS, tokenCells, type Cell } from './csv.js';
-import { storeCall } from './api.js';
+import type { CatalogView } from '../../catalog/types.js';
+import { governanceLabels } from '../../catalog/catalog.js';
+import type { ApiKind, Usage } from '../../domain.js';
+import type { RequestSubject } from '../../governance/types.js';
+import type { Logger } from '../../log.js';
+import type { PriceBook } from '../../metering/prices.js';
+import { addBucket, emptyBucket } from '../../inventory/rollup.js';
+import { DAY_MS, HOUR_MS, type BucketCounts, type InventoryStore, type UsageKey, type UsagePoint, type UsageQuery } from '../../inventory/types.js';
+import { csvRow, TOKEN_COLUMNS, tokenCells, type Cell } from '../csv.js';
+import { storeCall } from '../inventory/api.js';
 import { FOCUS_COLUMNS, focusCells, focusRows, METERS, type FocusGroup, type ListPrices, type Meter } from './focus.js';
-import type { JsonRoute } from './json-routes.js';
-import { parseTimestamp } from './query.js';
-import { badParameter, jsonReply, type Reply } from './reply.js';
-import { isoTime, microToUsd } from './views.js';
+import type { JsonRoute } from '../json-routes.js';
+import { parseTimestamp } from '../query.js';
+import { badParameter, jsonReply, type Reply } from '../reply.js';
+import { isoTime, microToUsd } from '../views.js';
 
 /** List prices of a provider's model at a time (epoch ms); null when it has none. */
 export type ListPriceLookup = (provider: string, model: string, at: number) => ListPrices | null;
