@@ -8,25 +8,27 @@ import { ExtProcServer } from './extproc/server.js';
 import { Exchange, type ExchangeDeps } from './traffic/exchange.js';
 import type { ConsumerIdentity, ExchangeRecord } from './domain.js';
 import { createRecognizer } from './traffic/recognize.js';
-import { createConsumerResolver, type ResolveConsumer } from './traffic/consumer.js';
 import { TokenCounter } from './metering/tokens.js';
 import { PriceBook, resourcePriceLookup, type PriceRates } from './metering/prices.js';
 import { Admitter } from './governance/admission.js';
 import { BudgetGovernor } from './governance/governor.js';
 import { defaultMaxOutputTokens } from './governance/output-defaults.js';
 import type { Budget, BudgetTemplate } from './governance/types.js';
-import type { CatalogDefinitions } from './catalog/catalog.js';
+import type { Catalog, CatalogDefinitions } from './catalog/catalog.js';
 import type { CatalogView } from './catalog/types.js';
-import { liveBudgets, liveCatalog } from './live/sets.js';
+import type { LiveSet } from './live/live-set.js';
+import { liveBudgets, liveCatalog, type BudgetDefinitions } from './live/sets.js';
+import { ConsumerIdentities } from './identity.js';
+import type { PolicySet } from './governance/policy-set.js';
+import type { BudgetLedger } from './governance/ledger.js';
+import type { BudgetRegistry } from './registry/types.js';
+import type { CatalogRegistry } from './registry/catalog-types.js';
 import { createBudgetRegistry, createCatalogRegistry, createLedger, createStore } from './stores.js';
 import { LazyConnection } from './store/redis-client.js';
-import { fingerprintSecretKey, sharedFingerprintSecret } from './store/fingerprint-secret.js';
 import { Recorder } from './inventory/recorder.js';
 import type { InventoryStore } from './inventory/types.js';
 import { Metrics } from './telemetry/metrics.js';
-import { AdminServer, splitHostPort } from './admin/http.js';
-import { adminTokens } from './admin/auth.js';
-import { isLoopbackAddress } from './net.js';
+import { AdminServer, checkAdminExposure } from './admin/http.js';
 import { priceBookListPrices, showbackRoutes } from './admin/showback/api.js';
 import { grpcServerEvents, ledgerEvents, recorderEvents, streamObserver } from './observers.js';
 import { createLogger, errorFields, type Logger } from './log.js';
@@ -81,11 +83,7 @@ export interface TokenwardenServer {
 }
 
 export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {}): TokenwardenServer {
-  // The config loader refuses this too; embedders may build a config without it.
-  const { address: adminAddress, token: adminToken, tokens: namedTokens } = config.admin;
-  if (adminAddress !== '' && !adminTokens(adminToken, namedTokens).some((t) => t.role === 'admin') && !isLoopbackAddress(splitHostPort(adminAddress).host)) {
-    throw new Error(`admin.address (${adminAddress}) is not a loopback address: an admin-role token (admin.token or admin.tokens) is required`);
-  }
+  checkAdminExposure(config.admin);
   const log = hooks.logger ?? createLogger(config.logging.level);
   const metrics = new Metrics({ consumerLabels: config.metrics.consumer_labels, maxLabelValues: config.metrics.max_label_values });
   // OTLP export: the file's telemetry section with the OTEL_* variables applied (checked now, started in start()).
@@ -108,8 +106,6 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
   // What is in force: the config file's definitions merged with the admin API's, config winning.
   const budgets = liveBudgets({ budgets: config.budgets, templates: config.budget_templates }, registry);
   const catalog = liveCatalog(configCatalog(config), catalogRegistry);
-  const refreshBudgets = (): Promise<void> => budgets.refresh();
-  const refreshCatalog = (): Promise<void> => catalog.refresh();
 
   // Metering: prices (config overrides, the embedder's lookup, the catalog's resources, the bundled data) and tokens.
   const prices = new PriceBook(config.metering.price_overrides, { lookup: resourcePriceLookup(() => catalog.view, hooks.priceLookup) });
@@ -132,16 +128,10 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     unsanctioned: (e) => metrics.recordUnsanctioned(e),
   });
 
-  // API-key fingerprints must agree wherever the inventory is shared. Without a configured secret
-  // (and only when API keys are fingerprinted at all): with Redis, the secret kept there (read in
-  // start(), before any stream); with the memory store, a random one for this process, which lives
-  // as long as its inventory.
-  const generatedSecret = config.consumer.fingerprint_secret === '' && config.consumer.resolvers.some((r) => r.type === 'api_key');
-  let configured: ResolveConsumer = createConsumerResolver(config.consumer);
-  const custom = hooks.resolveConsumer;
+  const consumers = new ConsumerIdentities(config.consumer, hooks.resolveConsumer);
   const deps: ExchangeDeps = {
     recognize: createRecognizer(config.discovery),
-    resolveConsumer: custom ? (h, a) => custom(h, a) ?? configured(h, a) : (h, a) => configured(h, a),
+    resolveConsumer: consumers.resolve,
     tokens,
     prices,
     metering: config.metering,
@@ -166,33 +156,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
   });
 
   let serving = false;
-  const admin = config.admin.address
-    ? new AdminServer({
-        address: config.admin.address,
-        metrics,
-        ready: () => serving,
-        store,
-        token: config.admin.token,
-        tokens: config.admin.tokens,
-        logger: log,
-        budgets: { policies: () => budgets.view, registry, ledger },
-        catalog: { registry: catalogRegistry, config: () => catalog.config, changed: refreshCatalog, view: () => catalog.view },
-        extraRoutes: showbackRoutes({
-          store,
-          catalog: () => catalog.view,
-          prices: priceBookListPrices(prices),
-          budgets: (subject) => budgets.view.applicable(subject).map((b) => b.id),
-          storeTimeoutMs: 5_000,
-          now: Date.now,
-          logger: log,
-        }),
-      })
-    : null;
-  const refreshRegistries = (): Promise<void> =>
-    Promise.all([
-      refreshBudgets().catch((err: unknown) => log.warn('cannot refresh API-defined budgets', errorFields(err))),
-      refreshCatalog().catch((err: unknown) => log.warn('cannot refresh the API-defined catalog', errorFields(err))),
-    ]).then(() => {});
+  const admin = adminServer(config, { metrics, ready: () => serving, store, log, budgets, registry, ledger, catalog, catalogRegistry, prices });
 
   return {
     metrics,
@@ -205,7 +169,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       budgets.reload({ budgets: fromConfig, templates });
       log.debug('budgets replaced', { budgets: fromConfig.length, templates: templates.length });
     },
-    refreshBudgets,
+    refreshBudgets: () => budgets.refresh(),
     get catalog() {
       return catalog.view;
     },
@@ -219,15 +183,9 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
         policies: definitions.policies.length,
       });
     },
-    refreshCatalog,
+    refreshCatalog: () => catalog.refresh(),
     async start() {
-      if (generatedSecret && redis !== null) {
-        const secret = await sharedFingerprintSecret(redis, config.store.redis);
-        configured = createConsumerResolver({ ...config.consumer, fingerprint_secret: secret });
-        log.info('API keys are fingerprinted with the secret shared in Redis', { key: fingerprintSecretKey(config.store.redis.key_prefix) });
-      } else if (generatedSecret) {
-        log.warn('no consumer.fingerprint_secret configured: API keys are fingerprinted with a random secret of this process, so their consumer ids change when it restarts');
-      }
+      await consumers.prepare(redis && { connection: redis, cfg: config.store.redis }, log);
       const grpcAddress = await grpcServer.start();
       let adminAddress: string | null = null;
       try {
@@ -237,9 +195,11 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
         throw err;
       }
       recorder.start();
-      await refreshRegistries();
-      budgets.startPolling(config.governance.registry_poll_ms, (err) => log.warn('cannot refresh API-defined budgets', errorFields(err)));
-      catalog.startPolling(config.governance.registry_poll_ms, (err) => log.warn('cannot refresh the API-defined catalog', errorFields(err)));
+      const poll = config.governance.registry_poll_ms;
+      await Promise.all([
+        budgets.start(poll, (err) => log.warn('cannot refresh API-defined budgets', errorFields(err))),
+        catalog.start(poll, (err) => log.warn('cannot refresh the API-defined catalog', errorFields(err))),
+      ]);
       telemetry = startTelemetry(telemetrySettings, { metrics, log });
       serving = true;
       // Load the tokenizer in the background so the first estimate does not pay for it.
@@ -268,4 +228,43 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       log.info('tokenwarden stopped');
     },
   };
+}
+
+/** The admin HTTP server over the server's parts, or null when admin.address is empty. */
+function adminServer(
+  config: TokenwardenConfig,
+  p: {
+    metrics: Metrics;
+    ready: () => boolean;
+    store: InventoryStore;
+    log: Logger;
+    budgets: LiveSet<BudgetDefinitions, PolicySet>;
+    registry: BudgetRegistry;
+    ledger: BudgetLedger;
+    catalog: LiveSet<CatalogDefinitions, Catalog>;
+    catalogRegistry: CatalogRegistry;
+    prices: PriceBook;
+  },
+): AdminServer | null {
+  if (!config.admin.address) return null;
+  return new AdminServer({
+    address: config.admin.address,
+    metrics: p.metrics,
+    ready: p.ready,
+    store: p.store,
+    token: config.admin.token,
+    tokens: config.admin.tokens,
+    logger: p.log,
+    budgets: { policies: () => p.budgets.view, registry: p.registry, ledger: p.ledger },
+    catalog: { registry: p.catalogRegistry, config: () => p.catalog.config, changed: () => p.catalog.refresh(), view: () => p.catalog.view },
+    extraRoutes: showbackRoutes({
+      store: p.store,
+      catalog: () => p.catalog.view,
+      prices: priceBookListPrices(p.prices),
+      budgets: (subject) => p.budgets.view.applicable(subject).map((b) => b.id),
+      storeTimeoutMs: 5_000,
+      now: Date.now,
+      logger: p.log,
+    }),
+  });
 }

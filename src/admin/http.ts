@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { InventoryStore } from '../inventory/types.js';
+import type { AdminConfig } from '../config/types.js';
 import { errorFields, type Logger } from '../log.js';
+import { isLoopbackAddress } from '../net.js';
 import { apiRoutes, type Handler } from './inventory/api.js';
 import { adminTokens, authenticate, ANONYMOUS, type Identity, type NamedToken } from './auth.js';
 import { withActor } from './catalog/audit.js';
@@ -247,6 +249,16 @@ function requestLineLength(packet: Buffer | undefined): number {
   if (!packet) return 0;
   const end = packet.indexOf('\r\n');
   return end === -1 ? packet.length : end;
+}
+
+/**
+ * Refuses an admin API reachable from other machines without an admin-role token (the config loader
+ * refuses it too; embedders may build a config without it).
+ */
+export function checkAdminExposure(admin: Pick<AdminConfig, 'address' | 'token' | 'tokens'>): void {
+  if (admin.address === '' || adminTokens(admin.token, admin.tokens).some((t) => t.role === 'admin')) return;
+  if (isLoopbackAddress(splitHostPort(admin.address).host)) return;
+  throw new Error(`admin.address (${admin.address}) is not a loopback address: an admin-role token (admin.token or admin.tokens) is required`);
 }
 
 export function splitHostPort(address: string): { host: string; port: number } {

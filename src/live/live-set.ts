@@ -60,6 +60,12 @@ export class LiveSet<D, V> {
     this.registryVersion = snapshotVersion;
   }
 
+  /** A first refresh now, then polling; a failed refresh is reported and retried at the next tick. */
+  async start(intervalMs: number, failed: (err: unknown) => void): Promise<void> {
+    await this.refresh().catch(failed);
+    this.startPolling(intervalMs, failed);
+  }
+
   /** Refreshes every `intervalMs` until stopPolling(); a failed refresh is reported and retried at the next tick. */
   startPolling(intervalMs: number, failed: (err: unknown) => void): void {
     this.stopPolling();
