@@ -6,8 +6,7 @@
  *
  *   npx tsx bench/allocations.ts [--scenario chat] [--count 10000] [--noop]
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +14,7 @@ import { parseArgs } from 'node:util';
 import type { BenchReport } from './driver/report.js';
 import { findScenario } from './driver/scenarios.js';
 import { roomOf } from './profile.js';
-import { runDriver, startServer, startTokenwarden, stopTokenwarden, type Server, type Tokenwarden } from './processes.js';
+import { runDriver, startServerUnderTest } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -79,13 +78,9 @@ async function main(): Promise<void> {
   rmSync(out, { force: true });
   process.env.TW_ALLOC_OUT = out;
   const preload = ['--import', path.join(ROOT, 'bench/alloc-sampler.mjs')];
-  const configDir = mkdtempSync(path.join(tmpdir(), 'tw-alloc-'));
-  let tw: Tokenwarden | null = null;
-  let noop: Server | null = null;
+  const sut = await startServerUnderTest(values.noop, scenario.setup, preload);
   try {
-    if (values.noop) noop = await startServer('noop', [...preload, '--import', 'tsx', 'bench/noop-server.ts', '0']);
-    else tw = await startTokenwarden(scenario.setup, configDir, preload);
-    const server = (noop ?? tw?.server)!;
+    const { server } = sut;
     const report = path.join(outDir, 'report.json');
     const common = ['--target', server.address, '--scenario', scenario.name, '--concurrency', values.concurrency, '--warmup', '0', '--out', report];
     await runDriver([...common, '--count', '3000']);
@@ -104,12 +99,7 @@ async function main(): Promise<void> {
     for (const [where, bytes] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, 15)) process.stdout.write(`  ${(bytes / n).toFixed(0).padStart(7)} B  ${where}\n`);
     process.stdout.write(`profile: ${path.relative(ROOT, out)}\n`);
   } finally {
-    if (noop) {
-      noop.child.kill('SIGTERM');
-      await noop.exited;
-    }
-    if (tw) await stopTokenwarden(tw);
-    rmSync(configDir, { recursive: true, force: true });
+    await sut.stop();
   }
 }
 

@@ -4,7 +4,8 @@
  * and the load driver.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_BUDGETS_YAML, type ServerSetup } from './driver/scenarios.js';
@@ -84,4 +85,40 @@ export function runDriver(args: string[]): Promise<void> {
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`driver exited ${code}: ${stderr.trim()}`))));
   });
+}
+
+/** A server a diagnostic runs a scenario against: tokenwarden for the scenario's setup, or the no-op. */
+export interface ServerUnderTest {
+  server: Server;
+  /** Stops it (and its redis-server); a profile given by `nodeArgs` is written as it exits. */
+  stop(): Promise<void>;
+}
+
+/** `nodeArgs` go to node before the script (a profiler, a preloaded module). */
+export async function startServerUnderTest(noop: boolean, setup: ServerSetup, nodeArgs: readonly string[]): Promise<ServerUnderTest> {
+  if (noop) {
+    const server = await startServer('noop', [...nodeArgs, ...TSX, 'bench/noop-server.ts', '0']);
+    return {
+      server,
+      stop: async () => {
+        server.child.kill('SIGTERM');
+        await server.exited;
+      },
+    };
+  }
+  const configDir = mkdtempSync(path.join(tmpdir(), 'tw-bench-'));
+  const removeConfig = (): void => rmSync(configDir, { recursive: true, force: true });
+  try {
+    const tw = await startTokenwarden(setup, configDir, nodeArgs);
+    return {
+      server: tw.server,
+      stop: async () => {
+        await stopTokenwarden(tw);
+        removeConfig();
+      },
+    };
+  } catch (e) {
+    removeConfig();
+    throw e;
+  }
 }

@@ -12,15 +12,14 @@
  * `--noop` profiles the no-op server instead, for the same breakdown of the floor. The profile
  * itself is kept in .bench-out/profile/ (open it in Chrome DevTools or speedscope).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { procStatCpuUs } from './capacity-model.js';
 import type { BenchReport } from './driver/report.js';
 import { findScenario } from './driver/scenarios.js';
-import { runDriver, startServer, startTokenwarden, stopTokenwarden, type Server, type Tokenwarden } from './processes.js';
+import { runDriver, startServerUnderTest, type ServerUnderTest } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -119,14 +118,9 @@ async function main(): Promise<void> {
   const outDir = path.resolve(ROOT, values['out-dir']);
   mkdirSync(outDir, { recursive: true });
   for (const f of readdirSync(outDir)) if (f.endsWith('.cpuprofile')) rmSync(path.join(outDir, f));
-  const configDir = mkdtempSync(path.join(tmpdir(), 'tw-profile-'));
-  const profiled = ['--cpu-prof', '--cpu-prof-dir', outDir];
-  let tw: Tokenwarden | null = null;
-  let noop: Server | null = null;
+  let sut: ServerUnderTest | null = await startServerUnderTest(values.noop, scenario.setup, ['--cpu-prof', '--cpu-prof-dir', outDir]);
   try {
-    if (values.noop) noop = await startServer('noop', [...profiled, '--import', 'tsx', 'bench/noop-server.ts', '0']);
-    else tw = await startTokenwarden(scenario.setup, configDir, profiled);
-    const server = (noop ?? tw?.server)!;
+    const { server } = sut;
     const report = path.join(outDir, 'report.json');
     const common = ['--target', server.address, '--scenario', scenario.name, '--concurrency', values.concurrency, '--warmup', '0', '--out', report];
     await runDriver([...common, '--count', '2000']);
@@ -137,14 +131,8 @@ async function main(): Promise<void> {
     const to = monotonicUs();
     const cpuAfter = threadCpuUs(pid);
     // The profile is written when the server exits.
-    if (tw) {
-      await stopTokenwarden(tw);
-      tw = null;
-    } else {
-      noop!.child.kill('SIGTERM');
-      await noop!.exited;
-      noop = null;
-    }
+    await sut.stop();
+    sut = null;
     const r = JSON.parse(readFileSync(report, 'utf8')) as BenchReport;
     // The main thread's profile is the largest (the tokenizer worker writes one of its own).
     const file = readdirSync(outDir)
@@ -171,9 +159,7 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`profile: ${path.relative(ROOT, file)}\n`);
   } finally {
-    noop?.child.kill('SIGTERM');
-    if (tw) await stopTokenwarden(tw);
-    rmSync(configDir, { recursive: true, force: true });
+    await sut?.stop();
   }
 }
 

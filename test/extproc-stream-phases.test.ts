@@ -16,6 +16,7 @@ import { ProcessStream, type ProcessCall, type StreamPhase } from '../src/extpro
 import { createConsumerResolver } from '../src/traffic/consumer.js';
 import { Exchange } from '../src/traffic/exchange.js';
 import { recognize } from '../src/traffic/recognize.js';
+import { testObserver } from './support/observer.js';
 
 const config = defaultConfig();
 const tokens = new TokenCounter({ maxExactBytes: config.metering.max_exact_tokenize_bytes });
@@ -127,19 +128,11 @@ async function run(messages: WireProcessingRequest[], close: Close, extra: WireP
     metadata: config.metadata,
     skipNonLlm: false,
     governor,
-    observer: {
-      messageHandled: () => {},
-      protocolError: () => {},
-      nonLlmRequest: () => {},
-      record: (r) => records.push(r),
-      streamOpened: () => {},
-      streamClosed: () => {},
+    observer: testObserver({
+      record: (r) => void records.push(r),
       streamEndedByServer: () => void endedByServer++,
-      transitionRefused: (from: StreamPhase, to: StreamPhase) => refused.push(`${from}->${to}`),
-      internalError: (err) => {
-        throw err;
-      },
-    },
+      transitionRefused: (from: StreamPhase, to: StreamPhase) => void refused.push(`${from}->${to}`),
+    }),
   });
   const settle = () => new Promise((r) => setTimeout(r, 20));
   for (const m of messages) {

@@ -28,6 +28,7 @@ import { EnvoyEmulator, type ExchangeInput, type ExchangeResult } from './emulat
 import { OBSERVABILITY, SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures, type Fixture } from './support/fixtures.js';
 import { eventually } from './support/wait.js';
+import { testObserver } from './support/observer.js';
 
 const fixtures = loadFixtures();
 const fixture = (name: string): Fixture => fixtures.find((f) => f.name === name)!;
@@ -117,19 +118,7 @@ async function startHarness(): Promise<Harness> {
       metadata: config.metadata,
       skipNonLlm: true,
       governor,
-      observer: {
-        messageHandled: () => {},
-        protocolError: () => {},
-        nonLlmRequest: () => {},
-        record: (r) => records.push(r),
-        streamOpened: () => {},
-        streamClosed: () => {},
-        streamEndedByServer: () => {},
-        transitionRefused: () => {},
-        internalError: (err) => {
-          throw err;
-        },
-      },
+      observer: testObserver({ record: (r) => void records.push(r) }),
     },
   });
   const address = await server.start();

@@ -21,6 +21,7 @@ import { loadFixtures } from '../support/fixtures.js';
 import { headers, rawClient, type RawStream } from '../support/raw-client.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { eventually, until } from '../support/wait.js';
+import { testObserver } from '../support/observer.js';
 
 const basic = loadFixtures().find((f) => f.name === 'openai_chat_completions_basic')!;
 const requestBody = Buffer.concat(basic.request.body_chunks);
@@ -222,19 +223,13 @@ describe('mirrored streams that never close', () => {
         metadata: config.metadata,
         skipNonLlm: false,
         observabilityIdleMs: IDLE_MS,
-        observer: {
-          messageHandled: () => {},
-          protocolError: (reason) => protocolErrors.push(reason),
-          nonLlmRequest: () => {},
-          record: (r) => records.push(r),
+        observer: testObserver({
+          protocolError: (reason) => void protocolErrors.push(reason),
+          record: (r) => void records.push(r),
           streamOpened: () => void open++,
           streamClosed: () => void open--,
-          streamEndedByServer: () => {},
-          transitionRefused: (from, to) => protocolErrors.push(`refused ${from}->${to}`),
-          internalError: (err) => {
-            throw err;
-          },
-        },
+          transitionRefused: (from, to) => void protocolErrors.push(`refused ${from}->${to}`),
+        }),
       },
     });
     await server.start();
