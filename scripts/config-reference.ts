@@ -1,6 +1,6 @@
 /**
  * Renders the README's configuration reference tables from the key declarations in src/config/
- * (config-schema.ts, telemetry-schema.ts): one row per declared key with its path, type, default and
+ * (config-schema.ts, telemetry-schema.ts, budgets-schema.ts, catalog-schema.ts): one row per declared key with its path, type, default and
  * doc string. Each table sits between `<!-- config-reference:start SECTION -->` and
  * `<!-- config-reference:end SECTION -->` in README.md; the prose around them is written by hand.
  *
@@ -22,6 +22,9 @@ type AnySchema = Schema<unknown> & {
   section?: true;
   fields?: Record<string, Schema<unknown>>;
   item?: Schema<unknown>;
+  /** A mapping of named entries (`mapOf`): its values' keys, under the placeholder. */
+  values?: AnySchema;
+  placeholder?: string;
 };
 
 const code = (text: string): string => `\`${text}\``;
@@ -59,15 +62,28 @@ function rows(fields: Record<string, Schema<unknown>>, prefix: string): string[]
     if (schema.fields !== undefined) out.push(...rows(schema.fields, `${path}.`));
     const item = (schema as Partial<ListSchema<unknown>>).item as AnySchema | undefined;
     if (item?.fields !== undefined) out.push(...rows(item.fields, `${path}[].`));
+    if (schema.values?.fields !== undefined) out.push(...rows(schema.values.fields, `${path}.${schema.placeholder ?? '<name>'}.`));
   }
   return out;
 }
 
-/** The generated table of one top-level section (`grpc`, `store`, `telemetry`, ...). */
+/**
+ * The generated table of one top-level key: a section (`grpc`, `store`, ...) lists its keys, a
+ * declared list or mapping (`budgets`, `owners`, `policies`, ...) itself and then its entries' keys.
+ */
 export function renderSection(name: string): string {
   const schema = configSchema.fields[name as keyof typeof configSchema.fields] as AnySchema | undefined;
-  if (schema?.section !== true || schema.fields === undefined) throw new Error(`${name} is not a declared configuration section`);
-  return ['| key | type | default | meaning |', '|---|---|---|---|', ...rows(schema.fields, `${name}.`)].join('\n');
+  const body =
+    schema?.section === true && schema.fields !== undefined ? rows(schema.fields, `${name}.`) : schema?.key !== undefined ? rows({ [name]: schema }, '') : undefined;
+  if (body === undefined) throw new Error(`${name} is not a declared configuration key`);
+  return ['| key | type | default | meaning |', '|---|---|---|---|', ...body].join('\n');
+}
+
+/** The top-level keys with a generated table: every section and every declared key. */
+export function declaredSections(): string[] {
+  return Object.entries(configSchema.fields as Record<string, AnySchema>)
+    .filter(([, schema]) => schema.section === true || schema.key !== undefined)
+    .map(([name]) => name);
 }
 
 const MARKERS = /(<!-- config-reference:start (\S+) -->\n)[\s\S]*?(<!-- config-reference:end \2 -->)/g;

@@ -32,6 +32,7 @@ import {
   bool,
   int,
   isMapping,
+  key,
   list,
   MAX_GLOB_CHARS,
   nonNegativeNumber,
@@ -179,26 +180,54 @@ function groupBy(): Schema<GroupBy> {
 
 const selectSchema = obj(
   {
-    consumers: list(glob(), { minItems: 1, maxItems: 10_000 }),
-    providers: list(providerPattern(), { minItems: 1, maxItems: 100 }),
-    models: list(glob(), { minItems: 1, maxItems: 10_000 }),
-    apis: list(oneOf(API_NAMES), { minItems: 1, maxItems: API_NAMES.length }),
-    labels: labels(),
+    consumers: key(list(glob(), { minItems: 1, maxItems: 10_000 }), {
+      doc: 'Consumer ids (globs) as discovery reports them (SPIFFE id, `key:<fingerprint>`, address...).',
+      type: 'list of globs',
+      defaultText: 'any consumer',
+    }),
+    providers: key(list(providerPattern(), { minItems: 1, maxItems: 100 }), {
+      doc: 'Providers, by name or glob; a plain name must be a provider tokenwarden reports (catches typos).',
+      type: 'list of provider names or globs',
+      defaultText: 'any provider',
+    }),
+    models: key(list(glob(), { minItems: 1, maxItems: 10_000 }), { doc: 'Requested model names (globs).', type: 'list of globs', defaultText: 'any model' }),
+    apis: key(list(oneOf(API_NAMES), { minItems: 1, maxItems: API_NAMES.length }), {
+      doc: `APIs: ${API_NAMES.map((a) => `\`${a}\``).join(', ')}.`,
+      type: 'list of API names',
+      defaultText: 'any API',
+    }),
+    labels: key(labels(), {
+      doc: 'Every label must match: the [catalog](#the-catalog) labels of a resolved consumer, plus `owner`.',
+      type: 'mapping of label names to values',
+      defaultText: 'any labels',
+    }),
   },
   { nullIsAbsent: true },
 );
 
 const limitSchema = obj(
   {
-    input_tokens: int(0, MAX_COUNT),
-    output_tokens: int(0, MAX_COUNT),
-    total_tokens: int(0, MAX_COUNT),
-    requests: int(0, MAX_COUNT),
-    cost_usd: nonNegativeNumber(),
-    per: oneOf(PERIODS),
-    timezone: timeZone(),
-    week_start: oneOf(WEEKDAYS),
-    seconds: int(1, MAX_ROLLING_SECONDS),
+    input_tokens: key(int(0, MAX_COUNT), { doc: 'Input tokens per window (cache reads and writes included).' }),
+    output_tokens: key(int(0, MAX_COUNT), { doc: 'Output tokens per window (reasoning included).' }),
+    total_tokens: key(int(0, MAX_COUNT), { doc: 'Input plus output tokens per window (TPM with `per: rolling`, `seconds: 60`).' }),
+    requests: key(int(0, MAX_COUNT), { doc: 'Requests per window (RPM with `per: rolling`, `seconds: 60`).' }),
+    cost_usd: key(nonNegativeNumber(), {
+      doc: `Spend in USD per window, at most ${MAX_USD.toLocaleString('en-US')}; counted in whole micro-dollars.`,
+      type: 'number ≥ 0',
+    }),
+    per: key(oneOf(PERIODS), {
+      doc: 'The window: calendar `minute`, `hour`, `day`, `week` or `month` in `timezone`, or `rolling` over `seconds`. The window start is part of the counter key (no reset job).',
+      type: 'window, required',
+    }),
+    timezone: key(timeZone(), {
+      doc: 'IANA time zone of a calendar window (DST handled: a day can be 23 or 25 hours). Not with `rolling`.',
+      type: 'IANA time zone',
+      defaultText: '`UTC`',
+    }),
+    week_start: key(oneOf(WEEKDAYS), { doc: 'First day of a `per: week` window; only with it.', type: 'weekday', defaultText: '`monday`' }),
+    seconds: key(int(1, MAX_ROLLING_SECONDS), {
+      doc: 'Length of a `rolling` window: required with it, refused otherwise. Kept as 6 sub-buckets, so a rolling limit leans towards refusing rather than overshooting.',
+    }),
   },
   {
     required: ['per'],
@@ -221,18 +250,28 @@ const limitSchema = obj(
 );
 
 const policyFields = {
-  description: text({ maxLength: 1024 }),
-  mode: withDefault(oneOf(['monitor', 'enforce']), 'monitor'),
-  on_store_error: withDefault(oneOf(['open', 'closed']), 'open'),
-  stop_streams: withDefault(bool(), false),
-  select: selectSchema,
-  limits: list(limitSchema, { minItems: 1, maxItems: 32 }),
+  description: key(text({ maxLength: 1024 }), { doc: 'Free text, shown by the console and the API.' }),
+  mode: key(withDefault(oneOf(['monitor', 'enforce']), 'monitor'), {
+    doc: '`monitor` never blocks (reports would-block events, adds a response header); `enforce` refuses with 429 and `Retry-After` before the provider is called.',
+  }),
+  on_store_error: key(withDefault(oneOf(['open', 'closed']), 'open'), {
+    doc: 'When the ledger is unreachable: `open` admits the request, `closed` refuses it (enforce mode).',
+  }),
+  stop_streams: key(withDefault(bool(), false), { doc: 'Reset a streamed response that runs past an enforce budget.' }),
+  select: key(selectSchema, { doc: 'Which traffic the budget applies to. Every field is optional; a list matches any of its entries; globs `*` and `?`, case-insensitive.', defaultText: 'all traffic' }),
+  limits: key(list(limitSchema, { minItems: 1, maxItems: 32 }), {
+    doc: 'All must hold. One metric per entry (`input_tokens`, `output_tokens`, `total_tokens`, `requests` or `cost_usd`) with its window.',
+    type: 'list (1-32), required',
+  }),
 };
 
 /** One budget (also for admin API bodies, which use the YAML spelling). */
 export const budgetSchema = obj(
   {
-    id: text({ minLength: 1, maxLength: 512, pattern: BUDGET_ID, patternHint: 'an id (letters, digits, "_", "." or "-"), or <template id>:<group value>' }),
+    id: key(text({ minLength: 1, maxLength: 512, pattern: BUDGET_ID, patternHint: 'an id (letters, digits, "_", "." or "-"), or <template id>:<group value>' }), {
+      doc: 'Counters are keyed by id: keep it stable. `<template id>:<group value>` replaces that template instance and keeps its counters.',
+      type: 'id (letters, digits, `_`, `.`, `-`) or `<template>:<group>`, required',
+    }),
     ...policyFields,
   },
   { required: ['id', 'limits'] },
@@ -241,8 +280,14 @@ export const budgetSchema = obj(
 /** One budget template (also for admin API bodies). */
 export const templateSchema = obj(
   {
-    id: text({ minLength: 1, maxLength: 128, pattern: TEMPLATE_ID, patternHint: 'an id (letters, digits, "_", "." or "-")' }),
-    group_by: groupBy(),
+    id: key(text({ minLength: 1, maxLength: 128, pattern: TEMPLATE_ID, patternHint: 'an id (letters, digits, "_", "." or "-")' }), {
+      doc: 'Instances are named `<id>:<group value>` on every sidecar, so every sidecar shares their counters.',
+      type: 'id (letters, digits, `_`, `.`, `-`), required',
+    }),
+    group_by: key(groupBy(), {
+      doc: 'One budget per value of `consumer`, `provider`, `model` (`provider/model`) or `label:<name>`, created when the value is first seen.',
+      type: 'group, required',
+    }),
     ...policyFields,
   },
   { required: ['id', 'group_by', 'limits'] },
@@ -271,8 +316,14 @@ export function uniqueIds<T, S extends Schema<T[]>>(schema: S & Schema<T[]>, key
   };
 }
 
-export const budgetsSchema = uniqueIds(list(budgetSchema, { maxItems: 10_000 }));
-export const templatesSchema = uniqueIds(list(templateSchema, { maxItems: 1_000 }));
+export const budgetsSchema = key(uniqueIds(list(budgetSchema, { maxItems: 10_000 })), {
+  doc: 'Budgets, ids unique. Hot-reloaded without losing counters; see [Budgets](#budgets).',
+  defaultText: '`[]`',
+});
+export const templatesSchema = key(uniqueIds(list(templateSchema, { maxItems: 1_000 })), {
+  doc: 'Budget templates, ids unique: each creates one budget per group value. Hot-reloaded.',
+  defaultText: '`[]`',
+});
 
 export interface BudgetsDocument {
   budgets?: BudgetEntry[] | undefined;

@@ -15,23 +15,20 @@
  *     unsanctioned: { mode: enforce, allow: ["openai/gpt-4o-mini*"] }
  *     owners: { payments: { mode: monitor } }
  *
- * The admin API validates its bodies with the same rules, spelled in camelCase (costCenter,
- * displayName, budgetTemplates): `Spelling` picks the key names, so both name the field a user wrote.
+ * Each key is declared once, with its doc string (the README's reference is generated from it); the
+ * entry types derive from the declarations. The admin API validates its bodies with the same rules,
+ * spelled in camelCase (costCenter, displayName, budgetTemplates), so both name the field a user
+ * wrote; both parse to the YAML shape, which one conversion per kind turns into the catalog model.
  */
-import { GLOBAL_POLICY_ID, type CatalogSource, type ConsumerEntry, type ConsumerRule, type ConsumerStatus, type Labels, type Owner, type PolicyMode, type Resource, type ResourcePrice, type SanctionPolicy } from '../catalog/types.js';
+import { GLOBAL_POLICY_ID, type CatalogSource, type ConsumerEntry, type ConsumerRule, type ConsumerStatus, type Owner, type PolicyMode, type Resource, type ResourcePrice, type SanctionPolicy } from '../catalog/types.js';
 import { resourceId } from '../catalog/catalog.js';
 import type { PathSegment } from './errors.js';
 import { labels, PROVIDER_NAMES, TEMPLATE_ID, uniqueIds } from './budgets-schema.js';
-import { bool, int, isMapping, list, MAX_GLOB_CHARS, nonNegativeNumber, obj, oneOf, suggest, text, withDefault, type Fields, type Issue, type Mapping, type Schema } from './schema.js';
+import { bool, int, key, list, mapOf, MAX_GLOB_CHARS, nonNegativeNumber, obj, oneOf, suggest, text, withDefault, type Fields, type Issue, type Mapping, type ObjSchema, type Out, type Schema } from './schema.js';
 
-export type Spelling = 'yaml' | 'api';
-
+/** The API's names for the fields whose YAML name has an underscore (price classes keep theirs). */
 const CAMEL: Readonly<Record<string, string>> = { cost_center: 'costCenter', display_name: 'displayName', budget_templates: 'budgetTemplates' };
-
-/** The name of a field in the given spelling (price classes keep their snake_case names in both). */
-export function fieldName(spelling: Spelling, snake: string): string {
-  return spelling === 'api' ? (CAMEL[snake] ?? snake) : snake;
-}
+const SNAKE: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(CAMEL).map(([snake, camel]) => [camel, snake]));
 
 export const CONSUMER_STATUSES = ['discovered', 'added', 'ignored'] as const satisfies readonly ConsumerStatus[];
 export const POLICY_MODES = ['off', 'monitor', 'enforce'] as const satisfies readonly PolicyMode[];
@@ -77,8 +74,15 @@ function provider(): Schema<string> {
   };
 }
 
+const price = (doc: string) => key(nonNegativeNumber(), { doc, type: 'USD per million tokens' });
+
 const priceSchema = obj(
-  Object.fromEntries(PRICE_CLASSES.map((c) => [c, nonNegativeNumber()])) as Record<(typeof PRICE_CLASSES)[number], Schema<number>>,
+  {
+    input_mtok: price('Input tokens not read from or written to a cache.'),
+    cached_input_mtok: price("Input tokens read from the provider's prompt cache."),
+    cache_write_mtok: price("Input tokens written to the provider's prompt cache."),
+    output_mtok: price('Output tokens, reasoning included.'),
+  } satisfies Record<(typeof PRICE_CLASSES)[number], Schema<number>>,
   {
     check(price, path, issues) {
       if (PRICE_CLASSES.every((c) => price[c] === undefined)) issues.push({ path, message: `sets no price; give at least one of ${PRICE_CLASSES.join(', ')}` });
@@ -86,103 +90,146 @@ const priceSchema = obj(
   },
 );
 
-function fields(spelling: Spelling, entries: Record<string, Schema<unknown>>): Fields {
-  return Object.fromEntries(Object.entries(entries).map(([snake, schema]) => [fieldName(spelling, snake), schema]));
+/** One kind of definition in both spellings; both parse to the YAML shape, so one conversion serves both. */
+interface Spelled<F extends Fields, R extends keyof F & string> {
+  yaml: ObjSchema<F, R>;
+  api: Schema<Out<ObjSchema<F, R>>>;
 }
 
-/** The field schemas of each kind in one spelling, so the config and the API validate alike. */
-export function catalogSchemas(spelling: Spelling) {
-  const templates = list(templateId(), { maxItems: 100 });
+function spelled<F extends Fields, R extends keyof F & string>(fields: F, required: readonly R[]): Spelled<F, R> {
+  const camel = (snake: string): string => CAMEL[snake] ?? snake;
+  const apiFields = Object.fromEntries(Object.entries(fields).map(([snake, schema]) => [camel(snake), schema]));
+  const api = obj(apiFields, { required: required.map(camel) });
   return {
-    owner: obj(
-      fields(spelling, {
-        id: ownerId(),
-        name: name(),
-        cost_center: text({ minLength: 1, maxLength: 128 }),
-        contacts: list(name(), { maxItems: 50 }),
-      }),
-      { required: ['id', 'name'] },
-    ),
-    consumer: obj(
-      fields(spelling, {
-        id: consumerId(),
-        status: withDefault(oneOf(CONSUMER_STATUSES), 'added'),
-        owner: ownerId(),
-        labels: labels(),
-        display_name: name(),
-        budget_templates: templates,
-      }),
-      { required: ['id'] },
-    ),
-    rule: obj(
-      fields(spelling, {
-        id: plainId(),
-        match: text({ minLength: 1, maxLength: MAX_GLOB_CHARS }),
-        priority: withDefault(int(-1_000_000, 1_000_000), DEFAULT_RULE_PRIORITY),
-        status: withDefault(oneOf(CONSUMER_STATUSES), 'added'),
-        owner: ownerId(),
-        labels: labels(),
-        budget_templates: templates,
-      }),
-      { required: ['id', 'match'] },
-    ),
-    resource: obj(
-      fields(spelling, {
-        provider: provider(),
-        model: text({ minLength: 1, maxLength: 256 }),
-        sanctioned: bool(),
-        display_name: name(),
-        price: priceSchema,
-        endpoint: text({ minLength: 1, maxLength: 2048 }),
-        notes: text({ maxLength: 4096 }),
-      }),
-      { required: ['provider', 'model', 'sanctioned'] },
-    ),
-    policy: obj({ mode: oneOf(POLICY_MODES), allow: withDefault(list(text({ minLength: 1, maxLength: MAX_GLOB_CHARS }), { maxItems: 1_000 }), []) }, { required: ['mode'] }),
+    yaml: obj(fields, { required }),
+    api: {
+      label: 'mapping',
+      parse(value, path, issues) {
+        const parsed = api.parse(value, path, issues);
+        if (parsed === undefined) return undefined;
+        return Object.fromEntries(Object.entries(parsed).map(([name, v]) => [SNAKE[name] ?? name, v])) as Out<ObjSchema<F, R>>;
+      },
+    },
   };
 }
 
-const YAML = catalogSchemas('yaml');
+const templates = key(list(templateId(), { maxItems: 100 }), {
+  doc: 'Budget templates attached to the consumer whatever their consumer selection says (their `providers`, `models` and `apis` still narrow them); each must be defined in `budget_templates`.',
+  type: 'list of template ids',
+});
+const statusDoc = 'The decision: `discovered` (not yet decided), `added` or `ignored`.';
+const ownerDoc = 'The owner answering for it (showback, per-owner policy, the `owner` label); must be defined in `owners`.';
+const labelsDoc = 'Labels budgets select on (`select.labels`, `group_by: label:<name>`).';
+
+/** The definitions of each kind, in both spellings, so the config and the API validate alike. */
+const KINDS = {
+  owner: spelled(
+    {
+      id: key(ownerId(), { doc: 'Names the owner in consumers, rules, policies and showback. `global` is reserved.', type: 'id (letters, digits, `_`, `.`, `-`), required' }),
+      name: key(name(), { doc: 'Display name.', type: 'string, required' }),
+      cost_center: key(text({ minLength: 1, maxLength: 128 }), { doc: 'For chargeback; returned by the API and the catalog export.' }),
+      contacts: key(list(name(), { maxItems: 50 }), { doc: 'E-mail addresses or other contacts.', type: 'list of strings' }),
+    },
+    ['id', 'name'],
+  ),
+  consumer: spelled(
+    {
+      id: key(consumerId(), { doc: 'The consumer id exactly as discovered (SPIFFE id, `key:<fingerprint>`, address...).', type: 'string, required' }),
+      status: key(withDefault(oneOf(CONSUMER_STATUSES), 'added'), { doc: statusDoc }),
+      owner: key(ownerId(), { doc: ownerDoc, type: 'owner id' }),
+      labels: key(labels(), { doc: labelsDoc, type: 'mapping of label names to values' }),
+      display_name: key(name(), { doc: 'Shown by the console and showback.' }),
+      budget_templates: templates,
+    },
+    ['id'],
+  ),
+  rule: spelled(
+    {
+      id: key(plainId(), { doc: 'Names the rule (and orders rules of equal priority).', type: 'id (letters, digits, `_`, `.`, `-`), required' }),
+      match: key(text({ minLength: 1, maxLength: MAX_GLOB_CHARS }), { doc: 'Consumer ids it resolves, now or discovered later, unless they have their own entry.', type: 'glob, required' }),
+      priority: key(withDefault(int(-1_000_000, 1_000_000), DEFAULT_RULE_PRIORITY), { doc: 'Rules are tried lowest first, then by id; the first match wins.' }),
+      status: key(withDefault(oneOf(CONSUMER_STATUSES), 'added'), { doc: statusDoc }),
+      owner: key(ownerId(), { doc: ownerDoc, type: 'owner id' }),
+      labels: key(labels(), { doc: labelsDoc, type: 'mapping of label names to values' }),
+      budget_templates: templates,
+    },
+    ['id', 'match'],
+  ),
+  resource: spelled(
+    {
+      provider: key(provider(), { doc: 'A provider name tokenwarden reports (no glob: one model at one provider).', type: 'provider name, required' }),
+      model: key(text({ minLength: 1, maxLength: 256 }), { doc: 'The requested model name; with `provider` the resource id `provider/model`, unique.', type: 'string, required' }),
+      sanctioned: key(bool(), { doc: 'Whether the model may be used; the unsanctioned-model policies act on `false` and on models with no entry.', type: 'boolean, required' }),
+      display_name: key(name(), { doc: 'Shown by the console.' }),
+      price: key(priceSchema, { doc: 'USD per million tokens, at least one class; replaces the bundled catalog for this model (see [Prices](#prices)).', defaultText: 'the bundled catalog' }),
+      endpoint: key(text({ minLength: 1, maxLength: 2048 }), { doc: 'Where a self-hosted model is served (documentation only).' }),
+      notes: key(text({ maxLength: 4096 }), { doc: 'Free text.' }),
+    },
+    ['provider', 'model', 'sanctioned'],
+  ),
+  policy: spelled(
+    {
+      mode: key(oneOf(POLICY_MODES), { doc: '`off`, `monitor` (report and flag) or `enforce` (refuse with 403) for requests to unsanctioned models.', type: '`off`, `monitor` or `enforce`, required' }),
+      allow: key(withDefault(list(text({ minLength: 1, maxLength: MAX_GLOB_CHARS }), { maxItems: 1_000 }), []), {
+        doc: 'Unsanctioned `provider/model` globs this policy lets through anyway.',
+        type: 'list of globs',
+      }),
+    },
+    ['mode'],
+  ),
+};
+
+export type OwnerEntry = Out<typeof KINDS.owner.yaml>;
+export type ConsumerDefinition = Out<typeof KINDS.consumer.yaml>;
+export type RuleEntry = Out<typeof KINDS.rule.yaml>;
+export type ResourceEntry = Out<typeof KINDS.resource.yaml>;
+export type PolicyEntry = Out<typeof KINDS.policy.yaml>;
+
+/** The admin API's schemas: camelCase keys in, the YAML shape out. */
+export const API_SCHEMAS = {
+  owner: KINDS.owner.api,
+  consumer: KINDS.consumer.api,
+  rule: KINDS.rule.api,
+  resource: KINDS.resource.api,
+  policy: KINDS.policy.api,
+};
 
 /** Resources are unique by provider (any case) and model; a repeat is reported at its model. */
 function resourceKey(e: Mapping): string | undefined {
   return typeof e['provider'] === 'string' && typeof e['model'] === 'string' ? resourceId(e['provider'].toLowerCase(), e['model']) : undefined;
 }
 
-/** Owner ids to policies; validated keys, so a typo is reported where it is. */
-const ownerPolicies: Schema<Record<string, Mapping>> = {
-  parse(value, path, issues) {
-    if (!isMapping(value)) {
-      issues.push({ path, message: 'expected a mapping of owner ids to policies' });
-      return undefined;
-    }
-    const out: [string, Mapping][] = [];
-    for (const [key, raw] of Object.entries(value)) {
-      if (ownerId().parse(key, [...path, key], issues) === undefined) continue;
-      const parsed = YAML.policy.parse(raw, [...path, key], issues);
-      if (parsed !== undefined) out.push([key, parsed as Mapping]);
-    }
-    return Object.fromEntries(out);
-  },
-};
-
 export const catalogSections = {
-  owners: uniqueIds(list(YAML.owner, { maxItems: 10_000 })),
-  consumers: uniqueIds(list(YAML.consumer, { maxItems: 100_000 })),
-  consumer_rules: uniqueIds(list(YAML.rule, { maxItems: 10_000 })),
-  resources: uniqueIds(list(YAML.resource, { maxItems: 10_000 }), 'model', resourceKey),
-  policies: obj({ unsanctioned: YAML.policy, owners: ownerPolicies }, { nullIsAbsent: true }),
+  owners: key(uniqueIds(list(KINDS.owner.yaml, { maxItems: 10_000 })), { doc: 'Teams or people who answer for consumers; ids unique.', defaultText: '`[]`' }),
+  consumers: key(uniqueIds(list(KINDS.consumer.yaml, { maxItems: 100_000 })), { doc: 'One decision per discovered consumer id; ids unique.', defaultText: '`[]`' }),
+  consumer_rules: key(uniqueIds(list(KINDS.rule.yaml, { maxItems: 10_000 })), {
+    doc: 'Bulk decisions: every consumer whose id matches, without its own entry; ids unique.',
+    defaultText: '`[]`',
+  }),
+  resources: key(uniqueIds(list(KINDS.resource.yaml, { maxItems: 10_000 }), 'model', resourceKey), {
+    doc: 'Models at providers: sanctioned or not, an optional price. Unique by provider/model.',
+    defaultText: '`[]`',
+  }),
+  policies: key(
+    obj(
+      {
+        unsanctioned: key(KINDS.policy.yaml, { doc: 'The global policy for unsanctioned models.', defaultText: 'off' }),
+        owners: key(mapOf(ownerId(), KINDS.policy.yaml, { what: 'owner ids to policies', placeholder: '<owner id>' }), {
+          doc: 'Per-owner policies, replacing the global one for that owner\'s consumers; each owner must be defined in `owners`.',
+          type: 'mapping of owner ids to policies',
+          defaultText: 'none',
+        }),
+      },
+      { nullIsAbsent: true },
+    ),
+    { doc: 'Policies for unsanctioned models; see [Unsanctioned models](#unsanctioned-models).' },
+  ),
 };
 
-/** The catalog sections as validated, before conversion. */
-export interface CatalogDocument {
-  owners?: Mapping[] | undefined;
-  consumers?: Mapping[] | undefined;
-  consumer_rules?: Mapping[] | undefined;
-  resources?: Mapping[] | undefined;
-  policies?: { unsanctioned?: Mapping | undefined; owners?: Record<string, Mapping> | undefined } | undefined;
-  budget_templates?: { id: string }[] | undefined;
-}
+/** The catalog sections as validated, before conversion (with the template ids they may name). */
+export type CatalogDocument = { [K in keyof typeof catalogSections]?: Out<(typeof catalogSections)[K]> | undefined } & {
+  budget_templates?: readonly { id: string }[] | undefined;
+};
 
 /**
  * Cross-section rules for the top-level check: owners named by consumers, rules and owner policies
@@ -190,18 +237,16 @@ export interface CatalogDocument {
  * (A config file is complete on its own: it cannot lean on definitions made through the API.)
  */
 export function checkCatalogReferences(doc: CatalogDocument, path: readonly PathSegment[] = []): Issue[] {
-  const owners = new Set((doc.owners ?? []).map((o) => o['id']));
+  const owners = new Set((doc.owners ?? []).map((o) => o.id));
   const templates = new Set((doc.budget_templates ?? []).map((t) => t.id));
   const issues: Issue[] = [];
   const check = (section: 'consumers' | 'consumer_rules'): void => {
-    (doc[section] ?? []).forEach((entry, index) => {
-      const owner = entry['owner'];
-      if (typeof owner === 'string' && !owners.has(owner)) {
-        issues.push({ path: [...path, section, index, 'owner'], message: `owner ${JSON.stringify(owner)} is not defined in owners` });
+    (doc[section] ?? []).forEach((entry: ConsumerDefinition | RuleEntry, index) => {
+      if (entry.owner !== undefined && !owners.has(entry.owner)) {
+        issues.push({ path: [...path, section, index, 'owner'], message: `owner ${JSON.stringify(entry.owner)} is not defined in owners` });
       }
-      const named = entry['budget_templates'];
-      (Array.isArray(named) ? named : []).forEach((t, i) => {
-        if (!templates.has(t as string)) {
+      (entry.budget_templates ?? []).forEach((t, i) => {
+        if (!templates.has(t)) {
           issues.push({ path: [...path, section, index, 'budget_templates', i], message: `template ${JSON.stringify(t)} is not defined in budget_templates` });
         }
       });
@@ -216,68 +261,57 @@ export function checkCatalogReferences(doc: CatalogDocument, path: readonly Path
 }
 
 // ---------------------------------------------------------------------------------------------
-// Conversion (of entries that validated without issues)
+// Conversion (of entries that validated without issues; the API's are respelled to this shape)
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
-export function toOwner(e: Mapping, spelling: Spelling, source: CatalogSource): Owner {
-  const f = (k: string): unknown => e[fieldName(spelling, k)];
+export function toOwner(e: OwnerEntry, source: CatalogSource): Owner {
+  return { id: e.id, name: e.name, ...optional('costCenter', e.cost_center), ...optional('contacts', e.contacts), source };
+}
+
+export function toConsumer(e: ConsumerDefinition, source: CatalogSource): ConsumerEntry {
   return {
-    id: e['id'] as string,
-    name: e['name'] as string,
-    ...optional('costCenter', f('cost_center') as string | undefined),
-    ...optional('contacts', f('contacts') as string[] | undefined),
+    id: e.id,
+    status: e.status,
+    ...optional('owner', e.owner),
+    ...optional('labels', e.labels),
+    ...optional('displayName', e.display_name),
+    ...optional('budgetTemplates', e.budget_templates),
     source,
   };
 }
 
-export function toConsumer(e: Mapping, spelling: Spelling, source: CatalogSource): ConsumerEntry {
-  const f = (k: string): unknown => e[fieldName(spelling, k)];
+export function toRule(e: RuleEntry, source: CatalogSource): ConsumerRule {
   return {
-    id: e['id'] as string,
-    status: e['status'] as ConsumerStatus,
-    ...optional('owner', e['owner'] as string | undefined),
-    ...optional('labels', e['labels'] as Labels | undefined),
-    ...optional('displayName', f('display_name') as string | undefined),
-    ...optional('budgetTemplates', f('budget_templates') as string[] | undefined),
+    id: e.id,
+    match: e.match,
+    priority: e.priority,
+    status: e.status,
+    ...optional('owner', e.owner),
+    ...optional('labels', e.labels),
+    ...optional('budgetTemplates', e.budget_templates),
     source,
   };
 }
 
-export function toRule(e: Mapping, spelling: Spelling, source: CatalogSource): ConsumerRule {
-  const f = (k: string): unknown => e[fieldName(spelling, k)];
+export function toResource(e: ResourceEntry, source: CatalogSource): Resource {
   return {
-    id: e['id'] as string,
-    match: e['match'] as string,
-    priority: e['priority'] as number,
-    status: e['status'] as ConsumerStatus,
-    ...optional('owner', e['owner'] as string | undefined),
-    ...optional('labels', e['labels'] as Labels | undefined),
-    ...optional('budgetTemplates', f('budget_templates') as string[] | undefined),
+    id: resourceId(e.provider, e.model),
+    provider: e.provider,
+    model: e.model,
+    sanctioned: e.sanctioned,
+    ...optional('displayName', e.display_name),
+    ...optional('price', e.price),
+    ...optional('endpoint', e.endpoint),
+    ...optional('notes', e.notes),
     source,
   };
 }
 
-export function toResource(e: Mapping, spelling: Spelling, source: CatalogSource): Resource {
-  const provider = e['provider'] as string;
-  const model = e['model'] as string;
-  return {
-    id: resourceId(provider, model),
-    provider,
-    model,
-    sanctioned: e['sanctioned'] as boolean,
-    ...optional('displayName', e[fieldName(spelling, 'display_name')] as string | undefined),
-    ...optional('price', e['price'] as ResourcePrice | undefined),
-    ...optional('endpoint', e['endpoint'] as string | undefined),
-    ...optional('notes', e['notes'] as string | undefined),
-    source,
-  };
-}
-
-export function toPolicy(id: string, e: Mapping, source: CatalogSource): SanctionPolicy {
-  return { id, mode: e['mode'] as PolicyMode, allow: e['allow'] as string[], source };
+export function toPolicy(id: string, e: PolicyEntry, source: CatalogSource): SanctionPolicy {
+  return { id, mode: e.mode, allow: e.allow, source };
 }
 
 export function toPolicies(section: CatalogDocument['policies']): SanctionPolicy[] {

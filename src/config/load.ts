@@ -288,10 +288,10 @@ export function parseConfig(text: string, source: string, env: Environment = pro
           if (document.budgets !== undefined) patch.budgets = toBudgets(document);
           if (document.budget_templates !== undefined) patch.budget_templates = toTemplates(document);
           // Catalog sections are written in snake_case; the catalog model is camelCase.
-          if (document.owners !== undefined) patch.owners = document.owners.map((e) => toOwner(e, 'yaml', 'config'));
-          if (document.consumers !== undefined) patch.consumers = document.consumers.map((e) => toConsumer(e, 'yaml', 'config'));
-          if (document.consumer_rules !== undefined) patch.consumer_rules = document.consumer_rules.map((e) => toRule(e, 'yaml', 'config'));
-          if (document.resources !== undefined) patch.resources = document.resources.map((e) => toResource(e, 'yaml', 'config'));
+          if (document.owners !== undefined) patch.owners = document.owners.map((e) => toOwner(e, 'config'));
+          if (document.consumers !== undefined) patch.consumers = document.consumers.map((e) => toConsumer(e, 'config'));
+          if (document.consumer_rules !== undefined) patch.consumer_rules = document.consumer_rules.map((e) => toRule(e, 'config'));
+          if (document.resources !== undefined) patch.resources = document.resources.map((e) => toResource(e, 'config'));
           if (document.policies !== undefined) patch.policies = toPolicies(document.policies);
         }
       }

@@ -456,6 +456,35 @@ export function tagged<V extends Record<string, Schema<unknown>>>(tag: string, v
   };
 }
 
+export interface MapSchema<V> extends Schema<Record<string, V>> {
+  readonly values: Schema<V>;
+  /** How the reference names a key, e.g. `<owner id>`. */
+  readonly placeholder: string;
+}
+
+/** A mapping whose keys are validated by `keys` (issues at the key) and whose values by `values`. */
+export function mapOf<V>(keys: Schema<string>, values: Schema<V>, options: { what: string; placeholder: string }): MapSchema<V> {
+  return {
+    values,
+    placeholder: options.placeholder,
+    label: 'mapping',
+    parse(value, path, issues) {
+      if (!isMapping(value)) {
+        issues.push({ path, message: `expected a mapping of ${options.what}` });
+        return undefined;
+      }
+      const out: [string, V][] = [];
+      for (const [name, raw] of Object.entries(value)) {
+        if (keys.parse(name, [...path, name], issues) === undefined) continue;
+        const parsed = values.parse(raw, [...path, name], issues);
+        if (parsed !== undefined) out.push([name, parsed]);
+      }
+      // fromEntries defines own properties, so a `__proto__` key cannot touch the prototype.
+      return Object.fromEntries(out);
+    },
+  };
+}
+
 export interface ListSchema<T> extends Schema<T[]> {
   readonly item: Schema<T>;
 }

@@ -1,9 +1,10 @@
 /**
  * tokenwarden configuration: the typed shape after validation, with defaults applied.
  *
- * Every key is declared once, in config-schema.ts / telemetry-schema.ts (type, constraints, default,
- * doc string); the types here and `defaultConfig()` derive from those declarations, and the README's
- * "Configuration reference" is generated from them (scripts/config-reference.ts).
+ * Every key is declared once, in config-schema.ts, telemetry-schema.ts, budgets-schema.ts and
+ * catalog-schema.ts (type, constraints, default, doc string); the types here and `defaultConfig()`
+ * derive from those declarations, and the README's "Configuration reference" is generated from them
+ * (scripts/config-reference.ts). Budgets and the catalog come out converted to their domain models.
  */
 import type { Budget, BudgetTemplate } from '../governance/types.js';
 import type { ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';

@@ -6,25 +6,23 @@
  */
 import type { ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../../catalog/types.js';
 import { formatPath } from '../../config/errors.js';
-import { catalogSchemas, toConsumer, toOwner, toPolicy, toResource, toRule } from '../../config/catalog-schema.js';
+import { API_SCHEMAS as API, toConsumer, toOwner, toPolicy, toResource, toRule } from '../../config/catalog-schema.js';
 import type { Issue, Mapping, Schema } from '../../config/schema.js';
 import { MAX_GLOB_CHARS, isMapping, text } from '../../config/schema.js';
 import { ApiError } from '../reply.js';
-
-const API = catalogSchemas('api');
 
 function invalid(field: string, message: string): ApiError {
   return new ApiError(400, 'invalid_body', field === '' ? message : `${field}: ${message}`, field === '' ? null : field);
 }
 
 /** The parsed body; throws a 400 naming the first bad field (in document order). */
-function parse(schema: Schema<unknown>, body: unknown): Mapping {
+function parse<T>(schema: Schema<T>, body: unknown): T {
   if (!isMapping(body)) throw invalid('', 'the body must be a JSON object');
   const issues: Issue[] = [];
   const parsed = schema.parse(body, [], issues);
   const first = issues[0];
   if (first !== undefined) throw invalid(formatPath(first.path), first.message);
-  return parsed as Mapping;
+  return parsed as T;
 }
 
 /** The body with the path's values for `keys` filled in; a body value that differs is refused. */
@@ -39,15 +37,15 @@ function withPath(body: unknown, values: Record<string, string>): unknown {
 }
 
 export function parseOwnerBody(body: unknown, pathId?: string): Owner {
-  return toOwner(parse(API.owner, pathId === undefined ? body : withPath(body, { id: pathId })), 'api', 'api');
+  return toOwner(parse(API.owner, pathId === undefined ? body : withPath(body, { id: pathId })), 'api');
 }
 
 export function parseConsumerBody(body: unknown, pathId: string): ConsumerEntry {
-  return toConsumer(parse(API.consumer, withPath(body, { id: pathId })), 'api', 'api');
+  return toConsumer(parse(API.consumer, withPath(body, { id: pathId })), 'api');
 }
 
 export function parseRuleBody(body: unknown, pathId?: string): ConsumerRule {
-  return toRule(parse(API.rule, pathId === undefined ? body : withPath(body, { id: pathId })), 'api', 'api');
+  return toRule(parse(API.rule, pathId === undefined ? body : withPath(body, { id: pathId })), 'api');
 }
 
 /** `provider/model` from a resource path id (the provider never contains a slash; models may). */
@@ -61,7 +59,7 @@ export function parseResourceBody(body: unknown, pathId: string): Resource {
   const { provider, model } = splitResourceId(pathId);
   const source = withPath(body, { provider, model });
   try {
-    return toResource(parse(API.resource, source), 'api', 'api');
+    return toResource(parse(API.resource, source), 'api');
   } catch (err) {
     // The provider and model came from the path: say so.
     if (err instanceof ApiError && (err.parameter === 'provider' || err.parameter === 'model') && isMapping(body) && body[err.parameter] === undefined) {
