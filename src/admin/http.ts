@@ -16,7 +16,7 @@ import { adminTokens, authenticate, ANONYMOUS, type Identity, type NamedToken } 
 import { withActor } from './catalog/audit.js';
 import { catalogRoutes, type CatalogApiDeps } from './catalog/api.js';
 import type { CatalogView } from '../catalog/types.js';
-import { withDeadline } from './deadline.js';
+import { withDeadline } from '../deadline.js';
 import { ApiError, jsonReply, type Reply } from './reply.js';
 import { budgetRoutes, type BudgetsApiDeps } from './budgets/api.js';
 import { dispatchJsonRoute, hasBody, type JsonRoute } from './json-routes.js';

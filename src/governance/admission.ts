@@ -3,6 +3,7 @@
  * ledger call, decide, and later replace the reservation with the actual usage. The arithmetic
  * (estimates, items, states) is pure and exported; `Admitter` only adds the ledger I/O and deadline.
  */
+import { withDeadline } from '../deadline.js';
 import type { Usage } from '../domain.js';
 import type { BudgetLedger, CounterWindow, ItemState, LedgerItem, ReserveResult } from './ledger.js';
 import type { PolicySet } from './policy-set.js';
@@ -237,24 +238,13 @@ const raisedByPrompt = (slot: Slot): boolean => PROMPT_METRICS.has(slot.budget.l
 /** The ledger's rule: an amount fits when used + reserved + amount <= max. */
 const exceeds = (state: ItemState, item: LedgerItem): boolean => state.used + state.reserved + item.amount > item.max;
 
-/** Resolves to the promise's value, or FAILED_STORE_CALL (after reporting) on error or deadline. */
-async function withDeadline<T>(
-  call: () => Promise<T>,
-  ms: number,
-  report: (error: unknown) => void,
-): Promise<T | typeof FAILED_STORE_CALL> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`budget ledger did not answer within ${ms} ms`)), ms);
-    timer.unref();
-  });
+/** Resolves to the call's value, or FAILED_STORE_CALL (after reporting) on error or deadline. */
+async function ledgerCall<T>(call: () => Promise<T>, ms: number, report: (error: unknown) => void): Promise<T | typeof FAILED_STORE_CALL> {
   try {
-    return await Promise.race([Promise.resolve().then(call), deadline]);
+    return await withDeadline(Promise.resolve().then(call), ms, 'budget ledger did not answer');
   } catch (error) {
     report(error);
     return FAILED_STORE_CALL;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -383,7 +373,7 @@ export class Admitter {
       this.deps.ledger.reserve({ requestId: leaseId, leaseMs: this.deps.leaseMs, items, consumer: req.subject.consumer, nowMs: req.nowMs }),
     );
     let failure: unknown;
-    const result = await withDeadline(() => reserve, this.deps.ledgerTimeoutMs, (e) => (failure = e));
+    const result = await ledgerCall(() => reserve, this.deps.ledgerTimeoutMs, (e) => (failure = e));
 
     if (result === FAILED_STORE_CALL) {
       const states = statesOf(plan.slots, null);
@@ -466,7 +456,7 @@ export class Admitter {
   }
 
   private async call(op: 'settle' | 'release', requestId: string, fn: () => Promise<void>): Promise<void> {
-    await withDeadline(fn, this.deps.ledgerTimeoutMs, (error) => this.deps.onStoreError?.({ op, requestId, error }));
+    await ledgerCall(fn, this.deps.ledgerTimeoutMs, (error) => this.deps.onStoreError?.({ op, requestId, error }));
   }
 
   private defaultOutput(subject: RequestSubject): number {

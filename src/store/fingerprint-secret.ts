@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { RedisConfig } from '../config/types.js';
+import { withDeadline } from '../deadline.js';
 import type { LazyConnection } from './redis-client.js';
 
 /** A new random secret: 256 bits, base64url. */
@@ -28,9 +29,9 @@ export async function sharedFingerprintSecret(connection: LazyConnection, cfg: R
   let problem = 'no answer';
   for (;;) {
     try {
-      const client = await withDeadline(connection.ready(), deadline);
-      await withDeadline(client.set(key, newFingerprintSecret(), 'NX'), deadline);
-      const secret = await withDeadline(client.get(key), deadline);
+      const client = await until(connection.ready(), deadline);
+      await until(client.set(key, newFingerprintSecret(), 'NX'), deadline);
+      const secret = await until(client.get(key), deadline);
       // Absent only if deleted between the two commands: create it again.
       if (secret !== null && secret !== '') return secret;
     } catch (err) {
@@ -46,10 +47,5 @@ export async function sharedFingerprintSecret(connection: LazyConnection, cfg: R
   }
 }
 
-function withDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), Math.max(0, deadline - Date.now()));
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}
+/** `work`, bounded by the time left until `deadline` (epoch ms). */
+const until = <T>(work: Promise<T>, deadline: number): Promise<T> => withDeadline(work, Math.max(0, deadline - Date.now()));

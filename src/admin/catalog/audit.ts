@@ -7,7 +7,7 @@ import type { AuditEntry } from '../../catalog/types.js';
 import { errorFields, type Logger } from '../../log.js';
 import type { AuditLog } from '../../registry/catalog-types.js';
 import { ANONYMOUS, type Identity } from '../auth.js';
-import { withDeadline } from '../deadline.js';
+import { withDeadline } from '../../deadline.js';
 import type { JsonRoute, RouteInput } from '../json-routes.js';
 
 /** A route input carrying the identity of the request's token. */

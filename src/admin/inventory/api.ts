@@ -8,7 +8,7 @@ import { allConsumers } from '../catalog/inventory.js';
 import { takeConsumerFilter, type ConsumerFilter } from '../catalog/query.js';
 import type { Logger } from '../../log.js';
 import { errorFields } from '../../log.js';
-import { withDeadline } from '../deadline.js';
+import { withDeadline } from '../../deadline.js';
 import { csvRow, INVENTORY_COLUMNS, inventoryCells, USAGE_COLUMNS, usageCells } from '../csv.js';
 import { MAX_LIMIT } from '../../inventory/query.js';
 import { parseInventory, parseInventoryExport, parsePage, parseUsage } from '../query.js';

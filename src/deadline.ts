@@ -1,0 +1,43 @@
+/**
+ * Bounds how long a caller waits on the store, blaming the store only for its own delay.
+ *
+ * When tokenwarden's event loop is blocked (a long GC pause, a burst of CPU work), the store's answer
+ * waits unread in the socket while the deadline's timer comes due; timers run before I/O callbacks,
+ * so a plain timer would report the store late for our own stall. So when the timer fires, the time
+ * the loop was busy since the call began is given back, once (a call waits at most the deadline plus
+ * that much, twice the deadline when the loop was busy throughout), and the verdict waits for that
+ * turn's I/O (setImmediate runs after the poll phase): an answer that arrived during the stall wins.
+ */
+import { performance } from 'node:perf_hooks';
+
+export class DeadlineExceeded extends Error {
+  constructor(
+    readonly ms: number,
+    what = 'no answer',
+  ) {
+    super(`${what} within ${ms} ms`);
+  }
+}
+
+/** `work`'s outcome, or a DeadlineExceeded (`what` starts its message) when it takes longer than `ms`. */
+export function withDeadline<T>(work: Promise<T>, ms: number, what?: string): Promise<T> {
+  // A late rejection has nobody waiting for it; keep it from being unhandled.
+  work.catch(() => {});
+  const started = performance.eventLoopUtilization();
+  let timer: NodeJS.Timeout | undefined;
+  let verdict: NodeJS.Immediate | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    const expire = (): void => {
+      verdict = setImmediate(() => reject(new DeadlineExceeded(ms, what)));
+    };
+    timer = setTimeout(() => {
+      const busyMs = performance.eventLoopUtilization(started).active;
+      if (busyMs >= 1) timer = setTimeout(expire, busyMs).unref();
+      else expire();
+    }, ms).unref();
+  });
+  return Promise.race([work, expired]).finally(() => {
+    clearTimeout(timer);
+    clearImmediate(verdict);
+  });
+}
