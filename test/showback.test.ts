@@ -20,7 +20,7 @@ import { EnvoyEmulator } from './emulator/envoy.js';
 import { SIDECAR } from './support/envoy-modes.js';
 import { loadFixtures } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/server.js';
-import { csvRecords, parseCsv } from './support/csv.js';
+import { csvRecords } from './support/csv.js';
 
 const CLASSES = ['input', 'cached_input', 'cache_write', 'output', 'reasoning'] as const;
 

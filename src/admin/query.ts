@@ -2,15 +2,8 @@
  * Query-string parsing for the admin API: pure functions from URLSearchParams to store queries.
  * Every problem is a 400 naming the parameter: unknown or repeated names, bad values.
  */
-import {
-  DAY_MS,
-  HOUR_MS,
-  type InventoryQuery,
-  type InventorySortField,
-  type UsageBucket,
-  type UsageGroupBy,
-  type UsageQuery,
-} from '../inventory/types.js';
+import type { InventoryQuery, InventorySortField, UsageBucket, UsageGroupBy, UsageQuery } from '../inventory/types.js';
+import { DAY_MS, HOUR_MS } from '../time.js';
 import { DEFAULT_LIMIT, MAX_LIMIT } from '../inventory/query.js';
 import { badParameter } from './reply.js';
 

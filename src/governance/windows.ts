@@ -14,6 +14,7 @@
  * counted (never more than the limit in any W) and a spend stops counting between W and 7W/6 after
  * it happened.
  */
+import { DAY_MS, HOUR_MS, MINUTE_MS } from '../time.js';
 import type { Window } from './types.js';
 
 export type CalendarWindow = Extract<Window, { timezone: string }>;
@@ -25,9 +26,6 @@ export interface Bounds {
   readonly end: number;
 }
 
-const MINUTE_MS = 60_000;
-const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
 
 // ---------------------------------------------------------------------------------------------
 // Time zones

@@ -32,20 +32,8 @@ import {
   usagePoints,
   type BucketEntry,
 } from './query.js';
-import {
-  DAY_MS,
-  type ConsumerSummary,
-  type InventoryBatch,
-  type InventoryDelta,
-  type InventoryQuery,
-  type InventoryRecord,
-  type InventoryStore,
-  type ModelSummary,
-  type Page,
-  type Rollup,
-  type UsagePoint,
-  type UsageQuery,
-} from './types.js';
+import type { ConsumerSummary, InventoryBatch, InventoryDelta, InventoryQuery, InventoryRecord, InventoryStore, ModelSummary, Page, Rollup, UsagePoint, UsageQuery } from './types.js';
+import { DAY_MS } from '../time.js';
 
 export interface MemoryStoreOptions {
   maxRecords: number;

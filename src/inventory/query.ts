@@ -3,19 +3,8 @@
  * pages; rollup order; usage time series from hourly buckets. Stores only gather candidates.
  */
 import { addBucket, alignDown, bucketId, emptyBucket, recordId, totalTokens } from './rollup.js';
-import {
-  DAY_MS,
-  HOUR_MS,
-  type BucketCounts,
-  type InventoryKey,
-  type InventoryQuery,
-  type InventoryRecord,
-  type InventorySortField,
-  type Page,
-  type UsageKey,
-  type UsagePoint,
-  type UsageQuery,
-} from './types.js';
+import type { BucketCounts, InventoryKey, InventoryQuery, InventoryRecord, InventorySortField, Page, UsageKey, UsagePoint, UsageQuery } from './types.js';
+import { DAY_MS, HOUR_MS } from '../time.js';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;

@@ -27,17 +27,8 @@
  */
 import { apiParts, bucketId, deltaHour, ERROR_KINDS, modelId, recordId, TOKEN_CLASSES } from './rollup.js';
 import { oldestRetainedHour } from './query.js';
-import {
-  HOUR_MS,
-  type ApiCounts,
-  type BucketCounts,
-  type InventoryBatch,
-  type InventoryDelta,
-  type InventoryKey,
-  type InventoryRecord,
-  type Rollup,
-  type TokenCounts,
-} from './types.js';
+import type { ApiCounts, BucketCounts, InventoryBatch, InventoryDelta, InventoryKey, InventoryRecord, Rollup, TokenCounts } from './types.js';
+import { HOUR_MS } from '../time.js';
 import { loadLua } from '../store/lua.js';
 
 /** How long a batch id is remembered (the contract asks for 24 hours at least). */

@@ -1,18 +1,6 @@
 /** Record and rollup arithmetic and identities shared by both InventoryStore implementations. */
-import {
-  emptyErrors,
-  emptyTokens,
-  HOUR_MS,
-  type ApiCounts,
-  type BucketCounts,
-  type ErrorCounts,
-  type InventoryDelta,
-  type InventoryKey,
-  type InventoryRecord,
-  type Rollup,
-  type TokenCounts,
-  type UsageKey,
-} from './types.js';
+import { emptyErrors, emptyTokens, type ApiCounts, type BucketCounts, type ErrorCounts, type InventoryDelta, type InventoryKey, type InventoryRecord, type Rollup, type TokenCounts, type UsageKey } from './types.js';
+import { HOUR_MS } from '../time.js';
 
 export const TOKEN_CLASSES = ['input', 'cached_input', 'cache_write', 'output', 'reasoning'] as const satisfies readonly (keyof TokenCounts)[];
 export const ERROR_KINDS = ['upstream_4xx', 'upstream_5xx', 'bad_input', 'truncated', 'aborted'] as const satisfies readonly (keyof ErrorCounts)[];

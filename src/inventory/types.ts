@@ -206,5 +206,3 @@ export function emptyErrors(): ErrorCounts {
   return { upstream_4xx: 0, upstream_5xx: 0, bad_input: 0, truncated: 0, aborted: 0 };
 }
 
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 86_400_000;

@@ -18,7 +18,7 @@ import {
   wouldBlockField,
   wouldBlockHours,
 } from './rules.js';
-import { HOUR_MS } from '../inventory/types.js';
+import { HOUR_MS } from '../time.js';
 
 interface Lease {
   amount: number;

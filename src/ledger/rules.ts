@@ -16,7 +16,7 @@
  */
 import type { CounterWindow, LedgerItem, ReserveRequest, SettleRequest, WouldBlockCount } from '../governance/ledger.js';
 import { rollingBucket } from '../governance/windows.js';
-import { DAY_MS, HOUR_MS } from '../inventory/types.js';
+import { DAY_MS, HOUR_MS } from '../time.js';
 
 /** Calendar counters outlive their window by this much (admin API reads of the previous window). */
 export const COUNTER_GRACE_MS = DAY_MS;

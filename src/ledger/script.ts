@@ -20,7 +20,7 @@
 import type { ItemState, ReserveRequest, ReserveResult, SettleRequest } from '../governance/ledger.js';
 import { counterExpiry, rollingBuckets, SETTLE_GRACE_MS, settledCounterExpiry, wouldBlockField } from './rules.js';
 import { baseTag } from '../store/redis-layout.js';
-import { HOUR_MS } from '../inventory/types.js';
+import { HOUR_MS } from '../time.js';
 import { loadLua } from '../store/lua.js';
 
 export class LedgerKeys {

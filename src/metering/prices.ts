@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import type { CatalogView, ResourcePrice } from '../catalog/types.js';
 import type { PriceOverride } from '../config/types.js';
 import type { Usage } from '../domain.js';
-import { appliedPrices, catalogUsd, findCatalogModel, type CatalogModel } from './catalog.js';
+import { appliedPrices, catalogUsd, findCatalogModel, type CatalogModel } from './genai-prices.js';
 import { compileGlob, type Glob } from '../glob.js';
 import { usdToMicro } from './money.js';
 import { microCost, PRICE_KEYS, ratesFor, type TokenClasses } from './rates.js';

@@ -10,7 +10,7 @@
  */
 
 import type { ModelPrice } from '@pydantic/genai-prices';
-import type { CatalogTokens } from './catalog.js';
+import type { CatalogTokens } from './genai-prices.js';
 
 /** Token classes of one exchange: reasoning is part of output (priced apart only with its own rate). */
 export interface TokenClasses extends CatalogTokens {

@@ -1,6 +1,6 @@
 import { findProvider } from '@pydantic/genai-prices';
 import { describe, expect, it } from 'vitest';
-import { appliedPrices, catalogProviderId, catalogUsd } from '../../src/metering/catalog.js';
+import { appliedPrices, catalogProviderId, catalogUsd } from '../../src/metering/genai-prices.js';
 import { microCost, ratesFor, type TokenClasses } from '../../src/metering/rates.js';
 
 const PROVIDERS = ['openai', 'azure_openai', 'anthropic', 'aws_bedrock', 'gcp_gemini', 'mistral', 'groq', 'cohere'];

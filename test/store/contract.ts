@@ -3,21 +3,8 @@
  * test gets a fresh, empty store and a clock it controls.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  type ApiCounts,
-  DAY_MS,
-  emptyErrors,
-  emptyTokens,
-  HOUR_MS,
-  type ErrorCounts,
-  type InventoryBatch,
-  type InventoryDelta,
-  type InventoryRecord,
-  type InventorySortField,
-  type InventoryStore,
-  type TokenCounts,
-  type UsagePoint,
-} from '../../src/inventory/types.js';
+import { type ApiCounts, emptyErrors, emptyTokens, type ErrorCounts, type InventoryBatch, type InventoryDelta, type InventoryRecord, type InventorySortField, type InventoryStore, type TokenCounts, type UsagePoint } from '../../src/inventory/types.js';
+import { DAY_MS, HOUR_MS } from '../../src/time.js';
 
 export interface StoreUnderTest {
   store: InventoryStore;

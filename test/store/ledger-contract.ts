@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BudgetLedger, LedgerItem, ReserveRequest } from '../../src/governance/ledger.js';
-import { HOUR_MS } from '../../src/inventory/types.js';
+import { HOUR_MS } from '../../src/time.js';
 
 export interface LedgerUnderTest {
   ledger: BudgetLedger;

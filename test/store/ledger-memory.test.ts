@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryLedger } from '../../src/ledger/memory.js';
 import { COUNTER_GRACE_MS, SETTLE_GRACE_MS } from '../../src/ledger/rules.js';
-import { DAY_MS, HOUR_MS } from '../../src/inventory/types.js';
+import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { item, ledgerContract, requestId, T0 } from './ledger-contract.js';
 
 ledgerContract('memory', async ({ now }) => ({ ledger: new MemoryLedger({ now }), cleanup: async () => {} }));

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type RedisConfig } from '../../src/config/types.js';
 import { COUNTER_GRACE_MS, SETTLE_GRACE_MS } from '../../src/ledger/rules.js';
 import { RedisLedger } from '../../src/ledger/redis.js';
-import { DAY_MS, HOUR_MS } from '../../src/inventory/types.js';
+import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { item, ledgerContract, requestId, T0 } from './ledger-contract.js';
 import { TcpFaultProxy } from '../support/tcp-proxy.js';

@@ -1,7 +1,7 @@
 /** The memory store: the shared contract, plus its bounds (records, buckets, batch ids). */
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/inventory/memory.js';
-import { HOUR_MS } from '../../src/inventory/types.js';
+import { HOUR_MS } from '../../src/time.js';
 import { batch, delta, storeContract, T0 } from './contract.js';
 
 storeContract('memory', async ({ now, retentionHours }) => ({

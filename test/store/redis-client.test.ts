@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/types.js';
 import { RedisLedger } from '../../src/ledger/redis.js';
 import { addMigrationGuard, CONNECTION_NAME, createRedisClient, LazyConnection, migrationGuardKey, reconnectOnError } from '../../src/store/redis-client.js';
-import { HOUR_MS } from '../../src/inventory/types.js';
+import { HOUR_MS } from '../../src/time.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { until } from '../support/wait.js';
 

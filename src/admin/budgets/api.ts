@@ -23,6 +23,7 @@ import type { BudgetLedger, ItemState } from '../../governance/ledger.js';
 import { effectiveDefinitions, type EffectiveDefinitions } from '../../registry/merge.js';
 import type { BudgetRegistry, DefinitionCollection } from '../../registry/types.js';
 import type { AuditLog } from '../../registry/catalog-types.js';
+import { HOUR_MS } from '../../time.js';
 import { auditor } from '../catalog/audit.js';
 import { BodyError, budgetJson, parseBudgetBody, parseTemplateBody, templateJson } from './body.js';
 import { budgetStateJson, limitCounters, wouldBlockJson, type WouldBlockFilter } from './views.js';
@@ -44,7 +45,6 @@ export interface BudgetsApiDeps {
   logger?: Logger;
 }
 
-const HOUR_MS = 3_600_000;
 /** Would-block counts are kept about a month; a longer range would only read empty hours. */
 const MAX_WOULD_BLOCK_RANGE_MS = 31 * 24 * HOUR_MS;
 const WOULD_BLOCK_PARAMS = ['from', 'to', 'budget', 'consumer'];
