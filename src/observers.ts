@@ -115,7 +115,7 @@ export function recorderEvents(metrics: Metrics, log: Logger, store: InventorySt
   };
 }
 
-/** The budget ledger's failures: calls that failed or missed their deadline, settlements given up. */
+/** The Redis ledger's settlement retries: how many wait, and those given up. */
 export function ledgerEvents(metrics: Metrics, log: Logger) {
   const settlementLost = new ThrottledWarning(log, 'budget settlement given up: Redis did not take it within a minute of retries; its usage is not counted', 10_000);
   return {
@@ -124,10 +124,14 @@ export function ledgerEvents(metrics: Metrics, log: Logger) {
       metrics.budgetSettlementsLost.inc();
       settlementLost.warn({});
     },
-    onStoreError: (e: StoreErrorEvent) => {
-      const decision = e.admitted === undefined ? 'none' : e.admitted ? 'admitted' : 'refused';
-      metrics.budgetStoreErrors.inc({ op: e.op, decision });
-      log.warn('budget ledger call failed', { op: e.op, decision, ...errorFields(e.error) });
-    },
+  };
+}
+
+/** Admission's ledger calls that failed or missed their deadline, with what was decided without them. */
+export function ledgerCallFailures(metrics: Metrics, log: Logger): (e: StoreErrorEvent) => void {
+  return (e) => {
+    const decision = e.admitted === undefined ? 'none' : e.admitted ? 'admitted' : 'refused';
+    metrics.budgetStoreErrors.inc({ op: e.op, decision });
+    log.warn('budget ledger call failed', { op: e.op, decision, ...errorFields(e.error) });
   };
 }

@@ -16,7 +16,7 @@ import { defaultMaxOutputTokens } from './governance/output-defaults.js';
 import type { Budget, BudgetTemplate } from './governance/types.js';
 import type { Catalog, CatalogDefinitions } from './catalog/catalog.js';
 import type { CatalogView } from './catalog/types.js';
-import type { LiveSet } from './live/live-set.js';
+import { definitionCounts, type LiveSet } from './live/live-set.js';
 import { liveBudgets, liveCatalog, type BudgetDefinitions } from './live/sets.js';
 import { ConsumerIdentities } from './identity.js';
 import type { PolicySet } from './governance/policy-set.js';
@@ -30,7 +30,7 @@ import type { InventoryStore } from './inventory/types.js';
 import { Metrics } from './telemetry/metrics.js';
 import { AdminServer, checkAdminExposure } from './admin/http.js';
 import { priceBookListPrices, showbackRoutes } from './admin/showback/api.js';
-import { grpcServerEvents, ledgerEvents, recorderEvents, streamObserver } from './observers.js';
+import { grpcServerEvents, ledgerCallFailures, ledgerEvents, recorderEvents, streamObserver } from './observers.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import { resolveTelemetry } from './telemetry/settings.js';
 import { NO_TELEMETRY, startTelemetry, type Telemetry } from './telemetry/telemetry.js';
@@ -98,8 +98,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     { flushIntervalMs: config.store.flush_interval_ms, flushMaxDeltas: config.store.flush_max_deltas, retryBufferMaxDeltas: config.store.retry_buffer_max_deltas },
     recorderEvents(metrics, log, store, () => recorder.pendingDeltas),
   );
-  const ledgerReports = ledgerEvents(metrics, log);
-  const ledger = createLedger(config.store, redis?.client, ledgerReports);
+  const ledger = createLedger(config.store, redis?.client, ledgerEvents(metrics, log));
   const registry = createBudgetRegistry(config.store, redis?.client);
   const catalogRegistry = createCatalogRegistry(config.store, redis?.client);
 
@@ -119,7 +118,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     defaultMaxOutputTokens: defaultMaxOutputTokens(config.governance),
     leaseMs: config.governance.lease_ms,
     ledgerTimeoutMs: config.governance.ledger_timeout_ms,
-    onStoreError: ledgerReports.onStoreError,
+    onStoreError: ledgerCallFailures(metrics, log),
   });
   const governor = new BudgetGovernor({
     admitter,
@@ -167,7 +166,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     flush: () => recorder.flush(),
     reloadBudgets(fromConfig, templates) {
       budgets.reload({ budgets: fromConfig, templates });
-      log.debug('budgets replaced', { budgets: fromConfig.length, templates: templates.length });
+      log.debug('budgets replaced', definitionCounts({ budgets: fromConfig, templates }));
     },
     refreshBudgets: () => budgets.refresh(),
     get catalog() {
@@ -175,13 +174,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
     },
     reloadCatalog(definitions) {
       catalog.reload(definitions);
-      log.debug('catalog replaced', {
-        owners: definitions.owners.length,
-        consumers: definitions.consumers.length,
-        consumer_rules: definitions.consumerRules.length,
-        resources: definitions.resources.length,
-        policies: definitions.policies.length,
-      });
+      log.debug('catalog replaced', definitionCounts(definitions));
     },
     refreshCatalog: () => catalog.refresh(),
     async start() {
@@ -219,11 +212,7 @@ export function createServer(config: TokenwardenConfig, hooks: ServerHooks = {})
       await admin?.close();
       budgets.stopPolling();
       catalog.stopPolling();
-      await store.close();
-      await ledger.close();
-      await registry.close();
-      await catalogRegistry.close();
-      await redis?.close();
+      for (const part of [store, ledger, registry, catalogRegistry, redis]) await part?.close();
       await tokens.close();
       log.info('tokenwarden stopped');
     },

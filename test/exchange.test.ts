@@ -2,6 +2,7 @@
  * The metering pipeline without gRPC: every fixture fed to an Exchange chunk by chunk, as Envoy
  * delivers them in STREAMED mode, must yield exactly the expected fields.
  */
+import { eagerResponse } from './support/eager-response.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import { Exchange, type ExchangeDeps } from '../src/traffic/exchange.js';
@@ -180,7 +181,7 @@ describe('streamed output measured while events are read lazily', () => {
       ex.onResponseHeaders(headers(fx.response.headers), false);
       // The reference: the same bytes through the decoders, each event read at once (onEvent).
       const route = recognize({ method: 'POST', authority: headers(fx.request.headers).get(':authority')!, path: headers(fx.request.headers).get(':path')!, headers: headers(fx.request.headers) }, config.discovery)!;
-      const eager = route.handler.newResponse();
+      const eager = eagerResponse(route.handler);
       const sse = new SseDecoder();
       const frames = new EventStreamDecoder();
       const seen: number[] = [];

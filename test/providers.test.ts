@@ -1,3 +1,4 @@
+import { eagerResponse } from './support/eager-response.js';
 import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -46,7 +47,7 @@ function replayResponse(fx: Fixture): ResponseFacts {
   const facts = requestFactsOf(fx);
   const stream = route.pathStream ?? facts?.stream ?? route.streamDefault;
   const framing = route.handler.framing(stream, headerValue(fx.response, 'content-type'));
-  const acc = route.handler.newResponse();
+  const acc = eagerResponse(route.handler);
   const gzip = headerValue(fx.response, 'content-encoding') === 'gzip';
   // Keep the fixture's chunk boundaries unless the body must be gunzipped first.
   const chunks = gzip ? [gunzipSync(Buffer.concat(fx.response.body_chunks))] : fx.response.body_chunks;
@@ -195,7 +196,7 @@ function sse(data: unknown, event?: string): StreamEvent {
 }
 
 function run(handler: ApiHandler, events: StreamEvent[]): ResponseFacts {
-  const acc = handler.newResponse();
+  const acc = eagerResponse(handler);
   for (const e of events) acc.onEvent(e);
   return acc.result();
 }
@@ -285,7 +286,7 @@ describe('stream semantics', () => {
   });
 
   it('bounds the output text to 1 MiB of UTF-8 without splitting a character', () => {
-    const acc = HANDLERS.chat_completions.newResponse();
+    const acc = eagerResponse(HANDLERS.chat_completions);
     const piece = 'é'.repeat(100_000); // 200,000 bytes
     for (let i = 0; i < 6; i++) acc.onEvent(sse({ choices: [{ delta: { content: piece } }] }));
     const r = acc.result();
@@ -338,7 +339,7 @@ describe('hostile input never throws', () => {
       for (const v of hostile) {
         const facts = h.parseRequest(v);
         expect(Array.isArray(facts.promptText)).toBe(true);
-        const acc = h.newResponse();
+        const acc = eagerResponse(h);
         acc.onJson(v);
         for (const e of events(v)) acc.onEvent(e);
         const r = acc.result();
@@ -352,7 +353,7 @@ describe('hostile input never throws', () => {
       fc.property(fc.jsonValue(), (v) => {
         for (const h of handlers) {
           h.parseRequest(v);
-          const acc = h.newResponse();
+          const acc = eagerResponse(h);
           acc.onJson(v);
           for (const e of events(v)) acc.onEvent(e);
           const u = acc.result().usage;
@@ -408,7 +409,7 @@ function textEventsOf(fx: Fixture): TextEvent[] {
  */
 function expectLazyMatchesEager(handler: ApiHandler, events: readonly TextEvent[], polls: readonly boolean[], maxTextBytes?: number): void {
   const lazy = handler.newResponse(maxTextBytes);
-  const eager = handler.newResponse(maxTextBytes);
+  const eager = eagerResponse(handler, maxTextBytes);
   events.forEach((e, i) => {
     lazy.onStreamText(e.text, e.name);
     eager.onEvent(asStreamEvent(e));

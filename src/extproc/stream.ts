@@ -317,7 +317,7 @@ export class ProcessStream {
       if (this.llm) {
         ex.onRequestBody(body.body ?? EMPTY, eos);
         // Earlier chunks already went upstream: too late to refuse, not to flag.
-        if (eos && governor?.flag(governed(ex))) ex.unsanctioned = true;
+        if (eos) this.flagOnly(ex);
       }
       return echo('request_body', body);
     }
@@ -325,13 +325,18 @@ export class ProcessStream {
     const rewrite = ex.onRequestBody(body.body ?? EMPTY, eos);
     if (!eos || !governor) return this.requestBodyAnswer(ex, eos, rewrite);
     if (this.observability) {
-      if (governor.flag(governed(ex))) ex.unsanctioned = true;
+      this.flagOnly(ex);
       return this.requestBodyAnswer(ex, eos, rewrite);
     }
     // Policies and budgets decide before anything reaches the upstream, then the answer.
     const decision = governor.admit(governed(ex));
     if (decision instanceof Promise) return decision.then((d) => this.decided(ex, eos, rewrite, d));
     return this.decided(ex, eos, rewrite, decision);
+  }
+
+  /** A request that cannot be refused (mirrored, or partly upstream already) is only flagged. */
+  private flagOnly(ex: Exchange): void {
+    if (this.opts.governor?.flag(governed(ex))) ex.unsanctioned = true;
   }
 
   private decided(ex: Exchange, eos: boolean, rewrite: RequestBodyRewrite | null, decision: GovernorDecision | null): WireProcessingResponse {

@@ -78,3 +78,8 @@ export class LiveSet<D, V> {
     this.timer = undefined;
   }
 }
+
+/** How many definitions of each kind, e.g. `{ budgets: 3, templates: 1 }` (for logs). */
+export function definitionCounts(definitions: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(definitions).map(([kind, list]) => [kind, Array.isArray(list) ? list.length : 0]));
+}

@@ -44,8 +44,6 @@ export interface ResponseFacts {
 /** Accumulates one response: either a whole JSON body or a sequence of stream events. */
 export interface ResponseAccumulator {
   onJson(value: unknown): void;
-  /** Reads one event at once: the reference behaviour that onStreamText's deferred reading is tested against. */
-  onEvent(event: StreamEvent): void;
   /**
    * What the Exchange calls: the event's text (SSE data, NDJSON line, frame payload) and name, read
    * now or later (an event that can carry no usage nor a new model may wait until its text is needed).

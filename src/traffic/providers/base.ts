@@ -48,6 +48,10 @@ export abstract class BaseAccumulator implements ResponseAccumulator {
     }
   }
 
+  /**
+   * Reads one decoded event at once. Not part of ResponseAccumulator (the Exchange streams text
+   * through onStreamText): it is the reference the tests hold onStreamText's deferred reading to.
+   */
   onEvent(event: StreamEvent): void {
     this.catchUp();
     try {
