@@ -24,9 +24,18 @@ export interface Server {
   exited: Promise<void>;
 }
 
+/** Where and how a server process is started: another checkout (its dist/ or sources), under a wrapper such as valgrind. */
+export interface Launch {
+  /** The checkout to run (default: this one). */
+  cwd?: string;
+  /** A command that runs node, e.g. ['valgrind', '--tool=callgrind']. */
+  wrapper?: readonly string[];
+}
+
 /** Spawns a server and resolves with the address from its ready line ("... ready grpc=HOST:PORT"). */
-export function startServer(name: Server['name'], args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startServer(name: Server['name'], args: string[], launch: Launch = {}): Promise<Server> {
+  const [command, ...before] = launch.wrapper?.length ? [...launch.wrapper, process.execPath] : [process.execPath];
+  const child = spawn(command!, [...before, ...args], { cwd: launch.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let stdout = '';
   let stderr = '';
@@ -41,9 +50,9 @@ export function startServer(name: Server['name'], args: string[]): Promise<Serve
   });
 }
 
-function tokenwardenArgs(port: number, adminPort: number, configFile: string): string[] {
+function tokenwardenArgs(root: string, port: number, adminPort: number, configFile: string): string[] {
   // The built CLI when present (what users deploy), else the sources through tsx.
-  const entry = existsSync(path.join(ROOT, 'dist/cli.js')) ? ['dist/cli.js'] : [...TSX, 'src/cli.ts'];
+  const entry = existsSync(path.join(root, 'dist/cli.js')) ? ['dist/cli.js'] : [...TSX, 'src/cli.ts'];
   return [...entry, 'serve', '--config', configFile, '--grpc-address', `127.0.0.1:${port}`, '--admin-address', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--no-watch'];
 }
 
@@ -57,14 +66,15 @@ export interface Tokenwarden {
 export const setupKey = (s: ServerSetup): string => `${s.store}${s.budget ? '-budget' : ''}`;
 
 /** `nodeArgs` go to node before the script (e.g. `--cpu-prof`). */
-export async function startTokenwarden(setup: ServerSetup, configDir: string, nodeArgs: readonly string[] = []): Promise<Tokenwarden> {
+export async function startTokenwarden(setup: ServerSetup, configDir: string, nodeArgs: readonly string[] = [], launch: Launch = {}): Promise<Tokenwarden> {
   const key = setupKey(setup);
   const redis = setup.store === 'redis' ? await startRedis() : null;
   try {
     const file = path.join(configDir, `${key}.yaml`);
     const store = redis ? `{ type: redis, redis: { url: "${redis.url}" } }` : '{ type: memory }';
     writeFileSync(file, [`store: ${store}`, ...(setup.budget ? [BENCH_BUDGETS_YAML] : [])].join('\n') + '\n');
-    return { key, server: await startServer('tokenwarden', [...nodeArgs, ...tokenwardenArgs(await freePort(), await freePort(), file)]), redis };
+    const args = [...nodeArgs, ...tokenwardenArgs(launch.cwd ?? ROOT, await freePort(), await freePort(), file)];
+    return { key, server: await startServer('tokenwarden', args, launch), redis };
   } catch (e) {
     await redis?.close();
     throw e;
@@ -95,9 +105,9 @@ export interface ServerUnderTest {
 }
 
 /** `nodeArgs` go to node before the script (a profiler, a preloaded module). */
-export async function startServerUnderTest(noop: boolean, setup: ServerSetup, nodeArgs: readonly string[]): Promise<ServerUnderTest> {
+export async function startServerUnderTest(noop: boolean, setup: ServerSetup, nodeArgs: readonly string[], launch: Launch = {}): Promise<ServerUnderTest> {
   if (noop) {
-    const server = await startServer('noop', [...nodeArgs, ...TSX, 'bench/noop-server.ts', '0']);
+    const server = await startServer('noop', [...nodeArgs, ...TSX, 'bench/noop-server.ts', '0'], launch);
     return {
       server,
       stop: async () => {
@@ -109,7 +119,7 @@ export async function startServerUnderTest(noop: boolean, setup: ServerSetup, no
   const configDir = mkdtempSync(path.join(tmpdir(), 'tw-bench-'));
   const removeConfig = (): void => rmSync(configDir, { recursive: true, force: true });
   try {
-    const tw = await startTokenwarden(setup, configDir, nodeArgs);
+    const tw = await startTokenwarden(setup, configDir, nodeArgs, launch);
     return {
       server: tw.server,
       stop: async () => {
