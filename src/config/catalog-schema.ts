@@ -19,6 +19,8 @@
  * entry types derive from the declarations. The admin API validates its bodies with the same rules,
  * spelled in camelCase (costCenter, displayName, budgetTemplates), so both name the field a user
  * wrote; both parse to the YAML shape, which one conversion per kind turns into the catalog model.
+ * Also here: the references across sections a config file must satisfy (checkCatalogReferences), and
+ * the way back to the YAML spelling for the catalog export (ownerYaml ... policiesYaml).
  */
 import { GLOBAL_POLICY_ID, type CatalogSource, type ConsumerEntry, type ConsumerRule, type ConsumerStatus, type Owner, type PolicyMode, type Resource, type ResourcePrice, type SanctionPolicy } from '../catalog/types.js';
 import { resourceId } from '../catalog/catalog.js';

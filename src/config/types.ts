@@ -1,10 +1,11 @@
 /**
  * tokenwarden configuration: the typed shape after validation, with defaults applied.
  *
- * Every key is declared once, in config-schema.ts, telemetry-schema.ts, budgets-schema.ts and
- * catalog-schema.ts (type, constraints, default, doc string); the types here and `defaultConfig()`
- * derive from those declarations, and the README's "Configuration reference" is generated from them
- * (scripts/config-reference.ts). Budgets and the catalog come out converted to their domain models.
+ * Every key is declared once (type, constraints, default, doc string): in config-schema.ts and
+ * telemetry-schema.ts, from which the section types here and `defaultConfig()` derive, and in
+ * budgets-schema.ts and catalog-schema.ts, whose sections the loader converts to their domain models
+ * (governance/types.ts, catalog/types.ts; default `[]`). The README's "Configuration reference" is
+ * generated from all of them (scripts/config-reference.ts).
  */
 import type { Budget, BudgetTemplate } from '../governance/types.js';
 import type { ConsumerEntry, ConsumerRule, Owner, Resource, SanctionPolicy } from '../catalog/types.js';
