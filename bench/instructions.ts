@@ -1,10 +1,12 @@
 /**
- * Instructions per exchange: the server runs under valgrind's callgrind (`--single-threaded`, so V8
- * compiles and collects garbage on the thread that is counted), the load driver runs a scenario
- * against it one exchange at a time, and callgrind's count over the measured run (after a warm-up,
- * counters zeroed in between) is divided by its exchanges. Timings on a shared 2-core machine vary
- * by tens of percent from run to run; this count repeats within about 2 %, whatever else the machine
- * is doing, so it is the figure to compare two commits with (build both, then `--checkout` the other).
+ * Instructions per exchange: the server runs under valgrind's callgrind with V8's `--predictable`
+ * and `--single-threaded` (no time-based heuristics: garbage collection and compilation then depend
+ * on the work, not on how fast the machine ran it, and happen on the thread that is counted), the
+ * load driver runs a scenario against it one exchange at a time, and callgrind's count over the
+ * measured run (after a warm-up, counters zeroed in between) is divided by its exchanges. Timings on
+ * a shared 2-core machine vary by tens of percent from run to run; this count repeated within about
+ * 2 %, quiet or with a core kept busy (without `--predictable` it moved by 10-25 % with the load), so
+ * it is the figure to compare two commits with (build both, then `--checkout` the other).
  * It is a different measure from CPU time (no cache misses, no kernel time, one exchange in flight,
  * so nothing is batched); compare counts with counts.
  *
@@ -39,7 +41,7 @@ async function measure(name: string, o: { noop: boolean; count: number; warmup: 
   const scenario = findScenario(name);
   const outFile = path.join(o.workDir, `callgrind.${name}.${o.noop ? 'noop' : 'tw'}.%p`);
   const wrapper = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${outFile}`];
-  const sut = await startServerUnderTest(o.noop, scenario.setup, ['--single-threaded'], { wrapper, ...(o.checkout ? { cwd: o.checkout } : {}) });
+  const sut = await startServerUnderTest(o.noop, scenario.setup, ['--single-threaded', '--predictable'], { wrapper, ...(o.checkout ? { cwd: o.checkout } : {}) });
   const pid = sut.server.child.pid!;
   const report = path.join(o.workDir, `${name}.json`);
   const drive = (count: number): Promise<void> =>
