@@ -49,7 +49,7 @@ export interface RedisLedgerOptions {
   /** Background sending of settlements and releases (tests shorten it; 0 turns the second send off). */
   resendFinaliseMs?: number;
   retryFinaliseMs?: number;
-  /** The number of settlements and releases waiting for a retry or their second send, when it changes. */
+  /** The number of settlements and releases waiting for (or in) a retry or their second send, when it changes. */
   onPending?: (count: number) => void;
   /** A settlement or release that never reached Redis is given up (retries over, or the buffer full). */
   onLost?: () => void;
@@ -112,6 +112,8 @@ export class RedisLedger implements BudgetLedger {
   private readonly onLost: () => void;
   /** Settlements and releases to send again, in no particular order. */
   private readonly pending = new Set<Finalise>();
+  /** Taken from `pending` and being sent again: still outstanding until Redis answers. */
+  private sendingAgain = 0;
   private timer: NodeJS.Timeout | null = null;
   /** First sends waiting for FIRST_SEND_MS, each with the caller's outcome. */
   private firstSends: { f: Finalise; done: (failure: unknown) => void }[] = [];
@@ -133,9 +135,9 @@ export class RedisLedger implements BudgetLedger {
     this.conn.client.defineCommand('tokenwardenBudgetRead', { numberOfKeys: 1, lua: READ_LUA });
   }
 
-  /** Settlements and releases waiting for a retry or their second send (for tests and metrics). */
+  /** Settlements and releases waiting for (or in) a retry or their second send (for tests and metrics). */
   get pendingFinalise(): number {
-    return this.pending.size;
+    return this.pending.size + this.sendingAgain;
   }
 
   async reserve(req: ReserveRequest): Promise<ReserveResult> {
@@ -217,10 +219,11 @@ export class RedisLedger implements BudgetLedger {
         this.after(b.f, failure === null);
         b.done(failure);
       }
+      this.onPending(this.pendingFinalise);
     });
   }
 
-  /** Decides what comes after a send of `f`: nothing, a retry with backoff, or the second send. */
+  /** Decides what comes after a send of `f`: nothing, a retry with backoff, or the second send (the caller reports the count). */
   private after(f: Finalise, ok: boolean): void {
     if (this.closed) return;
     const now = Date.now();
@@ -234,7 +237,6 @@ export class RedisLedger implements BudgetLedger {
       f.failures += 1;
       if (now - f.since >= this.retryMs) {
         if (!f.confirming) this.onLost();
-        this.onPending(this.pending.size);
         return;
       }
       f.due = now + Math.min(RETRY_MIN_MS * 2 ** (f.failures - 1), RETRY_MAX_MS);
@@ -248,7 +250,6 @@ export class RedisLedger implements BudgetLedger {
       }
     }
     this.pending.add(f);
-    this.onPending(this.pending.size);
     if (!this.timer) {
       this.timer = setTimeout(() => this.sendDue(), TICK_MS);
       this.timer.unref();
@@ -260,11 +261,9 @@ export class RedisLedger implements BudgetLedger {
     this.timer = null;
     const now = Date.now();
     let batch: Finalise[] = [];
-    let sent = false;
     for (const f of this.pending) {
       if (f.due > now) continue;
       this.pending.delete(f);
-      sent = true;
       batch.push(f);
       if (batch.length === FINALISE_BATCH) {
         this.again(batch);
@@ -272,7 +271,6 @@ export class RedisLedger implements BudgetLedger {
       }
     }
     if (batch.length > 0) this.again(batch);
-    if (sent) this.onPending(this.pending.size);
     if (this.pending.size > 0 && !this.closed) {
       this.timer = setTimeout(() => this.sendDue(), TICK_MS);
       this.timer.unref();
@@ -280,7 +278,12 @@ export class RedisLedger implements BudgetLedger {
   }
 
   private again(batch: Finalise[]): void {
-    void this.send('again', batch).then((failure) => batch.forEach((f) => this.after(f, failure === null)));
+    this.sendingAgain += batch.length;
+    void this.send('again', batch).then((failure) => {
+      this.sendingAgain -= batch.length;
+      for (const f of batch) this.after(f, failure === null);
+      this.onPending(this.pendingFinalise);
+    });
   }
 
   /** One script call for the batch; resolves with the failure, or null. */

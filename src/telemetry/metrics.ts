@@ -230,7 +230,7 @@ export class Metrics {
   });
   readonly budgetSettlementsPending = new Gauge({
     name: 'tokenwarden_budget_settlements_pending',
-    help: 'Budget settlements and releases waiting for a retry (Redis did not answer) or for their second send (README "Redis failover and resharding").',
+    help: 'Budget settlements and releases waiting for (or in) a retry (Redis did not answer) or their second send (README "Redis failover and resharding").',
     registers: [this.registry],
   });
   readonly budgetSettlementsLost = new Counter({

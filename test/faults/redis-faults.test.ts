@@ -24,7 +24,7 @@ import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { TcpFaultProxy, type ProxyMode } from '../support/tcp-proxy.js';
 import { eventually, until } from '../support/wait.js';
-import { alive, budgetLimit, chat, chatRequest, countBy, ENVOY, envoyTrouble, inventoryRequests, killAll, startFleetSidecar, type FleetSidecar } from './fleet.js';
+import { alive, budgetLimit, chat, chatRequest, countBy, ENVOY, envoyTrouble, inventoryRequests, killAll, settlementsPending, startFleetSidecar, type FleetSidecar } from './fleet.js';
 
 const PREFIX = 'faults';
 const SIDECARS = 3;
@@ -195,6 +195,9 @@ describe('Redis faults under traffic through three sidecars', () => {
       expect(await budgetLimit(first!, 'closed')).toMatchObject({ reserved: 0 });
       expect(await budgetLimit(first!, 'open')).toMatchObject({ reserved: 0 });
     }, 5_000);
+    // Settlements that failed during the faults are retried in the background: each counts once it
+    // lands, so the counters are read once none waits (their second sends, idempotent, included).
+    await eventually(async () => expect(await Promise.all(sidecars.map(settlementsPending))).toEqual(sidecars.map(() => 0)), 15_000);
     // After recovery the counters count exactly what is settled.
     const before = { closed: (await budgetLimit(first!, 'closed')).used, open: (await budgetLimit(first!, 'open')).used };
     const clean: Seen[] = [];
