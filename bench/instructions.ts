@@ -5,8 +5,9 @@
  * load driver runs a scenario against it one exchange at a time, and callgrind's count over the
  * measured run (after a warm-up, counters zeroed in between) is divided by its exchanges. Timings on
  * a shared 2-core machine vary by tens of percent from run to run; this count repeated within about
- * 2 %, quiet or with a core kept busy (without `--predictable` it moved by 10-25 % with the load), so
- * it is the figure to compare two commits with (build both, then `--checkout` the other).
+ * 2 %, quiet or with a core kept busy, 3-4 % beside the test suite (without `--predictable` it moved
+ * by 10-25 % with the load), so it is the figure to compare two commits with, back to back on a
+ * quiet machine (build both, then `--checkout` the other).
  * It is a different measure from CPU time (no cache misses, no kernel time, one exchange in flight,
  * so nothing is batched); compare counts with counts.
  *
