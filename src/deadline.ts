@@ -4,8 +4,8 @@
  * When tokenwarden's event loop is blocked (a long GC pause, a burst of CPU work), the store's answer
  * waits unread in the socket while the deadline's timer comes due; timers run before I/O callbacks,
  * so a plain timer would report the store late for our own stall. So when the timer fires, the time
- * the loop was busy since the call began is given back, once (a call waits at most the deadline plus
- * that much, twice the deadline when the loop was busy throughout), and the verdict waits for that
+ * the loop was busy since the call began is given back, once (a call waits at most the deadline, plus
+ * our own busy time up to then, plus whatever stalls the extra wait), and the verdict waits for that
  * turn's I/O (setImmediate runs after the poll phase): an answer that arrived during the stall wins.
  */
 import { performance } from 'node:perf_hooks';
