@@ -87,12 +87,36 @@ export async function stopTokenwarden(tw: Tokenwarden): Promise<void> {
   await tw.redis?.close();
 }
 
-/** Runs the load driver (its own process) to completion. */
-export function runDriver(args: string[]): Promise<void> {
+/**
+ * Runs the load driver (its own process) to completion. With `onWarm`, the driver holds after its
+ * warm-up (`--hold`): `onWarm` runs, then the measured run goes on over the same connections.
+ */
+export function runDriver(args: string[], onWarm?: () => void | Promise<void>): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TSX, 'bench/driver/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const held = onWarm !== undefined;
+    const child = spawn(process.execPath, [...TSX, 'bench/driver/main.ts', ...args, ...(held ? ['--hold'] : [])], {
+      cwd: ROOT,
+      stdio: [held ? 'pipe' : 'ignore', held ? 'pipe' : 'ignore', 'pipe'],
+    });
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    if (held) {
+      let stdout = '';
+      child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+        stdout += c;
+        if (!stdout.includes('warm\n')) return;
+        stdout = '';
+        Promise.resolve()
+          .then(onWarm)
+          .then(
+            () => child.stdin!.end('go\n'),
+            (e: unknown) => {
+              child.kill();
+              reject(e instanceof Error ? e : new Error(String(e)));
+            },
+          );
+      });
+    }
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`driver exited ${code}: ${stderr.trim()}`))));
   });
 }

@@ -21,23 +21,32 @@ export class DeadlineExceeded extends Error {
 
 /** `work`'s outcome, or a DeadlineExceeded (`what` starts its message) when it takes longer than `ms`. */
 export function withDeadline<T>(work: Promise<T>, ms: number, what?: string): Promise<T> {
-  // A late rejection has nobody waiting for it; keep it from being unhandled.
-  work.catch(() => {});
-  const started = performance.eventLoopUtilization();
-  let timer: NodeJS.Timeout | undefined;
-  let verdict: NodeJS.Immediate | undefined;
-  const expired = new Promise<never>((_, reject) => {
+  // One promise and one reaction per call (no race, no finally): the budget path makes two calls per
+  // exchange. The handlers also keep a late rejection of `work` from being unhandled.
+  return new Promise<T>((resolve, reject) => {
+    const started = performance.eventLoopUtilization();
+    let verdict: NodeJS.Immediate | undefined;
     const expire = (): void => {
       verdict = setImmediate(() => reject(new DeadlineExceeded(ms, what)));
     };
-    timer = setTimeout(() => {
+    let timer = setTimeout(() => {
       const busyMs = performance.eventLoopUtilization(started).active;
       if (busyMs >= 1) timer = setTimeout(expire, busyMs).unref();
       else expire();
     }, ms).unref();
-  });
-  return Promise.race([work, expired]).finally(() => {
-    clearTimeout(timer);
-    clearImmediate(verdict);
+    const settled = (): void => {
+      clearTimeout(timer);
+      clearImmediate(verdict);
+    };
+    work.then(
+      (value) => {
+        settled();
+        resolve(value);
+      },
+      (error: unknown) => {
+        settled();
+        reject(error);
+      },
+    );
   });
 }

@@ -15,6 +15,7 @@ import { ghzConfig } from '../bench/driver/ghz-config.js';
 import { runLoad, DEFAULT_LOAD } from '../bench/driver/load.js';
 import { histogram, percentile, type BenchReport } from '../bench/driver/report.js';
 import { BENCH_BUDGETS_YAML, findScenario, SCENARIOS, scenarioSteps, type Scenario } from '../bench/driver/scenarios.js';
+import { runDriver } from '../bench/processes.js';
 import { parseConfig } from '../src/config/load.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -234,6 +235,23 @@ describe('driver against the no-op server', () => {
       const report = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
       expect(report).toMatchObject({ count: 50, errorDistribution: {}, closes: { style: 'envoy' }, sessions: { goaways: {} } });
       for (const key of ['total', 'average', 'fastest', 'slowest', 'rps', 'histogram', 'phases', 'closes', 'sessions', 'driver']) expect(report).toHaveProperty(key);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--hold: waits after the warm-up for the go-ahead, then measures over the same connection', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bench-driver-'));
+    try {
+      const out = path.join(dir, 'chat.json');
+      let warmed = 0;
+      await runDriver(['--target', noop.address, '--scenario', 'chat', '--count', '40', '--warmup', '20', '--concurrency', '1', '--out', out], () => {
+        warmed++;
+      });
+      const report = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
+      expect(warmed).toBe(1);
+      expect(report.count).toBe(40);
+      expect(report.sessions).toMatchObject({ opened: 1, lost: 0 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

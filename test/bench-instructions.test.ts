@@ -1,6 +1,6 @@
-/** bench/instructions.ts: the instruction count is read from callgrind's dump. */
+/** bench/instructions.ts: the instruction count, and who spent it, read from callgrind's dump. */
 import { describe, expect, it } from 'vitest';
-import { dumpInstructions } from '../bench/instructions.js';
+import { dumpInstructions, dumpShares } from '../bench/instructions.js';
 
 describe('bench instructions', () => {
   it('reads the summary line of a callgrind dump', () => {
@@ -14,5 +14,28 @@ describe('bench instructions', () => {
 
   it('refuses a file that is not a finished dump', () => {
     expect(() => dumpInstructions('# callgrind format\nevents: Ir\n')).toThrow(/no summary line/);
+  });
+
+  it('splits the count into V8 compiling, collecting garbage and the rest by exclusive cost', () => {
+    const dump = [
+      'events: Ir',
+      'summary: 1000',
+      'ob=(1) /usr/bin/node',
+      'fl=(1) ???',
+      'fn=(1) v8::internal::compiler::GraphReducer::ReduceTop()',
+      '0 300',
+      'fn=(2) v8::internal::Heap::Scavenge()',
+      '0 50',
+      '+2 20',
+      // A call's line is the callee's inclusive cost: not the caller's own.
+      'cfn=(1)',
+      'calls=3 0',
+      '0 400',
+      'fn=(3) Builtins_JSONParse',
+      '0 600',
+      'fn=(1)',
+      '* 30',
+    ].join('\n');
+    expect(dumpShares(dump)).toEqual({ total: 1000, compiling: 330, collecting: 70 });
   });
 });

@@ -25,7 +25,8 @@ export function parseCloseStyle(text: string | undefined, fallback: CloseStyle =
   return text as CloseStyle;
 }
 
-export type DriverArgs = LoadOptions & { out: string | null; list: boolean };
+/** `hold`: after the warm-up, print "warm" and wait for a line on stdin before measuring. */
+export type DriverArgs = LoadOptions & { out: string | null; list: boolean; hold: boolean };
 
 export function parseDriverArgs(argv: readonly string[]): DriverArgs {
   const { values } = parseArgs({
@@ -43,6 +44,7 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
       close: { type: 'string' },
       out: { type: 'string' },
       list: { type: 'boolean' },
+      hold: { type: 'boolean' },
     },
     strict: true,
   });
@@ -61,5 +63,6 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
     close: parseCloseStyle(values.close),
     out: values.out ?? null,
     list,
+    hold: values.hold === true,
   };
 }

@@ -30,6 +30,8 @@ export interface LoadOptions {
   timeoutMs: number;
   /** How each RPC is ended once every answer arrived: Envoy's default (reset) or its graceful close. */
   close: CloseStyle;
+  /** Runs between the warm-up and the measured run, on the same connections (e.g. starts a profiler's count). */
+  afterWarmup?: () => Promise<void>;
 }
 
 export const DEFAULT_LOAD: Omit<LoadOptions, 'target' | 'scenario'> = {
@@ -92,6 +94,7 @@ export async function runLoad(options: LoadOptions): Promise<BenchReport> {
   };
   try {
     await closedLoop(play, DISCARD, null, { ...options, durationMs: 0, count: options.warmup });
+    await options.afterWarmup?.();
     connections.resetStats();
     const rec = new Recorder();
     const cpu0 = process.cpuUsage();

@@ -3,26 +3,29 @@
  *
  *   npx tsx bench/driver/main.ts --target 127.0.0.1:50051 --scenario chat [--concurrency 16]
  *       [--rps 0] [--duration 5s] [--count 0] [--warmup 200] [--connections 1] [--timeout 10s]
- *       [--close envoy|graceful] [--out FILE]
+ *       [--close envoy|graceful] [--out FILE] [--hold]
  *   npx tsx bench/driver/main.ts --list
  *
  * --close: how each RPC ends after its last answer, as Envoy ends it (default `envoy`: END_STREAM then
  * RST_STREAM(CANCEL) at once unless the server already ended it; `graceful`: END_STREAM, up to 1 s for
  * the server's trailers, then the reset).
+ * --hold: after the warm-up, print "warm" on stdout and wait for a line on stdin before the measured
+ * run, which then uses the same connections (bench/instructions.ts starts counting in between).
  * Writes the report (ghz's JSON format plus per-phase figures) to --out, or to stdout.
  */
 import { writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { parseDriverArgs } from './args.js';
 import { runLoad } from './load.js';
 import { SCENARIOS } from './scenarios.js';
 
 async function main(): Promise<void> {
-  const { out, list, ...options } = parseDriverArgs(process.argv.slice(2));
+  const { out, list, hold, ...options } = parseDriverArgs(process.argv.slice(2));
   if (list) {
     for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(18)} ${s.description}\n`);
     return;
   }
-  const report = await runLoad(options);
+  const report = await runLoad(hold ? { ...options, afterWarmup: warmThenWait } : options);
   const text = JSON.stringify(report, null, 2);
   if (out === null) process.stdout.write(`${text}\n`);
   else {
@@ -35,6 +38,15 @@ async function main(): Promise<void> {
         `ended by server ${c.endedByServer + c.endedAfterHalfClose}, reset by driver ${c.resetByDriver}; GOAWAYs: ${goaways} -> ${out}\n`,
     );
   }
+}
+
+/** Says the warm-up is over and waits for the go-ahead (one line on stdin). */
+async function warmThenWait(): Promise<void> {
+  const lines = createInterface({ input: process.stdin });
+  const go = new Promise<void>((resolve) => lines.once('line', () => resolve()));
+  process.stdout.write('warm\n');
+  await go;
+  lines.close();
 }
 
 main().catch((e: unknown) => {

@@ -238,10 +238,10 @@ const raisedByPrompt = (slot: Slot): boolean => PROMPT_METRICS.has(slot.budget.l
 /** The ledger's rule: an amount fits when used + reserved + amount <= max. */
 const exceeds = (state: ItemState, item: LedgerItem): boolean => state.used + state.reserved + item.amount > item.max;
 
-/** Resolves to the call's value, or FAILED_STORE_CALL (after reporting) on error or deadline. */
+/** Resolves to the call's value, or FAILED_STORE_CALL (after reporting) on error, a throw or the deadline. */
 async function ledgerCall<T>(call: () => Promise<T>, ms: number, report: (error: unknown) => void): Promise<T | typeof FAILED_STORE_CALL> {
   try {
-    return await withDeadline(Promise.resolve().then(call), ms, 'budget ledger did not answer');
+    return await withDeadline(call(), ms, 'budget ledger did not answer');
   } catch (error) {
     report(error);
     return FAILED_STORE_CALL;
