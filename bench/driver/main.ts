@@ -40,10 +40,13 @@ async function main(): Promise<void> {
   }
 }
 
-/** Says the warm-up is over and waits for the go-ahead (one line on stdin). */
+/** Says the warm-up is over and waits for the go-ahead (one line on stdin, or stdin closed: no hang without a parent). */
 async function warmThenWait(): Promise<void> {
   const lines = createInterface({ input: process.stdin });
-  const go = new Promise<void>((resolve) => lines.once('line', () => resolve()));
+  const go = new Promise<void>((resolve) => {
+    lines.once('line', () => resolve());
+    lines.once('close', () => resolve());
+  });
   process.stdout.write('warm\n');
   await go;
   lines.close();
