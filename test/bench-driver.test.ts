@@ -245,11 +245,16 @@ describe('driver against the no-op server', () => {
     try {
       const out = path.join(dir, 'chat.json');
       let warmed = 0;
-      await runDriver(['--target', noop.address, '--scenario', 'chat', '--count', '40', '--warmup', '20', '--concurrency', '1', '--out', out], () => {
+      let warmDone = false;
+      await runDriver(['--target', noop.address, '--scenario', 'chat', '--count', '40', '--warmup', '20', '--concurrency', '1', '--out', out], async () => {
         warmed++;
+        // Longer than the 40 exchanges take: a driver that did not wait would have exited by now.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        warmDone = true;
       });
       const report = JSON.parse(readFileSync(out, 'utf8')) as BenchReport;
       expect(warmed).toBe(1);
+      expect(warmDone).toBe(true);
       expect(report.count).toBe(40);
       expect(report.sessions).toMatchObject({ opened: 1, lost: 0 });
     } finally {

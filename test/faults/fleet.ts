@@ -114,13 +114,16 @@ export async function budgetLimit(s: FleetSidecar, id: string): Promise<{ used: 
   return ((await res.json()) as { limits: { used: number; reserved: number }[] }).limits[0]!;
 }
 
-/** `tokenwarden_budget_settlements_pending` of one sidecar: settlements waiting for a retry or their second send. */
-export async function settlementsPending(s: FleetSidecar): Promise<number> {
+/** An unlabelled metric of one sidecar, read from its /metrics. */
+export async function metricValue(s: FleetSidecar, name: string): Promise<number> {
   const text = await (await fetch(`http://${s.adminAddress}/metrics`)).text();
-  const m = /^tokenwarden_budget_settlements_pending (\d+)/m.exec(text);
-  if (!m) throw new Error(`${s.name}: no tokenwarden_budget_settlements_pending in /metrics`);
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  if (!m) throw new Error(`${s.name}: no ${name} in /metrics`);
   return Number(m[1]);
 }
+
+/** Settlements of one sidecar waiting for (or in) a retry or their second send. */
+export const settlementsPending = (s: FleetSidecar): Promise<number> => metricValue(s, 'tokenwarden_budget_settlements_pending');
 
 /** Requests per consumer in the shared inventory (read straight from Redis). */
 export async function inventoryRequests(redisUrl: string, keyPrefix: string): Promise<Record<string, number>> {

@@ -13,17 +13,14 @@ import { EnvoyEmulator, type ExchangeResult } from '../emulator/envoy.js';
 import { SIDECAR } from '../support/envoy-modes.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { until } from '../support/wait.js';
-import { chat, envoyTrouble, inventoryRequests, killAll, startFleetSidecar, type FleetSidecar } from './fleet.js';
+import { chat, envoyTrouble, inventoryRequests, killAll, metricValue, startFleetSidecar, type FleetSidecar } from './fleet.js';
 
 const PREFIX = 'shutdown';
 const STREAMS = 500;
 const HANDED_BACK = 100;
 const GRACE_MS = 1_500;
 
-async function streamsActive(s: FleetSidecar): Promise<number> {
-  const text = await (await fetch(`http://${s.adminAddress}/metrics`)).text();
-  return Number(/^tokenwarden_extproc_streams_active (\d+)/m.exec(text)?.[1] ?? NaN);
-}
+const streamsActive = (s: FleetSidecar): Promise<number> => metricValue(s, 'tokenwarden_extproc_streams_active');
 
 describe('graceful shutdown under load', () => {
   let redis: RedisServer;
